@@ -1,0 +1,53 @@
+# profilecast developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.profilecast-installed
+export PROFILECAST_HOME ?= $(CURDIR)/.profilecast
+DEMO_CONTACTS ?= 3000
+DEMO_DATE ?= 2026-10-31
+DEMO_SEED ?= 42
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format airflow lock clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip install --python $(PY) --quiet -r requirements.lock
+	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent)
+
+demo: $(STAMP) ## Generate a sample and run the whole DAG for one date, then print the summary
+	$(VENV)/bin/profilecast generate --contacts $(DEMO_CONTACTS) --seed $(DEMO_SEED) --end-date $(DEMO_DATE) --out $(PROFILECAST_HOME)/sample
+	PROFILECAST_SOURCES=$${PROFILECAST_SOURCES:-$(PROFILECAST_HOME)/sample} $(VENV)/bin/profilecast run --date $(DEMO_DATE)
+
+test: $(STAMP) ## Run lint and the whole test suite (unit, DAG integrity, end to end)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+airflow: $(STAMP) ## Start `airflow standalone` on the project's DAGs (UI on http://localhost:8080)
+	$(VENV)/bin/profilecast airflow-standalone
+
+lock: ## Re-resolve requirements.in into requirements.lock
+	@test -x $(UV) || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet uv==0.13.9)
+	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean: ## Remove generated data, the warehouse and Airflow state (keeps .venv)
+	rm -rf $(PROFILECAST_HOME) dbt_project/target dbt_project/logs

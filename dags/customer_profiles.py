@@ -1,0 +1,117 @@
+"""customer_profiles: sources -> raw -> dbt -> quality gate -> render -> export.
+
+Daily, one data interval per run. Every task is idempotent for its interval: extraction keeps
+the records whose watermark falls in the interval (plus a lookback; the first run takes all
+history), the raw load replaces the interval's batches, dbt builds "as of" the interval's
+end, and the export skips every message key already in the send ledger. Tasks that write the
+DuckDB warehouse share the ``profilecast_warehouse`` pool (one slot: DuckDB allows a single
+writing process). Heavy imports happen inside the tasks, never at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+SOURCES = ("crm", "billing", "web", "esp")
+WAREHOUSE_POOL = "profilecast_warehouse"
+RAW_ASSET = Asset("profilecast://warehouse/raw")
+PROFILES_ASSET = Asset("profilecast://warehouse/customer_profiles")
+EXPORTS_ASSET = Asset("profilecast://exports")
+
+
+@dag(
+    dag_id="customer_profiles",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+    },
+    tags=["profilecast", "profiles", "email"],
+    doc_md=__doc__,
+)
+def customer_profiles():
+    @task(retries=3)
+    def extract(source: str, data_interval_start=None, data_interval_end=None) -> list[dict]:
+        """Read one source's drop for the interval into the Parquet landing zone."""
+        from profilecast import pipeline
+
+        return pipeline.extract(source, data_interval_start, data_interval_end)
+
+    @task(pool=WAREHOUSE_POOL, outlets=[RAW_ASSET])
+    def load_raw(manifests: list, data_interval_end=None) -> list[dict]:
+        """Replace the interval's batches in raw tables, quarantine and load_batches."""
+        from profilecast import pipeline
+
+        return pipeline.load(manifests, data_interval_end)
+
+    @task(pool=WAREHOUSE_POOL, outlets=[PROFILES_ASSET])
+    def dbt_build(loaded: list, data_interval_start=None, data_interval_end=None) -> dict:
+        """dbt build (staging, identity, profiles, segments, tests) and segment tables."""
+        from profilecast import pipeline
+
+        return pipeline.transform(data_interval_start, data_interval_end)
+
+    @task(pool=WAREHOUSE_POOL)
+    def build_audiences(built: dict, data_interval_start=None) -> dict:
+        """Campaign audiences after suppression, with their message keys."""
+        from profilecast import pipeline
+
+        return pipeline.audiences(data_interval_start)
+
+    @task(pool=WAREHOUSE_POOL, retries=0)
+    def quality_gate(audience_sizes: dict, data_interval_start=None, data_interval_end=None) -> str:
+        """Great Expectations suites; a critical failure stops render and export."""
+        from profilecast import pipeline
+
+        return pipeline.gate(data_interval_start, data_interval_end)
+
+    @task
+    def list_campaigns(report: str) -> list[str]:
+        """The campaign folders to render (one mapped render task each)."""
+        from profilecast import pipeline
+
+        return pipeline.campaign_ids()
+
+    @task
+    def render(campaign_id: str, data_interval_start=None) -> dict:
+        """Render one campaign's audience with the sandboxed Jinja2 templates."""
+        from profilecast import pipeline
+
+        return pipeline.render(campaign_id, data_interval_start)
+
+    @task(pool=WAREHOUSE_POOL, outlets=[EXPORTS_ASSET])
+    def export(rendered: list, data_interval_start=None, run_id=None) -> list[dict]:
+        """Write batches and manifests; record every message key in the send ledger."""
+        from profilecast import pipeline
+
+        return pipeline.export(list(rendered), data_interval_start, run_id)
+
+    @task
+    def summarize(rendered: list, exports: list, data_interval_start=None) -> dict:
+        """Figures for the run: rows per source, quarantine, profiles, segments, exports."""
+        from profilecast import pipeline
+
+        summary = pipeline.summarize(data_interval_start, list(rendered), list(exports))
+        print("PROFILECAST_SUMMARY", summary)
+        return summary
+
+    extracted = [extract.override(task_id=f"extract_{s}")(s) for s in SOURCES]
+    loaded = load_raw(extracted)
+    built = dbt_build(loaded)
+    sizes = build_audiences(built)
+    report = quality_gate(sizes)
+    rendered = render.expand(campaign_id=list_campaigns(report))
+    exported = export(rendered)
+    summarize(rendered, exported)
+
+
+customer_profiles()

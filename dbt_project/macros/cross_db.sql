@@ -1,0 +1,53 @@
+{#- Helpers that hide the few differences between DuckDB and PostgreSQL. -#}
+
+{#- The text at a JSON path, e.g. json_text('metadata', ['crm_contact_id']) or
+    json_text('items', ['data', 0, 'price', 'id']). -#}
+{% macro json_text(column, path) -%}
+  {%- if target.type == 'postgres' -%}
+    (cast({{ column }} as jsonb) #>> '{ {{- path | join(",") -}} }')
+  {%- else -%}
+    {%- set ns = namespace(p='$') -%}
+    {%- for part in path -%}
+      {%- if part is number -%}{%- set ns.p = ns.p ~ '[' ~ part ~ ']' -%}
+      {%- else -%}{%- set ns.p = ns.p ~ '.' ~ part -%}{%- endif -%}
+    {%- endfor -%}
+    json_extract_string({{ column }}, '{{ ns.p }}')
+  {%- endif -%}
+{%- endmacro %}
+
+{#- The end of the data interval being built, as a timestamp (never now()). -#}
+{% macro as_of() -%}
+  cast('{{ var("as_of") }}' as timestamp)
+{%- endmacro %}
+
+{#- A timestamp shifted by a number of days. -#}
+{% macro days_before(ts, days) -%}
+  {%- if target.type == 'postgres' -%}
+    ({{ ts }} - interval '{{ days }} days')
+  {%- else -%}
+    ({{ ts }} - interval {{ days }} day)
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Whole days between two timestamps (later minus earlier). -#}
+{% macro days_between(earlier, later) -%}
+  {%- if target.type == 'postgres' -%}
+    cast(floor(extract(epoch from ({{ later }} - {{ earlier }})) / 86400) as integer)
+  {%- else -%}
+    cast(floor(date_diff('second', {{ earlier }}, {{ later }}) / 86400) as integer)
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Stripe-style amounts are in the currency's minor unit; zero-decimal currencies are not. -#}
+{% macro minor_to_major(amount, currency) -%}
+  (case
+     when lower({{ currency }}) in ('bif','clp','djf','gnf','jpy','kmf','krw','mga','pyg','rwf','ugx','vnd','vuv','xaf','xof','xpf')
+       then cast({{ amount }} as numeric(18, 2))
+     else cast(cast({{ amount }} as numeric(18, 2)) / 100 as numeric(18, 2))
+   end)
+{%- endmacro %}
+
+{#- A stable hash id. -#}
+{% macro hash_id(prefix, expr) -%}
+  ('{{ prefix }}' || substr(md5({{ expr }}), 1, 16))
+{%- endmacro %}

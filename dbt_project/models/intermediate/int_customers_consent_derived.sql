@@ -1,0 +1,26 @@
+-- Consent layer from ESP feedback: the first unsubscribe, bounce, spam complaint and group
+-- (topic) unsubscribe of each customer. Any of them makes the customer not emailable for
+-- marketing; customer_profiles combines this with email validity into is_emailable.
+with
+
+events as (
+
+    select * from {{ ref('int_esp_events_identified') }}
+
+),
+
+final as (
+
+    select
+        customer_id,
+        min(case when event_type = 'unsubscribe' then occurred_at end) as unsubscribed_at,
+        min(case when event_type = 'bounce' and coalesce(bounce_type, 'bounce') = 'bounce' then occurred_at end) as bounced_at,
+        min(case when event_type = 'spamreport' then occurred_at end) as complained_at,
+        min(case when event_type = 'group_unsubscribe' then occurred_at end) as newsletter_unsubscribed_at,
+        min(case when event_type = 'dropped' then occurred_at end) as dropped_at
+    from events
+    group by customer_id
+
+)
+
+select * from final

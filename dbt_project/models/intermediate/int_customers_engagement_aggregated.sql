@@ -1,0 +1,80 @@
+-- Engagement layer: sends, opens, clicks and replies over 7/30/90 days, a 0-10 score and a trend.
+--
+-- engagement_score = 10 * (0.5 * min(opens_30d / 4, 1)
+--                        + 0.3 * min(clicks_30d / 2, 1)
+--                        + 0.2 * recency)
+--   recency = 1 if the last open is within 7 days, 0.5 within 30 days, else 0.
+-- Opens and clicks count distinct messages, so a re-opened email counts once.
+-- engagement_trend compares opens in the last 30 days with the 30 days before:
+--   rising (>= 25% more and at least 2), declining (>= 25% fewer), else stable.
+with
+
+events as (
+
+    select * from {{ ref('int_esp_events_identified') }}
+
+),
+
+counted as (
+
+    select
+        customer_id,
+        {% for days in [7, 30, 90] %}
+        count(distinct case when event_type = 'delivered' and occurred_at >= {{ days_before(as_of(), days) }} then esp_message_id end) as sends_{{ days }}d,
+        count(distinct case when event_type = 'open' and occurred_at >= {{ days_before(as_of(), days) }} then esp_message_id end) as opens_{{ days }}d,
+        count(distinct case when event_type = 'click' and occurred_at >= {{ days_before(as_of(), days) }} then esp_message_id end) as clicks_{{ days }}d,
+        count(distinct case when event_type = 'reply' and occurred_at >= {{ days_before(as_of(), days) }} then esp_message_id end) as replies_{{ days }}d,
+        {% endfor %}
+        count(distinct case
+            when event_type = 'open'
+                and occurred_at >= {{ days_before(as_of(), 60) }}
+                and occurred_at < {{ days_before(as_of(), 30) }}
+            then esp_message_id end) as opens_prev_30d,
+        max(case when event_type = 'open' then occurred_at end) as last_open_at,
+        max(case when event_type = 'click' then occurred_at end) as last_click_at,
+        max(case when event_type = 'delivered' then occurred_at end) as last_send_at
+    from events
+    group by customer_id
+
+),
+
+scored as (
+
+    select
+        *,
+        case
+            when last_open_at >= {{ days_before(as_of(), 7) }} then 1.0
+            when last_open_at >= {{ days_before(as_of(), 30) }} then 0.5
+            else 0.0
+        end as recency_factor
+    from counted
+
+),
+
+final as (
+
+    select
+        customer_id,
+        sends_7d, sends_30d, sends_90d,
+        opens_7d, opens_30d, opens_90d,
+        clicks_7d, clicks_30d, clicks_90d,
+        replies_7d, replies_30d, replies_90d,
+        opens_prev_30d,
+        last_open_at,
+        last_click_at,
+        last_send_at,
+        cast(round(10 * (
+            0.5 * least(opens_30d / 4.0, 1.0)
+            + 0.3 * least(clicks_30d / 2.0, 1.0)
+            + 0.2 * recency_factor
+        ), 1) as numeric(4, 1)) as engagement_score,
+        case
+            when opens_30d >= 2 and opens_30d >= 1.25 * opens_prev_30d and opens_30d > opens_prev_30d then 'rising'
+            when opens_prev_30d > 0 and opens_30d <= 0.75 * opens_prev_30d then 'declining'
+            else 'stable'
+        end as engagement_trend
+    from scored
+
+)
+
+select * from final

@@ -1,0 +1,33 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'billing__customers') }}
+
+),
+
+renamed as (
+
+    select
+        cast(id as varchar) as billing_customer_id,
+        nullif(trim(email), '') as email,
+        nullif(trim(name), '') as full_name,
+        nullif(trim(phone), '') as phone,
+        lower(currency) as currency,
+        nullif({{ json_text('metadata', ['crm_contact_id']) }}, '') as crm_contact_id,
+        nullif({{ json_text('address', ['city']) }}, '') as city,
+        upper(nullif({{ json_text('address', ['country']) }}, '')) as country,
+        coalesce(deleted = 'true', false) as is_deleted,
+        cast(created as timestamp) as created_at,
+        row_number() over (partition by id order by _loaded_at desc) as version_rank
+    from source
+
+),
+
+final as (
+
+    select * from renamed where version_rank = 1
+
+)
+
+select * from final

@@ -1,0 +1,46 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'crm__contacts') }}
+
+),
+
+renamed as (
+
+    select
+        cast(contact_id as varchar) as contact_id,
+        nullif(trim(email), '') as email,
+        nullif(trim(first_name), '') as first_name,
+        nullif(trim(last_name), '') as last_name,
+        nullif(trim(phone), '') as phone,
+        nullif(trim(company), '') as company,
+        nullif(trim(job_title), '') as job_title,
+        nullif(trim(industry), '') as industry,
+        nullif(trim(street), '') as street,
+        nullif(trim(city), '') as city,
+        nullif(trim(postcode), '') as postcode,
+        nullif(trim(state), '') as state,
+        upper(nullif(trim(country), '')) as country,
+        cast(birth_date as date) as birth_date,
+        lower(nullif(trim(lifecycle_stage), '')) as lifecycle_stage,
+        cast(created_at as timestamp) as created_at,
+        cast(updated_at as timestamp) as updated_at,
+        _flags as quality_flags,
+        _batch_id as batch_id,
+        cast(_loaded_at as timestamp) as loaded_at,
+        row_number() over (
+            partition by contact_id
+            order by cast(updated_at as timestamp) desc nulls last, _loaded_at desc
+        ) as version_rank
+    from source
+
+),
+
+final as (
+
+    select * from renamed where version_rank = 1
+
+)
+
+select * from final

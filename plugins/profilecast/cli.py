@@ -1,0 +1,229 @@
+"""The ``profilecast`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from profilecast.config import Settings, load_settings
+
+DAG_ID = "customer_profiles"
+POOL = "profilecast_warehouse"
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment Airflow runs with: the project's home, DAGs and SQLite metadata."""
+    env = dict(os.environ)
+    home = settings.airflow_home
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "PROFILECAST_HOME": str(settings.home),
+            "PROFILECAST_SOURCES": settings.sources,
+            "PROFILECAST_EXPORT_URL": settings.export_url,
+            "PROFILECAST_DBT_TARGET": settings.dbt_target,
+            "GX_ANALYTICS_ENABLED": "false",
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+def _airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def ensure_airflow(settings: Settings) -> dict[str, str]:
+    """Initialise Airflow's SQLite metadata and the warehouse pool (once)."""
+    env = airflow_env(settings)
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    marker = settings.airflow_home / ".profilecast-initialised"
+    if not marker.exists():
+        subprocess.run([_airflow_bin(), "db", "migrate"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [_airflow_bin(), "pools", "set", POOL, "1", "DuckDB allows one writing process"],
+            env=env, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        marker.write_text(datetime.now().isoformat())
+    return env
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from profilecast.generate import generate, print_progress
+
+    start = time.perf_counter()
+    counts = generate(
+        Path(args.out),
+        contacts=args.contacts,
+        seed=args.seed,
+        days=args.days,
+        end_date=date.fromisoformat(args.end_date),
+        progress=None if args.quiet else print_progress,
+    )
+    elapsed = time.perf_counter() - start
+    for rel, n in sorted(counts.items()):
+        print(f"  {rel:32s} {n:>12,}")
+    print(f"generated {args.contacts:,} contacts into {args.out} in {elapsed:.1f}s")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    env = ensure_airflow(settings)
+    # A manual run's data interval is the last complete one before its logical date, so the
+    # interval [date, date + 1 day) is run with the logical date date + 1 day.
+    day = date.fromisoformat(args.date)
+    logical = (day + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00+00:00")
+    log_path = settings.home / "logs" / f"dags-test-{args.date}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"running DAG {DAG_ID} for {args.date} through Airflow (log: {log_path}) ...")
+    start = time.perf_counter()
+    with log_path.open("w") as log:
+        proc = subprocess.run(
+            [_airflow_bin(), "dags", "test", DAG_ID, logical],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    text = log_path.read_text(errors="replace")
+    finished = re.search(r"DagRun Finished:.*?state=(\w+)", text)
+    failed = proc.returncode != 0 or not finished or finished.group(1) != "success"
+    summary_path = settings.reports_dir / args.date / "summary.json"
+    if failed:
+        print("\n".join(text.splitlines()[-40:]))
+        print(f"DAG run FAILED after {elapsed:.0f}s; full log: {log_path}", file=sys.stderr)
+        return 1
+    if not summary_path.exists():
+        print(f"DAG run finished but wrote no summary; see {log_path}", file=sys.stderr)
+        return 1
+    print_summary(json.loads(summary_path.read_text()), settings)
+    print(f"\nDAG run succeeded in {elapsed:.0f}s")
+    return 0
+
+
+def print_summary(s: dict, settings: Settings) -> None:
+    print(f"\n=== profilecast run {s['run_date']} ===")
+    print("rows per source (read = loaded + quarantined):")
+    for r in s.get("sources", []):
+        print(
+            f"  {r['source']:8s} {r['entity']:14s} read {r['rows_read']:>9,}  "
+            f"loaded {r['rows_loaded']:>9,}  quarantined {r['rows_quarantined']:>6,}"
+        )
+    for reason, n in s.get("quarantine_reasons", {}).items():
+        print(f"    quarantine: {n:>6,} x {reason}")
+    print(f"profiles: {s['profiles']:,} ({s['emailable_profiles']:,} emailable)")
+    print("segments:")
+    for seg, v in s.get("segments", {}).items():
+        chg = "" if v["change_pct"] is None else f" ({v['change_pct']:+.1f}% vs previous run)"
+        print(f"  {seg:24s} {v['size']:>8,}{chg}")
+    print("emails rendered:", ", ".join(f"{k}={v:,}" for k, v in s.get("rendered", {}).items()))
+    print(f"emails exported this run: {s.get('exported_this_run', 0):,} "
+          f"(all runs for this date: {s.get('exported_total_for_date', 0):,})")  # fmt: skip
+    for e in s.get("exports", []):
+        if e.get("exported"):
+            print(f"  {e['campaign_id']:18s} {e['exported']:>7,} in {e['batches']} batch(es) -> {e['location']}")
+    print(f"quality report: {s.get('quality_report')}")
+    print(f"warehouse: {settings.warehouse_path}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from profilecast.quality import QualityGateError, run_gate
+    from profilecast.warehouse import connect
+
+    settings = load_settings()
+    ds = args.date
+    as_of = (date.fromisoformat(ds) + timedelta(days=1)).isoformat() + " 00:00:00"
+    report_dir = settings.reports_dir / ds / "quality"
+    try:
+        with connect(settings, read_only=True) as wh:
+            outcomes = run_gate(wh, settings.expectations_dir, ds, as_of, report_dir)
+    except QualityGateError as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"report: {report_dir / 'index.html'}", file=sys.stderr)
+        return 1
+    warnings = [o for o in outcomes if not o.success]
+    for o in warnings:
+        print(o.message())
+    print(f"quality gate passed: {len(outcomes)} expectations, {len(warnings)} warning(s)")
+    print(f"report: {report_dir / 'index.html'}")
+    return 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from profilecast.warehouse import connect
+
+    settings = load_settings()
+    with connect(settings, read_only=True) as wh:
+        if not wh.table_exists("segment_runs"):
+            print("no segment runs yet: run `profilecast run --date ...` first")
+            return 1
+        rows = wh.query(
+            "select segment, size, previous_size, change_pct, kind, owner, is_retired "
+            "from segment_runs where run_date = (select max(run_date) from segment_runs) "
+            "order by segment"
+        )
+    print(f"{'segment':24s} {'size':>8s} {'previous':>9s} {'change':>8s}  kind         owner")
+    for seg, size, prev, chg, kind, owner, retired in rows:
+        chg_s = "" if chg is None else f"{chg:+.1f}%"
+        prev_s = "" if prev is None else f"{int(prev):,}"
+        label = f"{seg} (retired)" if retired else seg
+        print(f"{label:24s} {int(size):>8,} {prev_s:>9s} {chg_s:>8s}  {kind or '':12s} {owner or ''}")
+    return 0
+
+
+def cmd_airflow_standalone(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    env = ensure_airflow(settings)
+    print(f"AIRFLOW_HOME={settings.airflow_home}; the admin password is printed below")
+    return subprocess.call([_airflow_bin(), "standalone"], env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from profilecast.generate import DEFAULT_DAYS, DEFAULT_END_DATE
+
+    p = argparse.ArgumentParser(prog="profilecast", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="write a deterministic sample of all four sources")
+    g.add_argument("--contacts", type=int, default=3000)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--days", type=int, default=DEFAULT_DAYS)
+    g.add_argument("--end-date", default=DEFAULT_END_DATE.isoformat(),
+                   help=f"last day of history (default {DEFAULT_END_DATE})")  # fmt: skip
+    g.add_argument("--out", required=True)
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_generate)
+    r = sub.add_parser("run", help="run the customer_profiles DAG for one data interval")
+    r.add_argument("--date", required=True, help="the data interval's start, YYYY-MM-DD")
+    r.set_defaults(func=cmd_run)
+    v = sub.add_parser("validate", help="run the quality gate against the current warehouse")
+    v.add_argument("--date", required=True, help="the run date whose audiences to check")
+    v.set_defaults(func=cmd_validate)
+    s = sub.add_parser("segments", help="list segments with sizes and change since last run")
+    s.set_defaults(func=cmd_segments)
+    a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
+    a.set_defaults(func=cmd_airflow_standalone)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

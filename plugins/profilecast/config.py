@@ -1,0 +1,107 @@
+"""Runtime configuration, read from environment variables with repo-relative defaults.
+
+Every setting has a default so that ``make demo`` works with nothing exported. Secrets never
+live here: the PostgreSQL password and S3 credentials come from the environment (or an
+Airflow Connection for the API extractors).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The repository root (``plugins/profilecast/config.py`` -> three levels up).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+SOURCES = ("crm", "billing", "web", "esp")
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration, resolved from the environment."""
+
+    home: Path
+    sources: str
+    export_url: str
+    dbt_target: str
+    lookback_days: int
+    required_sources: frozenset[str] = field(default_factory=frozenset)
+    repo_root: Path = REPO_ROOT
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def rendered_dir(self) -> Path:
+        return self.home / "rendered"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.repo_root / "dbt_project"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.repo_root / "expectations"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return Path(_env("PROFILECAST_CAMPAIGNS", str(self.repo_root / "campaigns")))
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.repo_root / "dags"
+
+
+def load_settings() -> Settings:
+    """Read the configuration from the environment (cheap; call it inside tasks)."""
+    home = Path(_env("PROFILECAST_HOME", str(REPO_ROOT / ".profilecast"))).resolve()
+    sources = _env("PROFILECAST_SOURCES", str(home / "sample"))
+    export_url = _env("PROFILECAST_EXPORT_URL", (home / "exports").as_uri())
+    required = _env("PROFILECAST_REQUIRED_SOURCES", "crm")
+    return Settings(
+        home=home,
+        sources=sources,
+        export_url=export_url,
+        dbt_target=_env("PROFILECAST_DBT_TARGET", "duckdb"),
+        lookback_days=int(_env("PROFILECAST_LOOKBACK_DAYS", "3")),
+        required_sources=frozenset(s.strip() for s in required.split(",") if s.strip()),
+    )
+
+
+def postgres_params() -> dict[str, str | int]:
+    """Connection settings shared by the raw loader and dbt's ``postgres`` target."""
+    return {
+        "host": _env("PROFILECAST_PG_HOST", "127.0.0.1"),
+        "port": int(_env("PROFILECAST_PG_PORT", "5432")),
+        "user": _env("PROFILECAST_PG_USER", "postgres"),
+        "password": os.environ.get("PROFILECAST_PG_PASSWORD", ""),
+        "dbname": _env("PROFILECAST_PG_DATABASE", "postgres"),
+        "schema": _env("PROFILECAST_PG_SCHEMA", "profilecast"),
+    }
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    return _bool(_env(name, "1" if default else "0"))

@@ -1,0 +1,635 @@
+"""Deterministic sample data for all four sources, with realistic mess and a ground truth.
+
+Each simulated person gets their own ``random.Random`` seeded from ``(seed, index)``, so the
+output depends only on the arguments and people are written one at a time (streaming, flat
+memory). The drop layout is the one the extractors read::
+
+    crm/contacts.csv  crm/companies.csv  crm/tickets.jsonl
+    billing/{customers,subscriptions,invoices,charges,refunds}.jsonl
+    web/events.jsonl            (Segment spec: identify / page / track)
+    esp/events.jsonl            (SendGrid Event Webhook objects, plus "reply")
+    truth/records.csv           (source, entity, source_record_id, person_id)
+    truth/rates.json            (the mess rates used, for tests)
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+DEFAULT_END_DATE = date(2026, 10, 31)
+DEFAULT_DAYS = 90
+
+# Known mess rates (also written to truth/rates.json).
+RATES = {
+    "crm_duplicate": 0.06,  # a second CRM contact for the same person
+    "email_case_noise": 0.05,  # upper case / whitespace around the email
+    "phone_missing": 0.15,
+    "birth_date_missing": 0.30,
+    "birth_date_impossible": 0.005,
+    "crm_malformed": 0.002,  # a contact row with no identifier at all
+    "billing_customer": 0.45,
+    "billing_work_email": 0.15,  # billing under a different (work) address
+    "billing_linked_metadata": 0.80,  # metadata.crm_contact_id present
+    "web_visitor": 0.75,
+    "web_identifies": 0.85,  # share of visitors that identify
+    "web_event_duplicate": 0.005,
+    "web_event_late": 0.01,
+    "web_malformed": 0.0005,
+    "ticket_holder": 0.15,
+    "esp_recipient": 0.90,
+}
+
+FIRST_NAMES = [
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "William",
+    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
+    "Charles", "Karen", "Christopher", "Nancy", "Daniel", "Lisa", "Matthew", "Margaret",
+    "Anthony", "Sandra", "Mark", "Ashley", "Steven", "Kimberly", "Andrew", "Emily", "Joshua",
+    "Donna", "Kenneth", "Michelle", "Kevin", "Carol", "Brian", "Amanda", "Timothy", "Melissa",
+    "Ronald", "Deborah", "Jason", "Stephanie", "Jeffrey", "Rebecca", "Gary", "Laura", "Ryan",
+    "Helen", "Nicholas", "Sharon", "Eric", "Cynthia", "Jacob", "Kathleen", "Zoë", "José",
+    "Anaïs", "Søren", "Łukasz", "Yuki", "Wei", "Aarav", "Fatima", "Olumide", "Siobhán",
+]  # fmt: skip
+NICKNAMES = {
+    "James": "Jim", "Robert": "Bob", "John": "Jack", "William": "Bill", "Elizabeth": "Liz",
+    "Richard": "Dick", "Joseph": "Joe", "Thomas": "Tom", "Charles": "Chuck", "Christopher": "Chris",
+    "Daniel": "Dan", "Matthew": "Matt", "Anthony": "Tony", "Steven": "Steve", "Andrew": "Andy",
+    "Joshua": "Josh", "Kenneth": "Ken", "Timothy": "Tim", "Jennifer": "Jen", "Patricia": "Pat",
+    "Margaret": "Peggy", "Kimberly": "Kim", "Deborah": "Debbie", "Rebecca": "Becky",
+    "Nicholas": "Nick", "Jeffrey": "Jeff", "Michael": "Mike", "Susan": "Sue", "Katherine": "Kate",
+}  # fmt: skip
+LAST_NAMES = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
+    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall",
+    "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "O'Brien", "Müller", "Dubois",
+    "Kowalski", "Tanaka", "Zhang", "Patel", "Okafor", "Ní Bhriain", "García-López",
+]  # fmt: skip
+CITIES = [
+    ("New York", "NY", "US", "100", "America/New_York", "usd"),
+    ("San Francisco", "CA", "US", "941", "America/Los_Angeles", "usd"),
+    ("Chicago", "IL", "US", "606", "America/Chicago", "usd"),
+    ("Austin", "TX", "US", "787", "America/Chicago", "usd"),
+    ("Seattle", "WA", "US", "981", "America/Los_Angeles", "usd"),
+    ("London", "", "GB", "EC1", "Europe/London", "gbp"),
+    ("Manchester", "", "GB", "M1 ", "Europe/London", "gbp"),
+    ("Berlin", "", "DE", "101", "Europe/Berlin", "eur"),
+    ("Paris", "", "FR", "750", "Europe/Paris", "eur"),
+    ("Dublin", "", "IE", "D02", "Europe/Dublin", "eur"),
+    ("Tokyo", "", "JP", "100", "Asia/Tokyo", "usd"),
+    ("Toronto", "ON", "CA", "M5V", "America/Toronto", "usd"),
+]
+INDUSTRIES = ["Software", "Retail", "Healthcare", "Finance", "Education", "Manufacturing", "Media"]
+JOB_TITLES = [
+    "Marketing Manager", "Software Engineer", "CEO", "Data Analyst", "Office Manager",
+    "Product Manager", "Teacher", "Nurse", "Accountant", "Designer", "Student", "",
+]  # fmt: skip
+LIFECYCLE = ["subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer"]
+FREE_DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com"]
+# (product_id, name, category, price in minor units)
+PRODUCTS = [
+    ("prd_001", "Trail Running Shoes", "Shoes", 12900),
+    ("prd_002", "Merino Base Layer", "Apparel", 8900),
+    ("prd_003", "Ultralight Tent", "Camping", 34900),
+    ("prd_004", "Insulated Bottle", "Accessories", 3500),
+    ("prd_005", "Rain Jacket", "Apparel", 19900),
+    ("prd_006", "Headlamp", "Accessories", 4500),
+    ("prd_007", "Sleeping Bag", "Camping", 22900),
+    ("prd_008", "Hiking Boots", "Shoes", 17900),
+    ("prd_009", "Trekking Poles", "Accessories", 9900),
+    ("prd_010", "Camp Stove", "Camping", 7900),
+]
+PLANS = [
+    ("price_basic_monthly", "basic", 900),
+    ("price_plus_monthly", "plus", 1900),
+    ("price_pro_monthly", "pro", 4900),
+]
+TICKET_TOPICS = [
+    ("Order arrived damaged", "My {p} arrived damaged and I am really disappointed.", "negative"),
+    ("Late delivery", "Still waiting for my {p}, this is unacceptable!", "negative"),
+    ("Sizing question", "Does the {p} run true to size?", "neutral"),
+    ("Refund request", "I want a refund for the {p}. Terrible quality.", "negative"),
+    ("Thank you!", "Just wanted to say the {p} is fantastic, love it.", "positive"),
+    ("Subscription billing", "I was charged twice for my subscription this month.", "negative"),
+]
+
+
+def _typo(rng: random.Random, s: str) -> str:
+    if len(s) < 3:
+        return s
+    i = rng.randrange(1, len(s) - 1)
+    kind = rng.random()
+    if kind < 0.33:  # transpose
+        return s[:i] + s[i + 1] + s[i] + s[i + 2 :]
+    if kind < 0.66:  # drop
+        return s[:i] + s[i + 1 :]
+    return s[:i] + rng.choice("aeiourstn") + s[i + 1 :]  # substitute
+
+
+def _ascii(s: str) -> str:
+    import unicodedata
+
+    s = s.replace("ł", "l").replace("Ł", "L").replace("ø", "o").replace("Ø", "O")
+    folded = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in folded if ch.isalnum()).lower()
+
+
+def _phone(rng: random.Random, country: str) -> str:
+    digits = "".join(str(rng.randrange(10)) for _ in range(9))
+    if country in ("US", "CA"):
+        return f"+1{rng.randrange(200, 999)}{digits[:7]}"
+    return f"+44{digits}{rng.randrange(10)}"
+
+
+def _reformat_phone(rng: random.Random, phone: str) -> str:
+    p = phone.lstrip("+")
+    if p.startswith("1") and len(p) == 11:
+        return rng.choice([f"({p[1:4]}) {p[4:7]}-{p[7:]}", f"{p[1:4]}.{p[4:7]}.{p[7:]}"])
+    return rng.choice([f"0{p[2:6]} {p[6:]}", f"+{p[:2]} {p[2:6]} {p[6:]}"])
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _unix(ts: datetime) -> int:
+    return int(ts.timestamp())
+
+
+def _hid(*parts: object, n: int = 14) -> str:
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:n]
+
+
+@dataclass
+class Person:
+    index: int
+    person_id: str
+    first: str
+    last: str
+    email: str
+    phone: str
+    company: str
+    company_domain: str
+    job_title: str
+    industry: str
+    city: tuple[str, str, str, str, str, str]
+    street: str
+    birth_date: str
+    created_at: datetime
+    engagement: float  # propensity to open/click
+    buyer: float  # propensity to buy
+
+
+class _Writers:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.files: dict[str, IO[str]] = {}
+        self.csv: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def _open(self, rel: str) -> IO[str]:
+        if rel not in self.files:
+            path = self.out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.files[rel] = path.open("w", encoding="utf-8", newline="")
+        return self.files[rel]
+
+    def csv_row(self, rel: str, header: list[str], row: list[Any]) -> None:
+        if rel not in self.csv:
+            self.csv[rel] = csv.writer(self._open(rel))
+            self.csv[rel].writerow(header)
+        self.csv[rel].writerow(row)
+        self.counts[rel] = self.counts.get(rel, 0) + 1
+
+    def json_row(self, rel: str, obj: dict[str, Any]) -> None:
+        self.raw_line(rel, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def raw_line(self, rel: str, line: str) -> None:
+        self._open(rel).write(line + "\n")
+        self.counts[rel] = self.counts.get(rel, 0) + 1
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+CONTACT_COLUMNS = [
+    "contact_id", "email", "first_name", "last_name", "phone", "company", "job_title",
+    "industry", "street", "city", "postcode", "state", "country", "birth_date",
+    "lifecycle_stage", "created_at", "updated_at", "lead_source",
+]  # fmt: skip
+COMPANY_COLUMNS = ["company_id", "name", "domain", "industry", "employees", "country"]
+TRUTH_COLUMNS = ["source", "entity", "source_record_id", "person_id"]
+
+
+def _companies(seed: int, n: int) -> list[tuple[str, str, str, str]]:
+    rng = random.Random(f"companies-{seed}")
+    stems = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay"]
+    tails = ["Labs", "Systems", "Outfitters", "Partners", "Group", "Works", "Foods", "Health"]
+    out = []
+    for i in range(n):
+        name = f"{rng.choice(stems)} {rng.choice(tails)} {i + 1}"
+        domain = _ascii(name) + ".com"
+        out.append((f"{9000 + i}", name, domain, rng.choice(INDUSTRIES)))
+    return out
+
+
+def _make_person(seed: int, i: int, start: datetime, end: datetime, companies: list) -> Person:
+    rng = random.Random(f"{seed}-person-{i}")
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    company = rng.choice(companies)
+    if rng.random() < 0.6:
+        domain = rng.choice(FREE_DOMAINS)
+    else:
+        domain = company[2]
+    email = f"{_ascii(first)}.{_ascii(last)}{i}@{domain}"
+    city = rng.choice(CITIES)
+    span = (end - start).total_seconds()
+    created = start + timedelta(seconds=rng.random() * span * 0.9)
+    by = rng.randrange(1950, 2006)
+    birth = f"{by}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+    return Person(
+        index=i,
+        person_id=f"P{i:08d}",
+        first=first,
+        last=last,
+        email=email,
+        phone=_phone(rng, city[2]),
+        company=company[1],
+        company_domain=company[2],
+        job_title=rng.choice(JOB_TITLES),
+        industry=company[3],
+        city=city,
+        street=f"{rng.randrange(1, 999)} {rng.choice(['Main', 'Oak', 'High', 'Park'])} St",
+        birth_date=birth,
+        created_at=created,
+        engagement=rng.betavariate(2, 3),
+        buyer=rng.betavariate(1.5, 4),
+    )
+
+
+def _contact_row(p: Person, rng: random.Random, contact_id: str, updated: datetime) -> list:
+    email = p.email
+    if rng.random() < RATES["email_case_noise"]:
+        email = rng.choice([email.upper(), f"  {email} ", email.capitalize()])
+    birth = p.birth_date
+    if rng.random() < RATES["birth_date_missing"]:
+        birth = ""
+    elif rng.random() < RATES["birth_date_impossible"]:
+        birth = birth[:5] + "02-30"
+    phone = "" if rng.random() < RATES["phone_missing"] else p.phone
+    city, state, country, pc, _tz, _cur = p.city
+    return [
+        contact_id, email, p.first, p.last, phone, p.company, p.job_title, p.industry,
+        p.street, city, f"{pc}{rng.randrange(10, 99)}", state, country, birth,
+        rng.choice(LIFECYCLE), _iso(p.created_at), _iso(updated),
+        rng.choice(["Web", "Event", "Referral", "Paid Search, Brand", ""]),
+    ]  # fmt: skip
+
+
+def _duplicate_contact(p: Person, rng: random.Random, contact_id: str, updated: datetime) -> list:
+    row = _contact_row(p, rng, contact_id, updated)
+    kind = rng.random()
+    if kind < 0.25:
+        row[2] = _typo(rng, p.first)
+    elif kind < 0.45:
+        row[2] = NICKNAMES.get(p.first, p.first)
+    elif kind < 0.55:
+        row[2], row[3] = p.last, p.first  # swapped
+    local, domain = p.email.split("@")
+    ekind = rng.random()
+    if ekind < 0.35:
+        row[1] = f"{local}+{rng.choice(['news', 'shop', 'promo'])}@{domain}"
+    elif ekind < 0.55:
+        row[1] = p.email.upper()
+    elif ekind < 0.70:
+        row[1] = ""
+    if row[4]:
+        row[4] = _reformat_phone(rng, p.phone)
+    return row
+
+
+def generate(
+    out: Path | str,
+    contacts: int,
+    seed: int = 42,
+    days: int = DEFAULT_DAYS,
+    end_date: date = DEFAULT_END_DATE,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Write a deterministic sample of every source under ``out``; return rows per file."""
+    out = Path(out)
+    end = datetime.combine(end_date, datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
+    start = end - timedelta(days=days)
+    companies = _companies(seed, max(5, contacts // 25))
+    w = _Writers(out)
+    try:
+        for c in companies:
+            w.csv_row(
+                "crm/companies.csv",
+                COMPANY_COLUMNS,
+                [c[0], c[1], c[2], c[3], random.Random(c[0]).randrange(5, 5000), "US"],
+            )
+        # Newsletter sends happen weekly over the window.
+        # plus daily promotions over the last two weeks (a denser, realistic cadence).
+        sends = [start + timedelta(days=d, hours=9) for d in range(3, days, 7)]
+        sends += [end - timedelta(days=d, hours=14) for d in range(min(days, 14), 0, -1)]
+        sends.sort()
+        for i in range(contacts):
+            _write_person(w, seed, i, start, end, companies, sends)
+            if progress and ((i + 1) % 1000 == 0 or i + 1 == contacts):
+                progress(i + 1, contacts)
+    finally:
+        w.close()
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    meta = {
+        "seed": seed,
+        "contacts": contacts,
+        "days": days,
+        "end_date": end_date.isoformat(),
+        "rates": RATES,
+        "rows": w.counts,
+    }
+    (out / "truth" / "rates.json").write_text(json.dumps(meta, indent=2))
+    return dict(w.counts)
+
+
+def _write_person(
+    w: _Writers,
+    seed: int,
+    i: int,
+    start: datetime,
+    end: datetime,
+    companies: list,
+    sends: list[datetime],
+) -> None:
+    p = _make_person(seed, i, start, end, companies)
+    rng = random.Random(f"{seed}-events-{i}")
+    truth = "truth/records.csv"
+    span = (end - p.created_at).total_seconds()
+
+    def at(frac_lo: float = 0.0, frac_hi: float = 1.0) -> datetime:
+        return p.created_at + timedelta(seconds=span * rng.uniform(frac_lo, frac_hi))
+
+    # --- CRM contact(s) -----------------------------------------------------------------
+    contact_id = str(1_000_000 + i * 2)
+    if rng.random() < RATES["crm_malformed"]:
+        row = _contact_row(p, rng, "", at())
+        row[1] = ""  # no contact id and no email: unusable, must be quarantined
+        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, row)
+        contact_id = ""
+    else:
+        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _contact_row(p, rng, contact_id, at()))
+        w.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", contact_id, p.person_id])
+    if rng.random() < RATES["crm_duplicate"]:
+        dup_id = str(1_000_000 + i * 2 + 1)
+        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _duplicate_contact(p, rng, dup_id, at()))
+        w.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", dup_id, p.person_id])
+
+    # --- Support tickets ------------------------------------------------------------------
+    complaint_products: list[str] = []
+    if contact_id and rng.random() < RATES["ticket_holder"]:
+        for t in range(rng.randint(1, 3)):
+            subject, body, sentiment = rng.choice(TICKET_TOPICS)
+            product = rng.choice(PRODUCTS)
+            opened = at(0.2, 1.0)
+            status = rng.choice(["open", "pending", "closed", "closed"])
+            updated = min(opened + timedelta(hours=rng.randrange(1, 72)), end - timedelta(seconds=1))
+            tid = f"T{i:08d}{t}"
+            w.json_row(
+                "crm/tickets.jsonl",
+                {
+                    "ticket_id": tid,
+                    "contact_id": contact_id,
+                    "email": p.email,
+                    "subject": subject,
+                    "body": body.format(p=product[1]),
+                    "product": product[1],
+                    "status": status,
+                    "priority": rng.choice(["low", "normal", "high"]),
+                    "created_at": _iso(opened),
+                    "updated_at": _iso(updated),
+                    "messages": [
+                        {"author": "customer", "body": body.format(p=product[1]), "sent_at": _iso(opened)},
+                        {"author": "agent", "body": "Thanks for reaching out, we're on it.", "sent_at": _iso(updated)},
+                    ],
+                },
+            )  # fmt: skip
+            w.csv_row(truth, TRUTH_COLUMNS, ["crm", "tickets", tid, p.person_id])
+            if sentiment == "negative":
+                complaint_products.append(product[1])
+
+    # --- Billing (Stripe-shaped) ------------------------------------------------------------
+    currency = p.city[5]
+    cus_id = ""
+    if rng.random() < RATES["billing_customer"]:
+        cus_id = f"cus_{_hid(seed, 'cus', i)}"
+        email = p.email
+        if rng.random() < RATES["billing_work_email"]:
+            email = f"{_ascii(p.first)[0]}{_ascii(p.last)}@{p.company_domain}"
+        meta = {}
+        if contact_id and rng.random() < RATES["billing_linked_metadata"]:
+            meta["crm_contact_id"] = contact_id
+        created = at(0.0, 0.5)
+        w.json_row(
+            "billing/customers.jsonl",
+            {
+                "id": cus_id,
+                "object": "customer",
+                "email": email,
+                "name": f"{p.first} {p.last}",
+                "phone": p.phone if rng.random() < 0.5 else None,
+                "currency": currency,
+                "created": _unix(created),
+                "address": {"city": p.city[0], "country": p.city[2], "postal_code": None},
+                "metadata": meta,
+                "livemode": False,
+            },
+        )
+        w.csv_row(truth, TRUTH_COLUMNS, ["billing", "customers", cus_id, p.person_id])
+        if rng.random() < 0.5:
+            plan = rng.choice(PLANS)
+            sub_id = f"sub_{_hid(seed, 'sub', i)}"
+            sub_start = created + timedelta(days=rng.randrange(0, 5))
+            canceled = sub_start + timedelta(days=rng.randrange(20, 200)) if rng.random() < 0.25 else None
+            if canceled and canceled >= end:
+                canceled = None
+            w.json_row(
+                "billing/subscriptions.jsonl",
+                {
+                    "id": sub_id, "object": "subscription", "customer": cus_id,
+                    "status": "canceled" if canceled else rng.choice(["active", "active", "trialing", "past_due"]),
+                    "created": _unix(sub_start),
+                    "current_period_start": _unix(sub_start), "current_period_end": _unix(sub_start + timedelta(days=30)),
+                    "canceled_at": _unix(canceled) if canceled else None,
+                    "currency": currency,
+                    "items": {"object": "list", "data": [{"id": f"si_{_hid(sub_id)}", "quantity": 1, "price": {
+                        "id": plan[0], "nickname": plan[1], "unit_amount": plan[2], "currency": currency,
+                        "recurring": {"interval": "month", "interval_count": 1}}}]},
+                },
+            )  # fmt: skip
+            k, t = 0, sub_start
+            while t < end and (canceled is None or t < canceled):
+                inv_id = f"in_{_hid(sub_id, k)}"
+                w.json_row(
+                    "billing/invoices.jsonl",
+                    {"id": inv_id, "object": "invoice", "customer": cus_id, "subscription": sub_id,
+                     "status": "paid", "amount_due": plan[2], "amount_paid": plan[2], "currency": currency,
+                     "created": _unix(t), "lines": {"object": "list", "data": [{"price": {"id": plan[0]}, "amount": plan[2]}]}},
+                )  # fmt: skip
+                w.json_row(
+                    "billing/charges.jsonl",
+                    {"id": f"ch_{_hid(inv_id)}", "object": "charge", "customer": cus_id, "amount": plan[2],
+                     "amount_refunded": 0, "currency": currency, "status": "succeeded", "paid": True,
+                     "invoice": inv_id, "created": _unix(t), "metadata": {}},
+                )  # fmt: skip
+                k, t = k + 1, t + timedelta(days=30)
+
+    # --- Web analytics (Segment spec) -------------------------------------------------------
+    anon = str(uuid.UUID(int=random.Random(f"{seed}-anon-{i}").getrandbits(128)))
+    if rng.random() < RATES["web_visitor"]:
+        w.csv_row(truth, TRUTH_COLUMNS, ["web", "anonymous_id", anon, p.person_id])
+        identifies = bool(contact_id) and rng.random() < RATES["web_identifies"]
+        n_sessions = 1 + int(rng.expovariate(1 / 3))
+        session_times = sorted(at() for _ in range(n_sessions))
+        identify_at = rng.randrange(n_sessions) if identifies else None
+        cart: list[tuple] = []
+        for s, t0 in enumerate(session_times):
+            user_id = contact_id if identify_at is not None and s >= identify_at else None
+            t = t0
+            if identify_at == s:
+                _web(w, rng, seed, i, "identify", anon, contact_id, t, end, traits={
+                    "email": p.email, "firstName": p.first, "lastName": p.last})  # fmt: skip
+            for _ in range(rng.randint(1, 6)):
+                t += timedelta(seconds=rng.randrange(10, 240))
+                prod = rng.choice(PRODUCTS)
+                _web(w, rng, seed, i, "page", anon, user_id, t, end, name=prod[2],
+                     props={"path": f"/c/{prod[2].lower()}", "url": f"https://shop.example.com/c/{prod[2].lower()}",
+                            "title": prod[2], "category": prod[2]})  # fmt: skip
+                if rng.random() < 0.5:
+                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Product Viewed",
+                         props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100})  # fmt: skip
+                    if rng.random() < 0.35:
+                        cart.append(prod)
+                        _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Product Added",
+                             props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100, "quantity": 1})  # fmt: skip
+            if cart and rng.random() < p.buyer * 1.5:
+                t += timedelta(seconds=rng.randrange(30, 600))
+                _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Cart Viewed", props={"products": [{"product_id": c[0]} for c in cart]})
+                _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Checkout Started", props={"value": sum(c[3] for c in cart) / 100})
+                if rng.random() < 0.8:
+                    order_id = f"ord_{_hid(seed, i, s)}"
+                    total = sum(c[3] for c in cart)
+                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Order Completed", props={
+                        "order_id": order_id, "total": total / 100, "revenue": total / 100, "currency": currency.upper(),
+                        "products": [{"product_id": c[0], "name": c[1], "category": c[2], "price": c[3] / 100, "quantity": 1} for c in cart]})  # fmt: skip
+                    if cus_id:
+                        ch_id = f"ch_{_hid(order_id)}"
+                        w.json_row("billing/charges.jsonl", {
+                            "id": ch_id, "object": "charge", "customer": cus_id, "amount": total,
+                            "amount_refunded": 0, "currency": currency, "status": "succeeded", "paid": True,
+                            "invoice": None, "created": _unix(min(t, end - timedelta(seconds=1))), "metadata": {"order_id": order_id}})  # fmt: skip
+                        if rng.random() < 0.05:
+                            w.json_row("billing/refunds.jsonl", {
+                                "id": f"re_{_hid(ch_id)}", "object": "refund", "charge": ch_id, "amount": total,
+                                "currency": currency, "status": "succeeded", "reason": "requested_by_customer",
+                                "created": _unix(min(t + timedelta(days=2), end - timedelta(seconds=1)))})  # fmt: skip
+                    cart = []
+
+    # --- ESP feedback (SendGrid Event Webhook) -------------------------------------------------
+    if rng.random() < RATES["esp_recipient"]:
+        opted_out = False
+        for k, sent in enumerate(sends):
+            if sent < p.created_at or opted_out:
+                continue
+            if sent.weekday() != sends[0].weekday() and rng.random() < 0.3:
+                continue  # not every promotion goes to everyone
+            msg = f"{_hid(seed, 'msg', i, k, n=22)}.filter0001"
+            base = {"email": p.email, "sg_message_id": msg, "category": ["newsletter"]}
+            _esp(w, rng, seed, i, k, "delivered", sent + timedelta(minutes=1), base, end)
+            if rng.random() < 0.01:
+                _esp(w, rng, seed, i, k, "bounce", sent + timedelta(minutes=2), {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"}, end)
+                opted_out = True
+                continue
+            if rng.random() < p.engagement:
+                t = sent + timedelta(hours=rng.uniform(0.1, 30))
+                _esp(w, rng, seed, i, k, "open", t, base, end)
+                if rng.random() < p.engagement * 0.6:
+                    _esp(w, rng, seed, i, k, "click", t + timedelta(minutes=1), {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"}, end)
+                if rng.random() < 0.003:
+                    _esp(w, rng, seed, i, k, "reply", t + timedelta(minutes=5), base, end)
+            r = rng.random()
+            if r < 0.004:
+                _esp(w, rng, seed, i, k, "unsubscribe", sent + timedelta(hours=2), base, end)
+                opted_out = True
+            elif r < 0.006:
+                _esp(w, rng, seed, i, k, "group_unsubscribe", sent + timedelta(hours=2), {**base, "asm_group_id": 101}, end)
+                opted_out = True
+            elif r < 0.0065:
+                _esp(w, rng, seed, i, k, "spamreport", sent + timedelta(hours=3), base, end)
+                opted_out = True
+        w.csv_row(truth, TRUTH_COLUMNS, ["esp", "email", p.email, p.person_id])
+
+
+def _web(w: _Writers, rng: random.Random, seed: int, i: int, kind: str, anon: str,
+         user_id: str | None, t: datetime, end: datetime, *, event: str | None = None,
+         name: str | None = None, props: dict | None = None, traits: dict | None = None) -> None:  # fmt: skip
+    if t >= end:
+        return
+    if rng.random() < RATES["web_malformed"]:
+        w.raw_line("web/events.jsonl", '{"type": "page", "anonymousId": "' + anon + '", "timestamp": ')
+        return
+    received = t + timedelta(seconds=rng.uniform(0.05, 2))
+    if rng.random() < RATES["web_event_late"]:
+        received = t + timedelta(hours=rng.uniform(20, 70))
+    msg: dict[str, Any] = {
+        "type": kind,
+        "messageId": f"ajs-{_hid(seed, i, kind, t.isoformat(), rng.random(), n=24)}",
+        "anonymousId": anon,
+        "userId": user_id,
+        "timestamp": _iso(t),
+        "receivedAt": _iso(received),
+        "context": {"library": {"name": "analytics.js", "version": "4.1.0"}, "ip": "203.0.113.7"},
+    }
+    if event:
+        msg["event"] = event
+    if name:
+        msg["name"] = name
+    if props is not None:
+        msg["properties"] = props
+    if traits is not None:
+        msg["traits"] = traits
+    w.json_row("web/events.jsonl", msg)
+    if rng.random() < RATES["web_event_duplicate"]:
+        w.json_row("web/events.jsonl", msg)
+
+
+def _esp(w: _Writers, rng: random.Random, seed: int, i: int, k: int, event: str, t: datetime,
+         base: dict, end: datetime) -> None:  # fmt: skip
+    if t >= end:
+        return
+    w.json_row(
+        "esp/events.jsonl",
+        {**base, "event": event, "timestamp": _unix(t), "sg_event_id": _hid(seed, "ev", i, k, event, n=22)},
+    )
+
+
+def print_progress(done: int, total: int) -> None:
+    """A minimal progress bar on stderr (no extra dependency)."""
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r  generating [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

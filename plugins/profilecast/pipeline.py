@@ -1,0 +1,204 @@
+"""The pipeline's steps as plain functions (the DAG's tasks call these; tests can too).
+
+Every step is idempotent for its data interval: it derives everything from
+``interval_start``/``interval_end`` (never the wall clock) and replaces what an earlier
+attempt of the same interval wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _utc(ts: Any) -> datetime:
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def run_date_of(interval_start: Any) -> str:
+    return _utc(interval_start).strftime("%Y-%m-%d")
+
+
+def as_of_of(interval_end: Any) -> str:
+    return _utc(interval_end).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def extract(
+    source: str, interval_start: Any, interval_end: Any, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    from profilecast import sources
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    with connect(settings, read_only=True) as wh:
+        previous = sources.previous_batches(wh)
+    return sources.extract_source(
+        settings, source, _utc(interval_start), _utc(interval_end), previous
+    )
+
+
+def load(
+    manifests: list[list[dict[str, Any]]], interval_end: Any, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    from profilecast import sources
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    flat = [m for group in manifests for m in (group or [])]
+    with connect(settings) as wh:
+        sources.ensure_raw_tables(wh)
+        done = sources.load_raw(wh, flat, _utc(interval_end))
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done
+    ]
+
+
+def transform(
+    interval_start: Any, interval_end: Any, settings: Settings | None = None
+) -> dict[str, Any]:
+    """dbt build (models, tests, unit tests) then the segment tables."""
+    from profilecast.segments import build_segment_tables, segments_from_manifest
+    from profilecast.warehouse import connect, dbt_manifest, run_dbt
+
+    settings = settings or load_settings()
+    run_dbt(settings, "build", dbt_vars={"as_of": as_of_of(interval_end)})
+    segs = segments_from_manifest(dbt_manifest(settings))
+    with connect(settings) as wh:
+        runs = build_segment_tables(wh, segs, run_date_of(interval_start))
+    return {"segments": {r["segment"]: r["size"] for r in runs if not r["is_retired"]}}
+
+
+def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:
+    from profilecast.render import build_audiences, load_campaigns
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    campaigns = load_campaigns(settings.campaigns_dir)
+    with connect(settings) as wh:
+        return build_audiences(wh, campaigns, run_date_of(interval_start))
+
+
+def gate(interval_start: Any, interval_end: Any, settings: Settings | None = None) -> str:
+    """Run the expectation suites; raises QualityGateError when a critical one fails."""
+    from profilecast.quality import run_gate
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    ds = run_date_of(interval_start)
+    report_dir = settings.reports_dir / ds / "quality"
+    with connect(settings, read_only=True) as wh:
+        run_gate(wh, settings.expectations_dir, ds, as_of_of(interval_end), report_dir)
+    return str(report_dir / "index.html")
+
+
+def campaign_ids(settings: Settings | None = None) -> list[str]:
+    from profilecast.render import load_campaigns
+
+    settings = settings or load_settings()
+    return [c.campaign_id for c in load_campaigns(settings.campaigns_dir)]
+
+
+def render(
+    campaign_id: str, interval_start: Any, settings: Settings | None = None
+) -> dict[str, Any]:
+    from profilecast.render import load_campaigns, render_campaign
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    campaign = next(c for c in load_campaigns(settings.campaigns_dir) if c.campaign_id == campaign_id)
+    with connect(settings, read_only=True) as wh:
+        return render_campaign(wh, campaign, run_date_of(interval_start), settings.rendered_dir)
+
+
+def export(
+    rendered: list[dict[str, Any]], interval_start: Any, run_id: str, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    from profilecast.export import Target, export_campaign
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    target = Target(settings.export_url)
+    ds = run_date_of(interval_start)
+    results = []
+    with connect(settings) as wh:
+        for item in rendered:
+            results.append(
+                export_campaign(wh, target, item["campaign_id"], ds, [Path(item["path"])], run_id)
+            )
+    return results
+
+
+def summarize(
+    interval_start: Any,
+    rendered: list[dict[str, Any]] | None = None,
+    exports: list[dict[str, Any]] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Collect the run's figures from the warehouse and write reports/<ds>/summary.json."""
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    ds = run_date_of(interval_start)
+    out: dict[str, Any] = {"run_date": ds}
+    with connect(settings, read_only=True) as wh:
+        stamp = datetime.strptime(ds, "%Y-%m-%d").strftime("%Y%m%dT000000")
+        out["sources"] = [
+            {"source": s, "entity": e, "rows_read": int(r), "rows_loaded": int(l_),
+             "rows_quarantined": int(q)}
+            for s, e, r, l_, q in wh.query(
+                "select source, entity, rows_read, rows_loaded, rows_quarantined "
+                "from load_batches where batch_id like %s order by source, entity",
+                (f"%__{stamp}",),
+            )
+        ]  # fmt: skip
+        out["quarantine_reasons"] = {
+            reason: int(n)
+            for reason, n in wh.query(
+                "select reason, count(*) from quarantine where batch_id like %s "
+                "group by reason order by 2 desc",
+                (f"%__{stamp}",),
+            )
+        }
+        out["profiles"] = int(wh.query("select count(*) from customer_profiles")[0][0])
+        out["emailable_profiles"] = int(
+            wh.query("select count(*) from customer_profiles where is_emailable")[0][0]
+        )
+        out["segments"] = {
+            seg: {"size": int(size), "change_pct": chg}
+            for seg, size, chg in wh.query(
+                "select segment, size, change_pct from segment_runs "
+                "where run_date = %s and not is_retired order by segment",
+                (ds,),
+            )
+        }
+        out["audiences"] = {
+            c: int(n)
+            for c, n in wh.query(
+                "select campaign_id, count(*) from campaign_audiences where run_date = %s "
+                "group by 1 order by 1",
+                (ds,),
+            )
+        }
+        ledger = wh.table_exists("send_ledger")
+        out["exported_total_for_date"] = (
+            int(wh.query("select count(*) from send_ledger where run_date = %s", (ds,))[0][0])
+            if ledger
+            else 0
+        )
+    out["quality_report"] = str(settings.reports_dir / ds / "quality" / "index.html")
+    path = settings.reports_dir / ds / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out["rendered"] = {r["campaign_id"]: r["rendered"] for r in rendered or []}
+    out["exports"] = exports or []
+    out["exported_this_run"] = sum(e["exported"] for e in exports or [])
+    path.write_text(json.dumps(out, indent=2, default=str))
+    return out

@@ -1,0 +1,176 @@
+"""Segment tables built from whatever models live in ``dbt_project/models/segments/``.
+
+After ``dbt build``, the manifest lists the segment models and their ``config(meta=...)``.
+This module unions them into ``customer_segments`` (current membership), keeps
+``segment_membership_history`` (one row per entry, closed on exit) and ``segment_runs``
+(size per run and the change against the previous run). No registry to edit: adding a
+segment file is enough, and removing one retires it (its history is closed, not deleted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEGMENTS_PATH_PREFIX = "models/segments/"
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    relation: str
+    description: str = ""
+    owner: str = "unassigned"
+    priority: int = 50
+    kind: str = "marketing"  # or "transactional"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
+    """Every model under models/segments/, with defaults for missing metadata."""
+    found = []
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model":
+            continue
+        if not str(node.get("original_file_path", "")).startswith(SEGMENTS_PATH_PREFIX):
+            continue
+        meta = {**(node.get("meta") or {}), **((node.get("config") or {}).get("meta") or {})}
+        kind = str(meta.get("kind", "marketing")).lower()
+        if kind not in ("marketing", "transactional"):
+            raise ValueError(f"segment {node['name']}: kind must be marketing or transactional")
+        found.append(
+            Segment(
+                name=node["name"],
+                relation=node.get("alias") or node["name"],
+                description=str(meta.get("description") or node.get("description") or ""),
+                owner=str(meta.get("owner", "unassigned")),
+                priority=int(meta.get("priority", 50)),
+                kind=kind,
+                tags=tuple(str(t) for t in meta.get("segment_tags", []) or []),
+            )
+        )
+    return sorted(found, key=lambda s: s.name)
+
+
+def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> list[dict[str, Any]]:
+    """(Re)build customer_segments and update history and run sizes for ``run_date``.
+
+    Idempotent for a run date: rerunning it yields the same tables.
+    """
+    import pandas as pd
+
+    schema = wh.schema
+    frames = []
+    for seg in segments:
+        ids = wh.df(f"select distinct customer_id from {schema}.{seg.relation}")
+        ids["segment"] = seg.name
+        ids["tags"] = "|".join(seg.tags)
+        ids["kind"] = seg.kind
+        frames.append(ids)
+    current = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["customer_id", "segment", "tags", "kind"])
+    )
+
+    types = {"entered_at": "date", "exited_at": "date", "run_date": "date"}
+    if not wh.table_exists("segment_membership_history"):
+        wh.execute(
+            "create table segment_membership_history ("
+            "customer_id varchar, segment varchar, entered_at date, exited_at date)"
+        )
+    # Undo anything a previous attempt of this same run date recorded, then apply it again.
+    wh.execute("delete from segment_membership_history where entered_at = %s", (run_date,))
+    wh.execute(
+        "update segment_membership_history set exited_at = null where exited_at = %s",
+        (run_date,),
+    )
+    open_rows = wh.df(
+        "select customer_id, segment, entered_at from segment_membership_history "
+        "where exited_at is null"
+    )
+    cur_keys = set(zip(current["customer_id"], current["segment"], strict=True))
+    open_keys = set(zip(open_rows["customer_id"], open_rows["segment"], strict=True))
+    exits = open_keys - cur_keys
+    entries = cur_keys - open_keys
+    wh.begin()
+    try:
+        for cid, seg in exits:
+            wh.execute(
+                "update segment_membership_history set exited_at = %s "
+                "where customer_id = %s and segment = %s and exited_at is null",
+                (run_date, cid, seg),
+            )
+        if entries:
+            new = pd.DataFrame(sorted(entries), columns=["customer_id", "segment"])
+            new["entered_at"] = run_date
+            new["exited_at"] = None
+            wh._insert_frame("segment_membership_history", new)
+        wh.commit()
+    except Exception:
+        wh.rollback()
+        raise
+
+    entered = wh.df(
+        "select customer_id, segment, entered_at from segment_membership_history "
+        "where exited_at is null"
+    )
+    membership = current.merge(entered, on=["customer_id", "segment"], how="left")
+    membership["entered_at"] = membership["entered_at"].astype(str)
+    _replace_all(
+        wh, "customer_segments", membership[["customer_id", "segment", "tags", "kind", "entered_at"]], types
+    )
+
+    # Sizes per run and change against the previous run of each segment.
+    previous = {}
+    if wh.table_exists("segment_runs"):
+        rows = wh.query(
+            "select segment, size from segment_runs r where run_date = ("
+            "select max(run_date) from segment_runs p where p.segment = r.segment "
+            "and p.run_date < %s)",
+            (run_date,),
+        )
+        previous = {seg: size for seg, size in rows}
+    sizes = current.groupby("segment").size().to_dict() if len(current) else {}
+    meta = {s.name: s for s in segments}
+    run_rows = []
+    for name in sorted(set(meta) | set(previous)):
+        size = int(sizes.get(name, 0))
+        prev = previous.get(name)
+        change = None if not prev else round((size - prev) / prev * 100, 2)
+        run_rows.append(
+            {
+                "run_date": run_date,
+                "segment": name,
+                "size": size,
+                "previous_size": prev,
+                "change_pct": change,
+                "is_retired": name not in meta,
+                "kind": meta[name].kind if name in meta else None,
+                "owner": meta[name].owner if name in meta else None,
+                "description": meta[name].description if name in meta else None,
+            }
+        )
+    wh.replace_rows(
+        "segment_runs",
+        "run_date",
+        run_date,
+        pd.DataFrame(run_rows),
+        column_types={
+            "run_date": "date",
+            "size": "bigint",
+            "previous_size": "bigint",
+            "change_pct": "double precision",
+            "is_retired": "boolean",
+        },
+    )
+    return run_rows
+
+
+def _replace_all(wh: Any, table: str, frame: Any, types: dict[str, str]) -> None:
+    if wh.table_exists(table):
+        wh.execute(f"drop table {table}")
+    cols = ", ".join(f'"{c}" {types.get(c, "varchar")}' for c in frame.columns)
+    wh.execute(f"create table {table} ({cols})")
+    if len(frame):
+        wh._insert_frame(table, frame)

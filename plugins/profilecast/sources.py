@@ -1,0 +1,666 @@
+"""Source extraction: file drops -> validated records -> landing zone (Parquet) -> raw tables.
+
+Two steps, so that extraction (no warehouse writes) can run in parallel while the raw load
+is serialised by the warehouse pool:
+
+* :func:`extract` reads one source's drop for a data interval, keeps the records whose
+  watermark falls in the interval's window (plus a lookback), validates them and writes
+  ``landing/source=<s>/entity=<e>/date=<ds>/`` with ``part-*.parquet``, ``quarantine.parquet``
+  and ``manifest.json`` (row counts).
+* :func:`load_raw` replaces that batch in ``raw.<source>__<entity>``, ``quarantine`` and
+  ``load_batches``; rerunning an interval therefore replaces, never duplicates.
+
+Nothing is dropped silently: every record read is either loaded or quarantined with a reason
+(``rows_read = rows_loaded + rows_quarantined`` per batch); records outside the window are
+counted as ``rows_outside_window`` and belong to other intervals.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import Settings
+
+CHUNK_ROWS = 100_000
+META_COLUMNS = ("_extra", "_flags", "_record_ts", "_source_file", "_line")
+
+
+class SourceError(RuntimeError):
+    """A drop that cannot be read at all (missing required column, missing drop, ...)."""
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    source: str
+    entity: str
+    columns: tuple[str, ...]
+    #: a record needs at least one of these non-empty, or it is quarantined
+    identifiers: tuple[str, ...]
+    #: the watermark is the latest parseable value among these (empty: full snapshot)
+    watermark: tuple[str, ...] = ()
+    #: CSV drops must carry these columns in their header
+    required_columns: tuple[str, ...] = ()
+    timestamps: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    #: the record's own id; derived from a hash of the payload when absent
+    record_id: str | None = None
+
+    @property
+    def table(self) -> str:
+        return f"{self.source}__{self.entity}"
+
+
+ENTITIES: tuple[EntitySpec, ...] = (
+    EntitySpec(
+        "crm", "contacts",
+        ("contact_id", "email", "first_name", "last_name", "phone", "company", "job_title",
+         "industry", "street", "city", "postcode", "state", "country", "birth_date",
+         "lifecycle_stage", "created_at", "updated_at"),
+        identifiers=("contact_id", "email"),
+        watermark=("updated_at", "created_at"),
+        required_columns=("contact_id", "email"),
+        timestamps=("created_at", "updated_at"),
+        dates=("birth_date",),
+        record_id="contact_id",
+    ),
+    EntitySpec(
+        "crm", "companies",
+        ("company_id", "name", "domain", "industry", "employees", "country"),
+        identifiers=("company_id",),
+        required_columns=("company_id", "name"),
+        record_id="company_id",
+    ),
+    EntitySpec(
+        "crm", "tickets",
+        ("ticket_id", "contact_id", "email", "subject", "body", "product", "status", "priority",
+         "created_at", "updated_at", "messages"),
+        identifiers=("ticket_id",),
+        watermark=("updated_at", "created_at"),
+        timestamps=("created_at", "updated_at"),
+        record_id="ticket_id",
+    ),
+    EntitySpec(
+        "billing", "customers",
+        ("id", "email", "name", "phone", "currency", "created", "address", "metadata", "deleted"),
+        identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
+    ),
+    EntitySpec(
+        "billing", "subscriptions",
+        ("id", "customer", "status", "created", "current_period_start", "current_period_end",
+         "canceled_at", "currency", "items"),
+        identifiers=("id",), watermark=("created", "canceled_at"),
+        timestamps=("created", "current_period_start", "current_period_end", "canceled_at"),
+        record_id="id",
+    ),
+    EntitySpec(
+        "billing", "invoices",
+        ("id", "customer", "subscription", "status", "amount_due", "amount_paid", "currency",
+         "created", "lines"),
+        identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
+    ),
+    EntitySpec(
+        "billing", "charges",
+        ("id", "customer", "amount", "amount_refunded", "currency", "status", "paid", "invoice",
+         "created", "metadata"),
+        identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
+    ),
+    EntitySpec(
+        "billing", "refunds",
+        ("id", "charge", "amount", "currency", "status", "reason", "created"),
+        identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
+    ),
+    EntitySpec(
+        "web", "events",
+        ("messageId", "type", "event", "name", "anonymousId", "userId", "timestamp",
+         "receivedAt", "properties", "traits", "context"),
+        identifiers=("anonymousId", "userId"),
+        watermark=("timestamp", "receivedAt"),
+        timestamps=("timestamp", "receivedAt"),
+        record_id="messageId",
+    ),
+    EntitySpec(
+        "esp", "events",
+        ("sg_event_id", "email", "event", "timestamp", "sg_message_id", "category", "url",
+         "reason", "type", "asm_group_id"),
+        identifiers=("email",),
+        watermark=("timestamp",),
+        timestamps=("timestamp",),
+        record_id="sg_event_id",
+    ),
+)  # fmt: skip
+
+
+def specs_for(source: str) -> list[EntitySpec]:
+    return [s for s in ENTITIES if s.source == source]
+
+
+# --------------------------------------------------------------------------------------------
+# Value parsing (pure functions)
+# --------------------------------------------------------------------------------------------
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse ISO-8601 text or Unix seconds/milliseconds into an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        num = float(value)
+        if num > 1e11:  # milliseconds
+            num /= 1000.0
+        try:
+            return datetime.fromtimestamp(num, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def format_timestamp(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def to_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Validated:
+    row: dict[str, Any] | None = None
+    reason: str | None = None
+    record_ts: datetime | None = None
+
+
+def validate_record(spec: EntitySpec, record: Any) -> Validated:
+    """Turn one parsed record into a raw row, or say why it cannot be used."""
+    if not isinstance(record, dict):
+        return Validated(reason=f"not an object (got {type(record).__name__})")
+    present = {k: v for k, v in record.items() if k is not None}
+    if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
+        return Validated(reason=f"no identifier: needs one of {', '.join(spec.identifiers)}")
+    flags: list[str] = []
+    row: dict[str, Any] = {}
+    for col in spec.columns:
+        value = present.get(col)
+        if col in spec.timestamps and value not in (None, ""):
+            ts = parse_timestamp(value)
+            if ts is None:
+                flags.append(f"{col}:invalid_timestamp")
+                row[col] = None
+            else:
+                row[col] = format_timestamp(ts)
+            continue
+        if col in spec.dates and value not in (None, ""):
+            d = parse_date(value)
+            if d is None:
+                flags.append(f"{col}:invalid_date")
+                row[col] = None
+            else:
+                row[col] = d.isoformat()
+            continue
+        text = to_text(value)
+        row[col] = text if text != "" else None
+    if spec.record_id and not row.get(spec.record_id):
+        digest = hashlib.sha256(
+            json.dumps(present, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        row[spec.record_id] = f"h_{digest[:24]}"
+        flags.append(f"{spec.record_id}:derived")
+    extra = {k: v for k, v in present.items() if k not in spec.columns}
+    row["_extra"] = json.dumps(extra, ensure_ascii=False, default=str) if extra else None
+    row["_flags"] = ",".join(flags) if flags else None
+    stamps = [parse_timestamp(present.get(c)) for c in spec.watermark]
+    stamps = [s for s in stamps if s is not None]
+    record_ts = max(stamps) if stamps else None
+    row["_record_ts"] = format_timestamp(record_ts) if record_ts else None
+    return Validated(row=row, record_ts=record_ts)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading drops
+# --------------------------------------------------------------------------------------------
+FORMATS = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+
+
+@dataclass
+class RawRecord:
+    source_file: str
+    line: int
+    record: Any = None
+    error: str | None = None
+    payload: str | None = None
+
+
+def _fmt(name: str) -> str | None:
+    base = name[:-3] if name.endswith(".gz") else name
+    for ext in FORMATS:
+        if base.endswith(ext):
+            return ext
+    return None
+
+
+def list_drop_files(root: str, source: str, entity: str) -> list[str]:
+    """Files for ``<source>/<entity>.<ext>`` or the parts under ``<source>/<entity>/``."""
+    if root.startswith("s3://"):
+        return _s3_list(root, source, entity)
+    base = Path(root) / source
+    found: list[Path] = []
+    if base.is_dir():
+        found += [p for p in base.iterdir() if p.is_file() and p.name.split(".")[0] == entity]
+        folder = base / entity
+        if folder.is_dir():
+            found += [p for p in folder.rglob("*") if p.is_file()]
+    return sorted(str(p) for p in found if _fmt(p.name))
+
+
+def _s3_split(url: str) -> tuple[str, str]:
+    bucket, _, key = url[5:].partition("/")
+    return bucket, key
+
+
+def s3_client():  # -> botocore client
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _s3_list(root: str, source: str, entity: str) -> list[str]:
+    bucket, prefix = _s3_split(root.rstrip("/") + f"/{source}/")
+    client = s3_client()
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix) :]
+            name = rel.split("/")[0]
+            if (name.split(".")[0] == entity or rel.startswith(f"{entity}/")) and _fmt(rel):
+                keys.append(f"s3://{bucket}/{obj['Key']}")
+    return sorted(keys)
+
+
+def _open_bytes(path: str) -> bytes:
+    if path.startswith("s3://"):
+        bucket, key = _s3_split(path)
+        data = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    else:
+        data = Path(path).read_bytes()
+    if path.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    if not path.startswith("s3://") and not path.endswith(".gz"):
+        return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    if not path.startswith("s3://"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(io.BytesIO(_open_bytes(path)), encoding="utf-8-sig", newline="")
+
+
+def read_records(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
+    """Yield every record of one file, with a parse error instead of a record when broken."""
+    fmt = _fmt(path)
+    if fmt == ".csv":
+        yield from _read_csv(path, spec)
+    elif fmt in (".jsonl", ".ndjson"):
+        with _open_text(path) as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield RawRecord(path, n, error=f"invalid JSON: {exc.msg}", payload=line[:10000])
+                    continue
+                yield from _explode(path, n, obj, line)
+    elif fmt == ".json":
+        try:
+            obj = json.loads(_open_bytes(path).decode("utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{path}: not valid JSON ({exc})") from exc
+        if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+            obj = obj["data"]  # a saved API list response
+        items = obj if isinstance(obj, list) else [obj]
+        for n, item in enumerate(items, start=1):
+            yield from _explode(path, n, item, None)
+    elif fmt == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(_open_bytes(path)))
+        for n, item in enumerate(table.to_pylist(), start=1):
+            yield RawRecord(path, n, record=item)
+
+
+def _explode(path: str, n: int, obj: Any, line: str | None) -> Iterator[RawRecord]:
+    """A Segment batch envelope ``{"batch": [...]}`` holds several events."""
+    if isinstance(obj, dict) and isinstance(obj.get("batch"), list) and "type" not in obj:
+        shared = {k: v for k, v in obj.items() if k != "batch"}
+        for item in obj["batch"]:
+            if isinstance(item, dict):
+                merged = {**{k: v for k, v in shared.items() if k in ("context",)}, **item}
+                yield RawRecord(path, n, record=merged)
+            else:
+                yield RawRecord(path, n, record=item)
+        return
+    yield RawRecord(path, n, record=obj, payload=line)
+
+
+def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        missing = [c for c in spec.required_columns if c not in header]
+        if missing:
+            raise SourceError(
+                f"{path}: required column(s) {', '.join(missing)} missing from the header "
+                f"(found: {', '.join(header)})"
+            )
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield RawRecord(
+                    path,
+                    line,
+                    error=f"row has {len(values)} fields, header has {len(header)}",
+                    payload=json.dumps(values, ensure_ascii=False),
+                )
+                continue
+            yield RawRecord(path, line, record=dict(zip(header, values, strict=True)))
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction into the landing zone
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Window:
+    start: datetime | None  # None: all history
+    end: datetime
+
+    def contains(self, ts: datetime | None) -> bool:
+        if ts is None:
+            return True  # undated records (snapshots) belong to every batch
+        return (self.start is None or ts >= self.start) and ts < self.end
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    source: str
+    entity: str
+    landing_dir: str
+    files: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_outside_window: int = 0
+    window_start: str | None = None
+    window_end: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def batch_id_for(spec: EntitySpec, interval_start: datetime) -> str:
+    return f"{spec.source}__{spec.entity}__{interval_start.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
+def landing_dir_for(settings: Settings, spec: EntitySpec, interval_start: datetime) -> Path:
+    ds = interval_start.astimezone(UTC).strftime("%Y-%m-%d")
+    return settings.landing_dir / f"source={spec.source}" / f"entity={spec.entity}" / f"date={ds}"
+
+
+def choose_window(
+    previous: dict[str, Any] | None,
+    has_history: bool,
+    interval_start: datetime,
+    interval_end: datetime,
+    lookback_days: int,
+) -> Window:
+    """The first load takes all history; later ones their interval plus a lookback.
+
+    A rerun of an interval that was already loaded reuses that batch's window, so rerunning
+    the very first interval still reloads all history.
+    """
+    if previous is not None:
+        start = previous.get("window_start")
+        return Window(parse_timestamp(start) if start else None, interval_end)
+    if not has_history:
+        return Window(None, interval_end)
+    return Window(interval_start - timedelta(days=lookback_days), interval_end)
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = {c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in columns}
+    pq.write_table(pa.table(arrays), path, compression="zstd")
+
+
+def extract_entity(
+    settings: Settings,
+    spec: EntitySpec,
+    interval_start: datetime,
+    interval_end: datetime,
+    previous: dict[str, Any] | None = None,
+    has_history: bool = False,
+    files: Iterable[str] | None = None,
+) -> BatchResult:
+    """Read one entity's drop for an interval into the landing zone."""
+    window = choose_window(
+        previous, has_history, interval_start, interval_end, settings.lookback_days
+    )
+    files = list(files) if files is not None else list_drop_files(
+        settings.sources, spec.source, spec.entity
+    )
+    out = landing_dir_for(settings, spec, interval_start)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.parquet"):
+        old.unlink()
+    result = BatchResult(
+        batch_id=batch_id_for(spec, interval_start),
+        source=spec.source,
+        entity=spec.entity,
+        landing_dir=str(out),
+        files=files,
+        window_start=format_timestamp(window.start) if window.start else None,
+        window_end=format_timestamp(window.end),
+    )
+    columns = [*spec.columns, *META_COLUMNS]
+    rows: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    part = 0
+
+    def flush() -> None:
+        nonlocal rows, part
+        if rows:
+            _write_parquet(rows, out / f"part-{part:05d}.parquet", columns)
+            part += 1
+            rows = []
+
+    for path in files:
+        for raw in read_records(path, spec):
+            if raw.error:
+                result.rows_read += 1
+                quarantined.append(_q(spec, result, raw, raw.error))
+                continue
+            checked = validate_record(spec, raw.record)
+            if checked.row is None:
+                result.rows_read += 1
+                quarantined.append(_q(spec, result, raw, checked.reason or "invalid"))
+                continue
+            if not window.contains(checked.record_ts):
+                result.rows_outside_window += 1
+                continue
+            result.rows_read += 1
+            checked.row["_source_file"] = path
+            checked.row["_line"] = str(raw.line)
+            rows.append(checked.row)
+            result.rows_loaded += 1
+            if len(rows) >= CHUNK_ROWS:
+                flush()
+    flush()
+    result.rows_quarantined = len(quarantined)
+    qcols = ["source", "entity", "batch_id", "source_file", "line_no", "reason", "raw_payload"]
+    _write_parquet(quarantined, out / "quarantine.parquet", qcols)
+    (out / "manifest.json").write_text(json.dumps(result.as_dict(), indent=2))
+    return result
+
+
+def _q(spec: EntitySpec, result: BatchResult, raw: RawRecord, reason: str) -> dict[str, Any]:
+    payload = raw.payload
+    if payload is None:
+        payload = json.dumps(raw.record, ensure_ascii=False, default=str)
+    return {
+        "source": spec.source,
+        "entity": spec.entity,
+        "batch_id": result.batch_id,
+        "source_file": raw.source_file,
+        "line_no": str(raw.line),
+        "reason": reason,
+        "raw_payload": payload.rstrip("\r\n")[:10000],
+    }
+
+
+def previous_batches(wh: Any) -> dict[str, dict[str, Any]]:
+    """load_batches rows by batch id (empty when nothing has been loaded yet)."""
+    if not wh.table_exists("load_batches"):
+        return {}
+    frame = wh.df("select * from load_batches")
+    return {r["batch_id"]: r for r in frame.to_dict("records")}
+
+
+def extract_source(
+    settings: Settings,
+    source: str,
+    interval_start: datetime,
+    interval_end: datetime,
+    previous: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Extract every entity of one source; returns the batch manifests."""
+    results = []
+    any_files = False
+    for spec in specs_for(source):
+        files = list_drop_files(settings.sources, spec.source, spec.entity)
+        any_files = any_files or bool(files)
+        bid = batch_id_for(spec, interval_start)
+        has_history = any(
+            b["source"] == spec.source and b["entity"] == spec.entity for b in previous.values()
+        )
+        results.append(
+            extract_entity(
+                settings, spec, interval_start, interval_end,
+                previous=previous.get(bid), has_history=has_history, files=files,
+            ).as_dict()
+        )  # fmt: skip
+    if not any_files and source in settings.required_sources:
+        raise SourceError(
+            f"source '{source}' has no files under {settings.sources}/{source}/ and is listed "
+            "in PROFILECAST_REQUIRED_SOURCES"
+        )
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Raw load
+# --------------------------------------------------------------------------------------------
+def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) -> list[dict]:
+    """Replace each batch in its raw table, the quarantine table and load_batches."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    done = []
+    for m in manifests:
+        spec = next(s for s in ENTITIES if s.source == m["source"] and s.entity == m["entity"])
+        folder = Path(m["landing_dir"])
+        parts = sorted(folder.glob("part-*.parquet"))
+        frames = [pq.read_table(p).to_pandas() for p in parts]
+        data = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=[*spec.columns, *META_COLUMNS])
+        )
+        data["_batch_id"] = m["batch_id"]
+        data["_loaded_at"] = format_timestamp(loaded_at)
+        loaded = wh.replace_rows(f"raw.{spec.table}", "_batch_id", m["batch_id"], data)
+        q = pq.read_table(folder / "quarantine.parquet").to_pandas()
+        wh.replace_rows("quarantine", "batch_id", m["batch_id"], q)
+        if loaded != m["rows_loaded"]:
+            raise SourceError(
+                f"{m['batch_id']}: landing says {m['rows_loaded']} rows, loaded {loaded}"
+            )
+        batch = pd.DataFrame(
+            [
+                {
+                    "batch_id": m["batch_id"],
+                    "source": m["source"],
+                    "entity": m["entity"],
+                    "rows_read": m["rows_read"],
+                    "rows_loaded": loaded,
+                    "rows_quarantined": len(q),
+                    "rows_outside_window": m["rows_outside_window"],
+                    "window_start": m["window_start"],
+                    "window_end": m["window_end"],
+                    "source_files": len(m["files"]),
+                    "loaded_at": format_timestamp(loaded_at),
+                }
+            ]
+        )
+        wh.replace_rows(
+            "load_batches",
+            "batch_id",
+            m["batch_id"],
+            batch,
+            column_types={
+                "rows_read": "bigint",
+                "rows_loaded": "bigint",
+                "rows_quarantined": "bigint",
+                "rows_outside_window": "bigint",
+                "source_files": "integer",
+            },
+        )
+        done.append(batch.iloc[0].to_dict())
+    return done
+
+
+def ensure_raw_tables(wh: Any) -> None:
+    """Create every raw table (empty) so dbt sources exist even for a source with no drop."""
+    import pandas as pd
+
+    for spec in ENTITIES:
+        if not wh.table_exists(spec.table, "raw"):
+            cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
+            wh.replace_rows(f"raw.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols))

@@ -1,0 +1,266 @@
+"""The warehouse: one small connection wrapper over DuckDB or PostgreSQL, and the dbt runner.
+
+SQL in this package is written once with ``%s`` placeholders and runs on both engines.
+DuckDB allows a single writing process, so every connection is short-lived (opened in a
+``with`` block) and the DAG puts the tasks that write into the ``profilecast_warehouse`` pool.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import Settings, load_settings, postgres_params
+
+RAW_SCHEMA = "raw"
+
+
+class WarehouseError(RuntimeError):
+    """Raised when the warehouse or dbt reports a failure."""
+
+
+class Warehouse:
+    """A thin connection wrapper; ``kind`` is ``duckdb`` or ``postgres``."""
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        self.settings = settings
+        self.kind = "postgres" if settings.dbt_target.startswith("postgres") else "duckdb"
+        if self.kind == "duckdb":
+            import duckdb
+
+            settings.home.mkdir(parents=True, exist_ok=True)
+            path = settings.warehouse_path
+            if read_only and not path.exists():
+                # Nothing has been loaded yet: an in-memory database answers "empty".
+                self.con = duckdb.connect(":memory:")
+            else:
+                self.con = duckdb.connect(str(path), read_only=read_only)
+            self.con.execute("set timezone = 'UTC'")
+            self.schema = "main"
+        else:
+            import psycopg2
+
+            params = postgres_params()
+            self.schema = str(params.pop("schema"))
+            self.con = psycopg2.connect(**params)
+            self.con.autocommit = True
+            self.execute(f"create schema if not exists {self.schema}")
+            self.execute("set timezone = 'UTC'")
+
+    # -- basic access ---------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.kind == "duckdb" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.kind == "duckdb":
+            self.con.execute(self._sql(sql), list(params))
+        else:
+            with self.con.cursor() as cur:
+                cur.execute(sql, tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self.con.execute(self._sql(sql), list(params)).fetchall()
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return cur.fetchall() if cur.description else []
+
+    def df(self, sql: str, params: Sequence[Any] = ()):  # -> pandas.DataFrame
+        import pandas as pd
+
+        if self.kind == "duckdb":
+            return self.con.execute(self._sql(sql), list(params)).df()
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            cols = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def iter_df(self, sql: str, chunk_rows: int = 200_000) -> Iterator[Any]:
+        """Yield a query's result as pandas frames of at most ``chunk_rows`` rows."""
+        import pandas as pd
+
+        if self.kind == "duckdb":
+            reader = self.con.execute(sql).fetch_record_batch(chunk_rows)
+            for batch in reader:
+                yield batch.to_pandas()
+            return
+        with self.con.cursor(name="profilecast_iter") as cur:
+            cur.itersize = chunk_rows
+            cur.execute(sql)
+            cols = None
+            while True:
+                rows = cur.fetchmany(chunk_rows)
+                if cols is None:
+                    cols = [d[0] for d in cur.description]
+                if not rows:
+                    break
+                yield pd.DataFrame(rows, columns=cols)
+
+    def table_exists(self, name: str, schema: str | None = None) -> bool:
+        schema = schema or self.schema
+        rows = self.query(
+            "select count(*) from information_schema.tables where table_schema = %s and table_name = %s",
+            (schema, name),
+        )
+        return bool(rows and rows[0][0])
+
+    def columns(self, name: str, schema: str | None = None) -> list[str]:
+        rows = self.query(
+            "select column_name from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            (schema or self.schema, name),
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- bulk load ------------------------------------------------------------------------
+    def replace_rows(
+        self,
+        table: str,
+        key_column: str,
+        key_value: str,
+        frame: Any,
+        column_types: dict[str, str] | None = None,
+    ) -> int:
+        """Delete ``table`` rows where ``key_column = key_value`` and insert ``frame``.
+
+        ``frame`` is a pandas DataFrame; the table is created on first use with text columns
+        (or ``column_types``), and new columns are added as they appear (schema drift).
+        """
+        column_types = column_types or {}
+        schema, _, name = table.rpartition(".")
+        schema = schema or self.schema
+        self.execute(f"create schema if not exists {schema}")
+        cols = list(frame.columns)
+        if not self.table_exists(name, schema):
+            defs = ", ".join(f'"{c}" {column_types.get(c, "text")}' for c in cols)
+            self.execute(f"create table {schema}.{name} ({defs})")
+        else:
+            existing = set(self.columns(name, schema))
+            for c in cols:
+                if c not in existing:
+                    self.execute(
+                        f'alter table {schema}.{name} add column "{c}" {column_types.get(c, "text")}'
+                    )
+        self.begin()
+        try:
+            self.execute(f"delete from {schema}.{name} where {key_column} = %s", (key_value,))
+            if len(frame):
+                self._insert_frame(f"{schema}.{name}", frame)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+        return len(frame)
+
+    def _insert_frame(self, table: str, frame: Any) -> None:
+        collist = ", ".join(f'"{c}"' for c in frame.columns)
+        if self.kind == "duckdb":
+            self.con.register("_pc_frame", frame)
+            try:
+                self.con.execute(f"insert into {table} ({collist}) select {collist} from _pc_frame")
+            finally:
+                self.con.unregister("_pc_frame")
+            return
+        buf = io.StringIO()
+        frame.to_csv(buf, index=False, header=False, na_rep="\\N")
+        buf.seek(0)
+        with self.con.cursor() as cur:
+            cur.copy_expert(
+                f"copy {table} ({collist}) from stdin with (format csv, null '\\N')",
+                buf,
+            )
+
+    def begin(self) -> None:
+        if self.kind == "duckdb":
+            self.con.execute("begin transaction")
+        else:
+            self.con.autocommit = False
+
+    def commit(self) -> None:
+        if self.kind == "duckdb":
+            self.con.execute("commit")
+        else:
+            self.con.commit()
+            self.con.autocommit = True
+
+    def rollback(self) -> None:
+        if self.kind == "duckdb":
+            self.con.execute("rollback")
+        else:
+            self.con.rollback()
+            self.con.autocommit = True
+
+
+@contextmanager
+def connect(settings: Settings | None = None, read_only: bool = False) -> Iterator[Warehouse]:
+    """Open the configured warehouse for the duration of a ``with`` block."""
+    wh = Warehouse(settings or load_settings(), read_only=read_only)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+            "PROFILECAST_WAREHOUSE": str(settings.warehouse_path),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+            "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
+        }
+    )
+    pg = postgres_params()
+    for key in ("host", "port", "user", "password", "dbname", "schema"):
+        env.setdefault(f"PROFILECAST_PG_{key.upper()}", str(pg[key]))
+    env["PROFILECAST_PG_DATABASE"] = str(pg["dbname"])
+    return env
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(
+    settings: Settings,
+    command: str,
+    args: Sequence[str] = (),
+    dbt_vars: dict[str, Any] | None = None,
+) -> str:
+    """Run a dbt command against the configured target; return its output or raise."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        dbt_executable(),
+        command,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--target",
+        settings.dbt_target,
+        *args,
+    ]
+    if dbt_vars:
+        cmd += ["--vars", json.dumps(dbt_vars)]
+    proc = subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-60:])
+        raise WarehouseError(f"dbt {command} failed (exit {proc.returncode}):\n{tail}")
+    return output
+
+
+def dbt_manifest(settings: Settings) -> dict[str, Any]:
+    path = settings.home / "dbt" / "target" / "manifest.json"
+    return json.loads(path.read_text())
