@@ -136,7 +136,9 @@ def print_summary(s: dict, settings: Settings) -> None:
           f"(all runs for this date: {s.get('exported_total_for_date', 0):,})")  # fmt: skip
     for e in s.get("exports", []):
         if e.get("exported"):
-            print(f"  {e['campaign_id']:18s} {e['exported']:>7,} in {e['batches']} batch(es) -> {e['location']}")
+            print(
+                f"  {e['campaign_id']:18s} {e['exported']:>7,} in {e['batches']} batch(es) -> {e['location']}"
+            )
     print(f"quality report: {s.get('quality_report')}")
     print(f"warehouse: {settings.warehouse_path}")
 
@@ -182,7 +184,9 @@ def cmd_segments(args: argparse.Namespace) -> int:
         chg_s = "" if chg is None else f"{chg:+.1f}%"
         prev_s = "" if prev is None else f"{int(prev):,}"
         label = f"{seg} (retired)" if retired else seg
-        print(f"{label:24s} {int(size):>8,} {prev_s:>9s} {chg_s:>8s}  {kind or '':12s} {owner or ''}")
+        print(
+            f"{label:24s} {int(size):>8,} {prev_s:>9s} {chg_s:>8s}  {kind or '':12s} {owner or ''}"
+        )
     return 0
 
 

@@ -105,9 +105,7 @@ def unsubscribe_headers(message: dict[str, Any], secret: str) -> dict[str, str]:
     import hmac
 
     token = hmac.new(secret.encode(), message["message_key"].encode(), hashlib.sha256)
-    url = (
-        f"https://unsubscribe.example.com/u/{message['message_key']}?t={token.hexdigest()[:32]}"
-    )
+    url = f"https://unsubscribe.example.com/u/{message['message_key']}?t={token.hexdigest()[:32]}"
     return {
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

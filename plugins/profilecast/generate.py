@@ -405,7 +405,9 @@ def _write_person(
             product = rng.choice(PRODUCTS)
             opened = at(0.2, 1.0)
             status = rng.choice(["open", "pending", "closed", "closed"])
-            updated = min(opened + timedelta(hours=rng.randrange(1, 72)), end - timedelta(seconds=1))
+            updated = min(
+                opened + timedelta(hours=rng.randrange(1, 72)), end - timedelta(seconds=1)
+            )
             tid = f"T{i:08d}{t}"
             w.json_row(
                 "crm/tickets.jsonl",
@@ -462,7 +464,9 @@ def _write_person(
             plan = rng.choice(PLANS)
             sub_id = f"sub_{_hid(seed, 'sub', i)}"
             sub_start = created + timedelta(days=rng.randrange(0, 5))
-            canceled = sub_start + timedelta(days=rng.randrange(20, 200)) if rng.random() < 0.25 else None
+            canceled = (
+                sub_start + timedelta(days=rng.randrange(20, 200)) if rng.random() < 0.25 else None
+            )
             if canceled and canceled >= end:
                 canceled = None
             w.json_row(
@@ -526,8 +530,32 @@ def _write_person(
                              props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100, "quantity": 1})  # fmt: skip
             if cart and rng.random() < p.buyer * 1.5:
                 t += timedelta(seconds=rng.randrange(30, 600))
-                _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Cart Viewed", props={"products": [{"product_id": c[0]} for c in cart]})
-                _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Checkout Started", props={"value": sum(c[3] for c in cart) / 100})
+                _web(
+                    w,
+                    rng,
+                    seed,
+                    i,
+                    "track",
+                    anon,
+                    user_id,
+                    t,
+                    end,
+                    event="Cart Viewed",
+                    props={"products": [{"product_id": c[0]} for c in cart]},
+                )
+                _web(
+                    w,
+                    rng,
+                    seed,
+                    i,
+                    "track",
+                    anon,
+                    user_id,
+                    t,
+                    end,
+                    event="Checkout Started",
+                    props={"value": sum(c[3] for c in cart) / 100},
+                )
                 if rng.random() < 0.8:
                     order_id = f"ord_{_hid(seed, i, s)}"
                     total = sum(c[3] for c in cart)
@@ -559,14 +587,34 @@ def _write_person(
             base = {"email": p.email, "sg_message_id": msg, "category": ["newsletter"]}
             _esp(w, rng, seed, i, k, "delivered", sent + timedelta(minutes=1), base, end)
             if rng.random() < 0.01:
-                _esp(w, rng, seed, i, k, "bounce", sent + timedelta(minutes=2), {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"}, end)
+                _esp(
+                    w,
+                    rng,
+                    seed,
+                    i,
+                    k,
+                    "bounce",
+                    sent + timedelta(minutes=2),
+                    {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"},
+                    end,
+                )
                 opted_out = True
                 continue
             if rng.random() < p.engagement:
                 t = sent + timedelta(hours=rng.uniform(0.1, 30))
                 _esp(w, rng, seed, i, k, "open", t, base, end)
                 if rng.random() < p.engagement * 0.6:
-                    _esp(w, rng, seed, i, k, "click", t + timedelta(minutes=1), {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"}, end)
+                    _esp(
+                        w,
+                        rng,
+                        seed,
+                        i,
+                        k,
+                        "click",
+                        t + timedelta(minutes=1),
+                        {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"},
+                        end,
+                    )
                 if rng.random() < 0.003:
                     _esp(w, rng, seed, i, k, "reply", t + timedelta(minutes=5), base, end)
             r = rng.random()
@@ -574,7 +622,17 @@ def _write_person(
                 _esp(w, rng, seed, i, k, "unsubscribe", sent + timedelta(hours=2), base, end)
                 opted_out = True
             elif r < 0.006:
-                _esp(w, rng, seed, i, k, "group_unsubscribe", sent + timedelta(hours=2), {**base, "asm_group_id": 101}, end)
+                _esp(
+                    w,
+                    rng,
+                    seed,
+                    i,
+                    k,
+                    "group_unsubscribe",
+                    sent + timedelta(hours=2),
+                    {**base, "asm_group_id": 101},
+                    end,
+                )
                 opted_out = True
             elif r < 0.0065:
                 _esp(w, rng, seed, i, k, "spamreport", sent + timedelta(hours=3), base, end)
@@ -588,7 +646,9 @@ def _web(w: _Writers, rng: random.Random, seed: int, i: int, kind: str, anon: st
     if t >= end:
         return
     if rng.random() < RATES["web_malformed"]:
-        w.raw_line("web/events.jsonl", '{"type": "page", "anonymousId": "' + anon + '", "timestamp": ')
+        w.raw_line(
+            "web/events.jsonl", '{"type": "page", "anonymousId": "' + anon + '", "timestamp": '
+        )
         return
     received = t + timedelta(seconds=rng.uniform(0.05, 2))
     if rng.random() < RATES["web_event_late"]:
@@ -621,7 +681,12 @@ def _esp(w: _Writers, rng: random.Random, seed: int, i: int, k: int, event: str,
         return
     w.json_row(
         "esp/events.jsonl",
-        {**base, "event": event, "timestamp": _unix(t), "sg_event_id": _hid(seed, "ev", i, k, event, n=22)},
+        {
+            **base,
+            "event": event,
+            "timestamp": _unix(t),
+            "sg_event_id": _hid(seed, "ev", i, k, event, n=22),
+        },
     )
 
 

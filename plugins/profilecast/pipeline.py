@@ -57,9 +57,7 @@ def load(
     with connect(settings) as wh:
         sources.ensure_raw_tables(wh)
         done = sources.load_raw(wh, flat, _utc(interval_end))
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done
-    ]
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done]
 
 
 def transform(
@@ -114,13 +112,18 @@ def render(
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
-    campaign = next(c for c in load_campaigns(settings.campaigns_dir) if c.campaign_id == campaign_id)
+    campaign = next(
+        c for c in load_campaigns(settings.campaigns_dir) if c.campaign_id == campaign_id
+    )
     with connect(settings, read_only=True) as wh:
         return render_campaign(wh, campaign, run_date_of(interval_start), settings.rendered_dir)
 
 
 def export(
-    rendered: list[dict[str, Any]], interval_start: Any, run_id: str, settings: Settings | None = None
+    rendered: list[dict[str, Any]],
+    interval_start: Any,
+    run_id: str,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     from profilecast.export import Target, export_campaign
     from profilecast.warehouse import connect

@@ -118,7 +118,10 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
     membership = current.merge(entered, on=["customer_id", "segment"], how="left")
     membership["entered_at"] = membership["entered_at"].astype(str)
     _replace_all(
-        wh, "customer_segments", membership[["customer_id", "segment", "tags", "kind", "entered_at"]], types
+        wh,
+        "customer_segments",
+        membership[["customer_id", "segment", "tags", "kind", "entered_at"]],
+        types,
     )
 
     # Sizes per run and change against the previous run of each segment.

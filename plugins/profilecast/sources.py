@@ -483,8 +483,10 @@ def extract_entity(
     window = choose_window(
         previous, has_history, interval_start, interval_end, settings.lookback_days
     )
-    files = list(files) if files is not None else list_drop_files(
-        settings.sources, spec.source, spec.entity
+    files = (
+        list(files)
+        if files is not None
+        else list_drop_files(settings.sources, spec.source, spec.entity)
     )
     out = landing_dir_for(settings, spec, interval_start)
     out.mkdir(parents=True, exist_ok=True)

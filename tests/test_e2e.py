@@ -1,0 +1,89 @@
+"""End to end: `profilecast run` drives the real DAG through Airflow (`airflow dags test`)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import subprocess
+
+import duckdb
+import pytest
+from profilecast.generate import generate
+
+from .conftest import clean_env, venv_bin
+
+pytestmark = pytest.mark.e2e
+DATE = "2026-10-31"
+
+
+def _run(home, sources, date=DATE):
+    env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sources))
+    return subprocess.run(
+        [venv_bin("profilecast"), "run", "--date", date],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_dir):
+    home = airflow_home / "home"
+    first = _run(home, sample_dir)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "profiles:" in first.stdout and "emails exported this run:" in first.stdout
+    db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    profiles = db.execute("select count(*) from customer_profiles").fetchall()[0][0]
+    exported = db.execute("select count(*) from send_ledger").fetchall()[0][0]
+    raw_rows = db.execute("select sum(rows_loaded) from load_batches").fetchall()[0][0]
+    segs = dict(db.execute("select segment, size from segment_runs").fetchall())
+    db.close()
+    assert profiles > 0 and exported > 0 and raw_rows > 0
+    assert set(segs) >= {"cart_abandoners", "high_engagement", "new_subscribers"}
+    # The exported files: manifest last, row counts add up, nobody opted out.
+    files = sorted((home / "exports").rglob("batch-*.jsonl.gz"))
+    manifests = sorted((home / "exports").rglob("manifest.json"))
+    assert files and len(manifests) >= 1
+    messages = [json.loads(line) for f in files for line in gzip.open(f, "rt")]
+    assert (
+        len(messages) == exported == sum(json.loads(m.read_text())["total_rows"] for m in manifests)
+    )
+    assert len({m["message_key"] for m in messages}) == len(messages)
+    assert all("List-Unsubscribe" in m["headers"] for m in messages)
+    assert not any("None" in m["subject"] or "Hi ," in m["subject"] for m in messages)
+
+    second = _run(home, sample_dir)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "emails exported this run: 0" in second.stdout
+    db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    assert db.execute("select count(*) from send_ledger").fetchall()[0][0] == exported
+    assert db.execute("select sum(rows_loaded) from load_batches").fetchall()[0][0] == raw_rows
+    assert db.execute("select count(*) from customer_profiles").fetchall()[0][0] == profiles
+    db.close()
+    assert sorted((home / "exports").rglob("batch-*.jsonl.gz")) == files
+
+
+def test_failed_gate_stops_before_render_and_export(airflow_home, tmp_path):
+    """A CRM export whose first names say "NULL" must never reach the ESP."""
+    drop = tmp_path / "drop"
+    generate(drop, contacts=150, seed=11)
+    path = drop / "crm" / "contacts.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    for row in rows[1:]:
+        row[2] = "NULL"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    home = airflow_home / "bad"
+    result = _run(home, drop)
+    assert result.returncode == 1
+    log = next((home / "logs").glob("dags-test-*.log")).read_text()
+    assert "expect_column_values_to_not_match_regex on customer_profiles.first_name" in log
+    assert not (home / "exports").exists() or not any((home / "exports").rglob("*.gz"))
+    db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    tables = {
+        r[0] for r in db.execute("select table_name from information_schema.tables").fetchall()
+    }
+    assert "send_ledger" not in tables

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from profilecast import sources
+from profilecast.sources import ENTITIES, SourceError, choose_window, validate_record
+from profilecast.warehouse import connect
+
+CONTACTS = next(s for s in ENTITIES if s.table == "crm__contacts")
+WEB = next(s for s in ENTITIES if s.table == "web__events")
+START = datetime(2026, 10, 31, tzinfo=UTC)
+END = START + timedelta(days=1)
+
+
+def test_record_without_any_identifier_is_quarantined():
+    v = validate_record(CONTACTS, {"contact_id": "", "email": " ", "first_name": "Ann"})
+    assert v.row is None and "no identifier" in v.reason
+
+
+def test_non_object_is_quarantined():
+    assert validate_record(WEB, ["a", "list"]).reason.startswith("not an object")
+
+
+def test_bad_optional_field_is_nulled_and_flagged_but_record_kept():
+    v = validate_record(
+        CONTACTS, {"contact_id": "1", "email": "a@b.co", "birth_date": "1985-02-30"}
+    )
+    assert v.row["birth_date"] is None
+    assert "birth_date:invalid_date" in v.row["_flags"]
+
+
+def test_new_columns_are_kept_in_extra():
+    v = validate_record(
+        CONTACTS, {"contact_id": "1", "email": "a@b.co", "favourite_colour": "teal"}
+    )
+    assert json.loads(v.row["_extra"]) == {"favourite_colour": "teal"}
+
+
+def test_timestamps_normalised_to_utc():
+    v = validate_record(WEB, {"anonymousId": "x", "timestamp": "2026-10-31T10:00:00+02:00"})
+    assert v.row["timestamp"].startswith("2026-10-31 08:00:00")
+    v = validate_record(WEB, {"anonymousId": "x", "timestamp": 1793440800})
+    assert v.record_ts == datetime.fromtimestamp(1793440800, tz=UTC)
+
+
+def test_windows():
+    assert choose_window(None, False, START, END, 3).start is None  # first load: all history
+    w = choose_window(None, True, START, END, 3)
+    assert w.start == START - timedelta(days=3) and w.end == END
+    # A rerun keeps the window its batch had (so rerunning the first interval reloads history).
+    assert choose_window({"window_start": None}, True, START, END, 3).start is None
+
+
+def test_csv_as_people_export_it(tmp_path, pc_env):
+    drop = tmp_path / "drop" / "crm"
+    drop.mkdir(parents=True)
+    content = (
+        "\ufeffcontact_id,email,first_name,last_name,city,updated_at,shoe_size\r\n"
+        '1,zoe@example.com,Zoë,"Smith, Jr.","Line one\nLine two",2026-10-31T08:00:00Z,42\r\n'
+        "2,li@example.com,李,小龙,東京,2026-10-31T09:00:00Z,40\r\n"
+        "3,emoji@example.com,🙂,Face,Paris,2026-10-31T09:30:00Z\r\n"
+    )
+    (drop / "contacts.csv").write_text(content, encoding="utf-8", newline="")
+    result = sources.extract_entity(
+        pc_env, CONTACTS, START, END, files=[str(drop / "contacts.csv")]
+    )
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(f"{result.landing_dir}/part-00000.parquet").to_pylist()
+    assert rows[0]["first_name"] == "Zoë" and rows[0]["last_name"] == "Smith, Jr."
+    assert rows[0]["city"] == "Line one\nLine two"
+    assert json.loads(rows[0]["_extra"]) == {"shoe_size": "42"}
+    assert rows[1]["first_name"] == "李"
+    q = pq.read_table(f"{result.landing_dir}/quarantine.parquet").to_pylist()
+    assert "fields" in q[0]["reason"] and "emoji" in q[0]["raw_payload"]
+
+
+def test_missing_required_column_fails_with_file_and_column(tmp_path, pc_env):
+    path = tmp_path / "contacts.csv"
+    path.write_text("id,first_name\n1,Ann\n")
+    with pytest.raises(SourceError) as exc:
+        sources.extract_entity(pc_env, CONTACTS, START, END, files=[str(path)])
+    assert str(path) in str(exc.value) and "contact_id" in str(exc.value)
+
+
+def test_gzip_and_segment_batch_envelope(tmp_path, pc_env):
+    import gzip
+
+    path = tmp_path / "events.jsonl.gz"
+    batch = {"batch": [{"type": "track", "event": "A", "userId": "u1", "timestamp": "2026-10-31T01:00:00Z"},
+                       {"type": "page", "anonymousId": "a1", "timestamp": "2026-10-31T02:00:00Z"},
+                       {"type": "track", "event": "no id", "timestamp": "2026-10-31T02:00:00Z"}]}  # fmt: skip
+    with gzip.open(path, "wt") as fh:
+        fh.write(json.dumps(batch) + "\n{broken\n")
+    r = sources.extract_entity(pc_env, WEB, START, END, files=[str(path)])
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (4, 2, 2)
+
+
+def test_load_accounts_for_every_row_and_reruns_replace(pc_env):
+    def run_once():
+        manifests = []
+        for src in ("crm", "billing", "web", "esp"):
+            with connect(pc_env, read_only=True) as wh:
+                prev = sources.previous_batches(wh)
+            manifests += sources.extract_source(pc_env, src, START, END, prev)
+        with connect(pc_env) as wh:
+            sources.ensure_raw_tables(wh)
+            sources.load_raw(wh, manifests, END)
+
+    run_once()
+    with connect(pc_env, read_only=True) as wh:
+        batches = wh.df("select * from load_batches")
+        raw_counts = {
+            s.table: wh.query(f"select count(*) from raw.{s.table}")[0][0] for s in ENTITIES
+        }
+        q_total = wh.query("select count(*) from quarantine")[0][0]
+    assert len(batches) == len(ENTITIES)
+    assert (batches.rows_read == batches.rows_loaded + batches.rows_quarantined).all()
+    assert batches.rows_quarantined.sum() == q_total > 0
+    for _, b in batches.iterrows():
+        assert raw_counts[f"{b.source}__{b.entity}"] == b.rows_loaded
+    run_once()  # same interval again: replaced, not duplicated
+    with connect(pc_env, read_only=True) as wh:
+        again = {s.table: wh.query(f"select count(*) from raw.{s.table}")[0][0] for s in ENTITIES}
+        assert wh.query("select count(*) from quarantine")[0][0] == q_total
+    assert again == raw_counts
+
+
+def test_missing_required_source_fails(tmp_path, pc_env, monkeypatch):
+    from dataclasses import replace
+
+    empty = replace(pc_env, sources=str(tmp_path / "nothing"))
+    assert sources.extract_source(empty, "web", START, END, {})[0]["rows_read"] == 0
+    with pytest.raises(SourceError, match="crm"):
+        sources.extract_source(empty, "crm", START, END, {})
