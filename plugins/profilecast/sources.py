@@ -617,7 +617,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
         )
         data["_batch_id"] = m["batch_id"]
         data["_loaded_at"] = format_timestamp(loaded_at)
-        loaded = wh.replace_rows(f"raw.{spec.table}", "_batch_id", m["batch_id"], data)
+        loaded = wh.replace_rows(f"{wh.raw_schema}.{spec.table}", "_batch_id", m["batch_id"], data)
         q = pq.read_table(folder / "quarantine.parquet").to_pandas()
         wh.replace_rows("quarantine", "batch_id", m["batch_id"], q)
         if loaded != m["rows_loaded"]:
@@ -663,6 +663,8 @@ def ensure_raw_tables(wh: Any) -> None:
     import pandas as pd
 
     for spec in ENTITIES:
-        if not wh.table_exists(spec.table, "raw"):
+        if not wh.table_exists(spec.table, wh.raw_schema):
             cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
-            wh.replace_rows(f"raw.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols))
+            wh.replace_rows(
+                f"{wh.raw_schema}.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols)
+            )

@@ -19,7 +19,15 @@ from typing import Any
 
 from profilecast.config import Settings, load_settings, postgres_params
 
-RAW_SCHEMA = "raw"
+
+def raw_schema_name(settings: Settings) -> str:
+    """``raw`` on DuckDB; ``<schema>_raw`` on PostgreSQL, so several projects can share it."""
+    explicit = os.environ.get("PROFILECAST_RAW_SCHEMA")
+    if explicit:
+        return explicit
+    if settings.dbt_target.startswith("postgres"):
+        return f"{postgres_params()['schema']}_raw"
+    return "raw"
 
 
 class WarehouseError(RuntimeError):
@@ -44,14 +52,17 @@ class Warehouse:
                 self.con = duckdb.connect(str(path), read_only=read_only)
             self.con.execute("set timezone = 'UTC'")
             self.schema = "main"
+            self.raw_schema = raw_schema_name(settings)
         else:
             import psycopg2
 
             params = postgres_params()
             self.schema = str(params.pop("schema"))
+            self.raw_schema = raw_schema_name(settings)
             self.con = psycopg2.connect(**params)
             self.con.autocommit = True
             self.execute(f"create schema if not exists {self.schema}")
+            self.execute(f"set search_path to {self.schema}, public")
             self.execute("set timezone = 'UTC'")
 
     # -- basic access ---------------------------------------------------------------------
@@ -217,6 +228,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         {
             "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
             "PROFILECAST_WAREHOUSE": str(settings.warehouse_path),
+            "PROFILECAST_RAW_SCHEMA": raw_schema_name(settings),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
             "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
