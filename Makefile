@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow lock clean
+.PHONY: help install demo test lint format airflow lock clean benchmark
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,11 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 
 airflow: $(STAMP) ## Start `airflow standalone` on the project's DAGs (UI on http://localhost:8080)
 	$(VENV)/bin/profilecast airflow-standalone
+
+BENCH_CONTACTS ?= 100000
+benchmark: $(STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time and peak memory
+	$(PY) benchmarks/sources_scale.py --contacts $(BENCH_CONTACTS) --workers 2 --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)
+	$(PY) benchmarks/external_report.py
 
 lock: ## Re-resolve requirements.in into requirements.lock
 	@test -x $(UV) || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet uv==0.13.9)

@@ -75,6 +75,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         days=args.days,
         end_date=date.fromisoformat(args.end_date),
         progress=None if args.quiet else print_progress,
+        workers=args.workers,
     )
     elapsed = time.perf_counter() - start
     for rel, n in sorted(counts.items()):
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--end-date", default=DEFAULT_END_DATE.isoformat(),
                    help=f"last day of history (default {DEFAULT_END_DATE})")  # fmt: skip
     g.add_argument("--out", required=True)
+    g.add_argument("--workers", type=int, default=1, help="processes (files become part folders)")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=cmd_generate)
     r = sub.add_parser("run", help="run the customer_profiles DAG for one data interval")

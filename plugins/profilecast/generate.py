@@ -20,7 +20,7 @@ import json
 import random
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -192,8 +192,11 @@ class Person:
 
 
 class _Writers:
-    def __init__(self, out: Path) -> None:
+    """Streams rows to files; with ``part`` set, ``a/b.ext`` becomes ``a/b/part-NNNNN.ext``."""
+
+    def __init__(self, out: Path, part: int | None = None) -> None:
         self.out = out
+        self.part = part
         self.files: dict[str, IO[str]] = {}
         self.csv: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
@@ -201,6 +204,9 @@ class _Writers:
     def _open(self, rel: str) -> IO[str]:
         if rel not in self.files:
             path = self.out / rel
+            if self.part is not None:
+                stem, _, ext = rel.partition(".")
+                path = self.out / stem / f"part-{self.part:05d}.{ext}"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.files[rel] = path.open("w", encoding="utf-8", newline="")
         return self.files[rel]
@@ -327,12 +333,18 @@ def generate(
     days: int = DEFAULT_DAYS,
     end_date: date = DEFAULT_END_DATE,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, int]:
-    """Write a deterministic sample of every source under ``out``; return rows per file."""
+    """Write a deterministic sample of every source under ``out``; return rows per file.
+
+    With ``workers > 1`` the people are split into contiguous ranges, one process each, and
+    every file becomes a folder of parts (``web/events/part-00000.jsonl``, ...); the rows are
+    the same as with one worker.
+    """
     out = Path(out)
     end = datetime.combine(end_date, datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
     start = end - timedelta(days=days)
-    companies = _companies(seed, max(5, contacts // 25))
+    companies = _companies(seed, max(5, min(contacts // 25, 20000)))
     w = _Writers(out)
     try:
         for c in companies:
@@ -341,17 +353,38 @@ def generate(
                 COMPANY_COLUMNS,
                 [c[0], c[1], c[2], c[3], random.Random(c[0]).randrange(5, 5000), "US"],
             )
-        # Newsletter sends happen weekly over the window.
-        # plus daily promotions over the last two weeks (a denser, realistic cadence).
-        sends = [start + timedelta(days=d, hours=9) for d in range(3, days, 7)]
-        sends += [end - timedelta(days=d, hours=14) for d in range(min(days, 14), 0, -1)]
-        sends.sort()
-        for i in range(contacts):
-            _write_person(w, seed, i, start, end, companies, sends)
-            if progress and ((i + 1) % 1000 == 0 or i + 1 == contacts):
-                progress(i + 1, contacts)
     finally:
         w.close()
+    counts = dict(w.counts)
+    if workers <= 1:
+        part_counts = _generate_range(
+            out, None, seed, 0, contacts, start, end, companies, progress, contacts
+        )
+        for k, v in part_counts.items():
+            counts[k] = counts.get(k, 0) + v
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        done = ctx.Value("q", 0)
+        bounds = [contacts * k // workers for k in range(workers + 1)]
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(done,)) as pool:
+            jobs = [
+                pool.apply_async(
+                    _generate_range,
+                    (out, k, seed, bounds[k], bounds[k + 1], start, end, companies, None, contacts),
+                )
+                for k in range(workers)
+            ]
+            while not all(j.ready() for j in jobs):
+                if progress:
+                    progress(min(done.value, contacts - 1), contacts)
+                jobs[0].wait(1.0)
+            for j in jobs:
+                for k2, v in j.get().items():
+                    counts[k2] = counts.get(k2, 0) + v
+        if progress:
+            progress(contacts, contacts)
     (out / "truth").mkdir(parents=True, exist_ok=True)
     meta = {
         "seed": seed,
@@ -359,9 +392,49 @@ def generate(
         "days": days,
         "end_date": end_date.isoformat(),
         "rates": RATES,
-        "rows": w.counts,
+        "rows": counts,
     }
     (out / "truth" / "rates.json").write_text(json.dumps(meta, indent=2))
+    return counts
+
+
+_DONE: Any = None
+
+
+def _init_worker(done: Any) -> None:
+    global _DONE
+    _DONE = done
+
+
+def _generate_range(
+    out: Path,
+    part: int | None,
+    seed: int,
+    lo: int,
+    hi: int,
+    start: datetime,
+    end: datetime,
+    companies: list,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> dict[str, int]:
+    # Newsletter sends weekly over the window, plus daily promotions over the last two weeks.
+    days = (end - start).days
+    sends = [start + timedelta(days=d, hours=9) for d in range(3, days, 7)]
+    sends += [end - timedelta(days=d, hours=14) for d in range(min(days, 14), 0, -1)]
+    sends.sort()
+    w = _Writers(out, part)
+    try:
+        for i in range(lo, hi):
+            _write_person(w, seed, i, start, end, companies, sends)
+            if (i + 1 - lo) % 1000 == 0 or i + 1 == hi:
+                if progress:
+                    progress(i + 1, total)
+                if _DONE is not None:
+                    with _DONE.get_lock():
+                        _DONE.value += (i + 1 - lo) % 1000 or 1000
+    finally:
+        w.close()
     return dict(w.counts)
 
 
@@ -585,6 +658,10 @@ def _write_person(
                 continue  # not every promotion goes to everyone
             msg = f"{_hid(seed, 'msg', i, k, n=22)}.filter0001"
             base = {"email": p.email, "sg_message_id": msg, "category": ["newsletter"]}
+            if rng.random() < 0.002:  # the ESP refused to send (suppressed address)
+                _esp(w, rng, seed, i, k, "dropped", sent + timedelta(minutes=1),
+                     {**base, "reason": "Bounced Address"}, end)  # fmt: skip
+                continue
             _esp(w, rng, seed, i, k, "delivered", sent + timedelta(minutes=1), base, end)
             if rng.random() < 0.01:
                 _esp(
@@ -698,3 +775,12 @@ def print_progress(done: int, total: int) -> None:
     if done >= total:
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def read_truth(out: Path) -> Iterator[dict[str, str]]:
+    """Rows of truth/records.csv, or of its parts when generated with several workers."""
+    files = [out / "truth" / "records.csv"] if (out / "truth" / "records.csv").exists() else []
+    files += sorted((out / "truth" / "records").glob("part-*.csv"))
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as fh:
+            yield from csv.DictReader(fh)

@@ -22,13 +22,14 @@ import gzip
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings
+from profilecast.dialects import normalize
 
 CHUNK_ROWS = 100_000
 META_COLUMNS = ("_extra", "_flags", "_record_ts", "_source_file", "_line")
@@ -346,8 +347,11 @@ def read_records(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
             obj = json.loads(_open_bytes(path).decode("utf-8-sig"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SourceError(f"{path}: not valid JSON ({exc})") from exc
-        if isinstance(obj, dict) and isinstance(obj.get("data"), list):
-            obj = obj["data"]  # a saved API list response
+        if isinstance(obj, dict):
+            for key in ("data", "records", "results"):  # API list / sObject tree / HubSpot
+                if isinstance(obj.get(key), list):
+                    obj = obj[key]
+                    break
         items = obj if isinstance(obj, list) else [obj]
         for n, item in enumerate(items, start=1):
             yield from _explode(path, n, item, None)
@@ -380,7 +384,8 @@ def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             return
-        missing = [c for c in spec.required_columns if c not in header]
+        mapped = normalize(spec.source, spec.entity, {h: h for h in header})
+        missing = [c for c in spec.required_columns if c not in header and c not in mapped]
         if missing:
             raise SourceError(
                 f"{path}: required column(s) {', '.join(missing)} missing from the header "
@@ -478,16 +483,20 @@ def extract_entity(
     previous: dict[str, Any] | None = None,
     has_history: bool = False,
     files: Iterable[str] | None = None,
+    records_fn: Callable[[Window], Iterable[RawRecord]] | None = None,
 ) -> BatchResult:
-    """Read one entity's drop for an interval into the landing zone."""
+    """Read one entity's drop (files, or an API through ``records_fn``) into the landing zone."""
     window = choose_window(
         previous, has_history, interval_start, interval_end, settings.lookback_days
     )
-    files = (
-        list(files)
-        if files is not None
-        else list_drop_files(settings.sources, spec.source, spec.entity)
-    )
+    if records_fn is not None:
+        files = []
+    else:
+        files = (
+            list(files)
+            if files is not None
+            else list_drop_files(settings.sources, spec.source, spec.entity)
+        )
     out = landing_dir_for(settings, spec, interval_start)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.parquet"):
@@ -513,27 +522,33 @@ def extract_entity(
             part += 1
             rows = []
 
-    for path in files:
-        for raw in read_records(path, spec):
-            if raw.error:
-                result.rows_read += 1
-                quarantined.append(_q(spec, result, raw, raw.error))
-                continue
-            checked = validate_record(spec, raw.record)
-            if checked.row is None:
-                result.rows_read += 1
-                quarantined.append(_q(spec, result, raw, checked.reason or "invalid"))
-                continue
-            if not window.contains(checked.record_ts):
-                result.rows_outside_window += 1
-                continue
+    def all_records() -> Iterator[RawRecord]:
+        if records_fn is not None:
+            yield from records_fn(window)
+            return
+        for path in files:
+            yield from read_records(path, spec)
+
+    for raw in all_records():
+        if raw.error:
             result.rows_read += 1
-            checked.row["_source_file"] = path
-            checked.row["_line"] = str(raw.line)
-            rows.append(checked.row)
-            result.rows_loaded += 1
-            if len(rows) >= CHUNK_ROWS:
-                flush()
+            quarantined.append(_q(spec, result, raw, raw.error))
+            continue
+        checked = validate_record(spec, normalize(spec.source, spec.entity, raw.record))
+        if checked.row is None:
+            result.rows_read += 1
+            quarantined.append(_q(spec, result, raw, checked.reason or "invalid"))
+            continue
+        if not window.contains(checked.record_ts):
+            result.rows_outside_window += 1
+            continue
+        result.rows_read += 1
+        checked.row["_source_file"] = raw.source_file
+        checked.row["_line"] = str(raw.line)
+        rows.append(checked.row)
+        result.rows_loaded += 1
+        if len(rows) >= CHUNK_ROWS:
+            flush()
     flush()
     result.rows_quarantined = len(quarantined)
     qcols = ["source", "entity", "batch_id", "source_file", "line_no", "reason", "raw_payload"]
@@ -565,6 +580,46 @@ def previous_batches(wh: Any) -> dict[str, dict[str, Any]]:
     return {r["batch_id"]: r for r in frame.to_dict("records")}
 
 
+def connector_for(source: str) -> str:
+    """``files`` (default) or ``api``, from PROFILECAST_CONNECTORS=billing=api,crm=api."""
+    import os
+
+    for part in os.environ.get("PROFILECAST_CONNECTORS", "").split(","):
+        name, _, kind = part.strip().partition("=")
+        if name == source and kind:
+            if kind not in ("files", "api"):
+                raise SourceError(
+                    f"PROFILECAST_CONNECTORS: unknown connector {kind!r} for {source}"
+                )
+            return kind
+    return "files"
+
+
+def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] | None:
+    """A record source for entities that have an API extractor (else None: files)."""
+    from profilecast import api
+
+    if spec.source == "billing" and spec.entity in api.STRIPE_ENTITIES:
+        conn_id, lister = "billing_api", "stripe"
+    elif spec.source == "crm" and spec.entity in api.HUBSPOT_ENTITIES:
+        conn_id, lister = "crm_api", "hubspot"
+    else:
+        return None
+
+    def records(window: Window) -> Iterator[RawRecord]:
+        conn = api.get_connection(conn_id)
+        if lister == "stripe":
+            items = api.stripe_list(conn, spec.entity, created_gte=window.start)
+            path = api.STRIPE_ENTITIES[spec.entity]
+        else:
+            items = api.hubspot_list(conn, spec.entity)
+            path = api.HUBSPOT_ENTITIES[spec.entity]
+        for n, item in enumerate(items, start=1):
+            yield RawRecord(f"api:{conn.base_url}{path}", n, record=item)
+
+    return records
+
+
 def extract_source(
     settings: Settings,
     source: str,
@@ -575,9 +630,11 @@ def extract_source(
     """Extract every entity of one source; returns the batch manifests."""
     results = []
     any_files = False
+    use_api = connector_for(source) == "api"
     for spec in specs_for(source):
-        files = list_drop_files(settings.sources, spec.source, spec.entity)
-        any_files = any_files or bool(files)
+        records_fn = api_records_fn(spec) if use_api else None
+        files = [] if records_fn else list_drop_files(settings.sources, spec.source, spec.entity)
+        any_files = any_files or bool(files) or records_fn is not None
         bid = batch_id_for(spec, interval_start)
         has_history = any(
             b["source"] == spec.source and b["entity"] == spec.entity for b in previous.values()
@@ -586,6 +643,7 @@ def extract_source(
             extract_entity(
                 settings, spec, interval_start, interval_end,
                 previous=previous.get(bid), has_history=has_history, files=files,
+                records_fn=records_fn,
             ).as_dict()
         )  # fmt: skip
     if not any_files and source in settings.required_sources:
@@ -608,16 +666,14 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
     for m in manifests:
         spec = next(s for s in ENTITIES if s.source == m["source"] and s.entity == m["entity"])
         folder = Path(m["landing_dir"])
-        parts = sorted(folder.glob("part-*.parquet"))
-        frames = [pq.read_table(p).to_pandas() for p in parts]
-        data = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(columns=[*spec.columns, *META_COLUMNS])
+        parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
+        loaded = wh.load_parquet(
+            f"{wh.raw_schema}.{spec.table}",
+            parts,
+            [*spec.columns, *META_COLUMNS],
+            {"_batch_id": m["batch_id"], "_loaded_at": format_timestamp(loaded_at)},
+            key="_batch_id",
         )
-        data["_batch_id"] = m["batch_id"]
-        data["_loaded_at"] = format_timestamp(loaded_at)
-        loaded = wh.replace_rows(f"{wh.raw_schema}.{spec.table}", "_batch_id", m["batch_id"], data)
         q = pq.read_table(folder / "quarantine.parquet").to_pandas()
         wh.replace_rows("quarantine", "batch_id", m["batch_id"], q)
         if loaded != m["rows_loaded"]:

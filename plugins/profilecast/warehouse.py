@@ -147,21 +147,7 @@ class Warehouse:
         ``frame`` is a pandas DataFrame; the table is created on first use with text columns
         (or ``column_types``), and new columns are added as they appear (schema drift).
         """
-        column_types = column_types or {}
-        schema, _, name = table.rpartition(".")
-        schema = schema or self.schema
-        self.execute(f"create schema if not exists {schema}")
-        cols = list(frame.columns)
-        if not self.table_exists(name, schema):
-            defs = ", ".join(f'"{c}" {column_types.get(c, "text")}' for c in cols)
-            self.execute(f"create table {schema}.{name} ({defs})")
-        else:
-            existing = set(self.columns(name, schema))
-            for c in cols:
-                if c not in existing:
-                    self.execute(
-                        f'alter table {schema}.{name} add column "{c}" {column_types.get(c, "text")}'
-                    )
+        schema, name = self.ensure_table(table, list(frame.columns), column_types)
         self.begin()
         try:
             self.execute(f"delete from {schema}.{name} where {key_column} = %s", (key_value,))
@@ -172,6 +158,62 @@ class Warehouse:
             self.rollback()
             raise
         return len(frame)
+
+    def ensure_table(
+        self, table: str, cols: list[str], column_types: dict[str, str] | None = None
+    ) -> tuple[str, str]:
+        """Create ``table`` (text columns unless typed) or add the columns it lacks."""
+        column_types = column_types or {}
+        schema, _, name = table.rpartition(".")
+        schema = schema or self.schema
+        self.execute(f"create schema if not exists {schema}")
+        if not self.table_exists(name, schema):
+            defs = ", ".join(f'"{c}" {column_types.get(c, "text")}' for c in cols)
+            self.execute(f"create table {schema}.{name} ({defs})")
+        else:
+            existing = set(self.columns(name, schema))
+            for c in cols:
+                if c not in existing:
+                    self.execute(
+                        f'alter table {schema}.{name} add column "{c}" {column_types.get(c, "text")}'
+                    )
+        return schema, name
+
+    def load_parquet(
+        self, table: str, parts: list[str], cols: list[str], constants: dict[str, str], key: str
+    ) -> int:
+        """Replace the rows where ``key = constants[key]`` with the Parquet parts, streaming.
+
+        DuckDB reads the files itself; PostgreSQL gets one COPY per part (bounded memory).
+        """
+        schema, name = self.ensure_table(table, [*cols, *constants])
+        target = f"{schema}.{name}"
+        collist = ", ".join(f'"{c}"' for c in [*cols, *constants])
+        self.begin()
+        try:
+            self.execute(f"delete from {target} where {key} = %s", (constants[key],))
+            if parts and self.kind == "duckdb":
+                files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+                select = ", ".join([f'"{c}"' for c in cols] + ["?" for _ in constants])
+                self.con.execute(
+                    f"insert into {target} ({collist}) select {select} "
+                    f"from read_parquet([{files}], union_by_name = true)",
+                    list(constants.values()),
+                )
+            elif parts:
+                import pyarrow.parquet as pq
+
+                for part in parts:
+                    frame = pq.read_table(part, columns=cols).to_pandas()
+                    for c, v in constants.items():
+                        frame[c] = v
+                    self._insert_frame(target, frame)
+            n = self.query(f"select count(*) from {target} where {key} = %s", (constants[key],))
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+        return int(n[0][0])
 
     def _insert_frame(self, table: str, frame: Any) -> None:
         collist = ", ".join(f'"{c}"' for c in frame.columns)
