@@ -153,6 +153,10 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
     if isinstance(value, bool):
         return None
+    if isinstance(value, datetime):  # typed sources (Parquet) hand over datetimes
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
         num = float(value)
         if num > 1e11:  # milliseconds
@@ -178,6 +182,10 @@ def format_timestamp(ts: datetime) -> str:
 def parse_date(value: Any) -> date | None:
     if value is None or value == "":
         return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
     try:
         return date.fromisoformat(str(value).strip()[:10])
     except ValueError:
