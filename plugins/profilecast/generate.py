@@ -185,6 +185,7 @@ class Person:
     industry: str
     city: tuple[str, str, str, str, str, str]
     street: str
+    postcode: str
     birth_date: str
     created_at: datetime
     engagement: float  # propensity to open/click
@@ -278,6 +279,7 @@ def _make_person(seed: int, i: int, start: datetime, end: datetime, companies: l
         industry=company[3],
         city=city,
         street=f"{rng.randrange(1, 999)} {rng.choice(['Main', 'Oak', 'High', 'Park'])} St",
+        postcode=f"{city[3]}{rng.randrange(10, 99)}",
         birth_date=birth,
         created_at=created,
         engagement=rng.betavariate(2, 3),
@@ -295,10 +297,10 @@ def _contact_row(p: Person, rng: random.Random, contact_id: str, updated: dateti
     elif rng.random() < RATES["birth_date_impossible"]:
         birth = birth[:5] + "02-30"
     phone = "" if rng.random() < RATES["phone_missing"] else p.phone
-    city, state, country, pc, _tz, _cur = p.city
+    city, state, country, _pc, _tz, _cur = p.city
     return [
         contact_id, email, p.first, p.last, phone, p.company, p.job_title, p.industry,
-        p.street, city, f"{pc}{rng.randrange(10, 99)}", state, country, birth,
+        p.street, city, p.postcode, state, country, birth,
         rng.choice(LIFECYCLE), _iso(p.created_at), _iso(updated),
         rng.choice(["Web", "Event", "Referral", "Paid Search, Brand", ""]),
     ]  # fmt: skip

@@ -1,9 +1,15 @@
--- Deterministic identity resolution. Every record gets an anchor key:
---   CRM contacts anchor on their normalised email (or, without one, on their contact id);
---   billing customers and web users follow the CRM contact they name (metadata / userId),
---   else their own normalised email; anonymous web ids follow the userId they identified as;
---   ESP recipients anchor on their normalised email.
--- customer_id is a hash of the anchor, so unchanged data yields identical ids on every run.
+-- Final clusters and stable customer ids.
+--
+-- 1. Connected components over every accepted edge (deterministic and fuzzy).
+-- 2. Over-merge guards: a cluster larger than var identity_max_cluster_size, or one that
+--    ends up holding two ids of an exclusive source through a chain of fuzzy edges, falls
+--    back to its deterministic clusters.
+-- 3. Stable ids: each cluster keeps the oldest customer_id its records had in the previous
+--    run (identity_registry, written after every build). When clusters merge, that survivor
+--    keeps its id and the others are recorded in int_identity_merges_detected; when a
+--    cluster splits, the part with the most records keeps the id. A cluster with no
+--    previous id gets 'pc_' + a hash of its smallest record key, so unchanged data yields
+--    identical ids run after run.
 with
 
 records as (
@@ -12,76 +18,198 @@ records as (
 
 ),
 
-contact_anchors as (
+deterministic as (
 
-    select
-        source_record_id as contact_id,
-        coalesce('email:' || email_normalized, 'crm:' || source_record_id) as anchor
-    from records
-    where source = 'crm'
+    select * from {{ ref('int_identity_clusters_deterministic') }}
 
 ),
 
-direct as (
+edges as (
+
+    select * from {{ ref('int_identity_edges_scored') }}
+
+),
+
+registry as (
+
+    select * from {{ source('state', 'identity_registry') }}
+
+),
+
+accepted as (
+
+    select node_a, node_b from edges where is_accepted
+
+),
+
+nodes as (
+
+    select record_key as node from records
+
+),
+
+{{ connected_components('labels', 'nodes', 'accepted', rounds=10) }},
+
+clustered as (
 
     select
-        r.source,
-        r.source_record_id,
-        r.linked_user_id,
+        deterministic.record_key,
+        deterministic.source,
+        deterministic.source_record_id,
+        deterministic.deterministic_label,
+        labels.label as full_label
+    from deterministic
+    inner join labels_10 as labels on labels.node = deterministic.record_key
+
+),
+
+cluster_checks as (
+
+    select
+        full_label,
+        count(*) as records_count,
+        max(exclusive_ids) as max_exclusive_ids
+    from (
+        select
+            full_label,
+            count(*) over (partition by full_label) as n,
+            count(distinct case when source in ({% for s in var('identity_exclusive_sources') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %}) then deterministic_label end)
+                over (partition by full_label, source) as exclusive_ids
+        from clustered
+    ) as x
+    group by full_label
+
+),
+
+guarded as (
+
+    select
+        clustered.*,
         case
-            when r.source = 'crm' then coalesce('email:' || r.email_normalized, 'crm:' || r.source_record_id)
-            when ca.anchor is not null then ca.anchor
-            when r.email_normalized is not null then 'email:' || r.email_normalized
-            else r.source || ':' || r.source_record_id
-        end as anchor,
-        case
-            when r.source = 'crm' and r.email_normalized is not null then 'email'
-            when r.source = 'crm' then 'crm_contact_id'
-            when ca.anchor is not null and r.source = 'billing' then 'billing_metadata_crm_contact_id'
-            when ca.anchor is not null then 'web_user_id'
-            when r.email_normalized is not null then 'email'
-            else 'singleton'
-        end as match_rule
-    from records as r
-    left join contact_anchors as ca
-        on r.source <> 'crm' and r.crm_contact_id = ca.contact_id
-    where r.source <> 'web_anonymous'
+            when cluster_checks.records_count > {{ var('identity_max_cluster_size') }}
+                or cluster_checks.max_exclusive_ids > 1
+            then clustered.deterministic_label
+            else clustered.full_label
+        end as cluster_label,
+        cluster_checks.records_count > {{ var('identity_max_cluster_size') }} as is_oversized
+    from clustered
+    inner join cluster_checks on cluster_checks.full_label = clustered.full_label
 
 ),
 
-anonymous as (
+cluster_sizes as (
+
+    select cluster_label, count(*) as records_count
+    from guarded
+    group by cluster_label
+
+),
+
+previous_ids as (
 
     select
-        r.source,
-        r.source_record_id,
-        r.linked_user_id,
-        coalesce(u.anchor, 'web_anonymous:' || r.source_record_id) as anchor,
-        case when u.anchor is not null then 'anonymous_id_to_user_id' else 'singleton' end as match_rule
-    from records as r
-    left join direct as u
-        on u.source = 'web_user' and u.source_record_id = r.linked_user_id
-    where r.source = 'web_anonymous'
+        guarded.cluster_label,
+        registry.customer_id,
+        min(registry.first_assigned_at) as first_assigned_at,
+        count(*) as records_with_id
+    from guarded
+    inner join registry
+        on registry.source = guarded.source
+        and registry.source_record_id = guarded.source_record_id
+    group by guarded.cluster_label, registry.customer_id
 
 ),
 
-unioned as (
+preferred as (
 
-    select source, source_record_id, anchor, match_rule from direct
+    select
+        cluster_label,
+        customer_id,
+        row_number() over (
+            partition by cluster_label
+            order by first_assigned_at, records_with_id desc, customer_id
+        ) as preference
+    from previous_ids
+
+),
+
+claims as (
+
+    select
+        preferred.cluster_label,
+        preferred.customer_id,
+        row_number() over (
+            partition by preferred.customer_id
+            order by cluster_sizes.records_count desc, preferred.cluster_label
+        ) as claim_rank
+    from preferred
+    inner join cluster_sizes on cluster_sizes.cluster_label = preferred.cluster_label
+    where preferred.preference = 1
+
+),
+
+assigned as (
+
+    select
+        cluster_sizes.cluster_label,
+        coalesce(claims.customer_id, {{ hash_id('pc_', 'cluster_sizes.cluster_label') }}) as customer_id
+    from cluster_sizes
+    left join claims
+        on claims.cluster_label = cluster_sizes.cluster_label and claims.claim_rank = 1
+
+),
+
+incident as (
+
+    select node_a as record_key, rule, score from edges where is_accepted
     union all
-    select source, source_record_id, anchor, match_rule from anonymous
+    select node_b, rule, score from edges where is_accepted
+
+),
+
+best_rule as (
+
+    select
+        record_key,
+        rule,
+        score,
+        row_number() over (
+            partition by record_key
+            order by case when rule = 'fuzzy' then 1 else 0 end,
+                     case rule
+                         when 'billing_metadata_crm_contact_id' then 1
+                         when 'web_user_id' then 2
+                         when 'anonymous_id_to_user_id' then 3
+                         when 'email' then 4
+                         else 5
+                     end,
+                     score desc
+        ) as rule_rank
+    from incident
 
 ),
 
 final as (
 
     select
-        source,
-        source_record_id,
-        {{ hash_id('pc_', 'anchor') }} as customer_id,
-        anchor,
-        match_rule,
-        cast(1.0 as numeric(5, 4)) as match_score
-    from unioned
+        guarded.source,
+        guarded.source_record_id,
+        guarded.record_key,
+        assigned.customer_id,
+        guarded.cluster_label,
+        guarded.full_label,
+        guarded.is_oversized,
+        coalesce(best_rule.rule, 'singleton') as match_rule,
+        cast(
+            case
+                when best_rule.rule = 'fuzzy' then 1.0 - 1.0 / (1.0 + power(2.0, best_rule.score))
+                else 1.0
+            end as numeric(5, 4)
+        ) as match_score
+    from guarded
+    inner join assigned on assigned.cluster_label = guarded.cluster_label
+    left join best_rule
+        on best_rule.record_key = guarded.record_key and best_rule.rule_rank = 1
 
 )
 

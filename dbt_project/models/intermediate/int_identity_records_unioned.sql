@@ -1,9 +1,16 @@
--- One row per person-bearing source record, with the keys identity resolution links on.
+-- One row per person-bearing source record: the keys the deterministic tier links on and
+-- the attributes the fuzzy tier compares.
 with
 
 contacts as (
 
     select * from {{ ref('stg_crm__contacts') }}
+
+),
+
+companies as (
+
+    select * from {{ ref('stg_crm__companies') }}
 
 ),
 
@@ -33,6 +40,13 @@ crm_records as (
         {{ normalize_email('email') }} as email_normalized,
         contact_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
+        first_name,
+        last_name,
+        phone,
+        birth_date,
+        postcode,
+        city,
+        (select min(companies.domain) from companies where companies.company_name = contacts.company) as employer_domain,
         updated_at as observed_at
     from contacts
 
@@ -46,6 +60,16 @@ billing_records as (
         {{ normalize_email('email') }} as email_normalized,
         crm_contact_id,
         cast(null as varchar) as linked_user_id,
+        split_part(full_name, ' ', 1) as first_name,
+        nullif(trim(substr(full_name, length(split_part(full_name, ' ', 1)) + 2)), '') as last_name,
+        phone,
+        cast(null as date) as birth_date,
+        cast(null as varchar) as postcode,
+        city,
+        case
+            when lower(split_part(email, '@', 2)) in ({% for d in var('identity_free_mail_domains') %}'{{ d }}'{% if not loop.last %}, {% endif %}{% endfor %}) then null
+            else nullif(lower(split_part(trim(email), '@', 2)), '')
+        end as employer_domain,
         created_at as observed_at
     from billing_customers
 
@@ -56,6 +80,8 @@ web_users as (
     select
         user_id,
         max(email) as email,
+        max(first_name) as first_name,
+        max(last_name) as last_name,
         max(occurred_at) as observed_at
     from web_events
     where user_id is not null
@@ -71,6 +97,13 @@ web_user_records as (
         {{ normalize_email('email') }} as email_normalized,
         user_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
+        first_name,
+        last_name,
+        cast(null as varchar) as phone,
+        cast(null as date) as birth_date,
+        cast(null as varchar) as postcode,
+        cast(null as varchar) as city,
+        cast(null as varchar) as employer_domain,
         observed_at
     from web_users
 
@@ -97,6 +130,13 @@ web_anonymous_records as (
         cast(null as varchar) as email_normalized,
         cast(null as varchar) as crm_contact_id,
         user_id as linked_user_id,
+        cast(null as varchar) as first_name,
+        cast(null as varchar) as last_name,
+        cast(null as varchar) as phone,
+        cast(null as date) as birth_date,
+        cast(null as varchar) as postcode,
+        cast(null as varchar) as city,
+        cast(null as varchar) as employer_domain,
         observed_at
     from anonymous_links
 
@@ -110,6 +150,13 @@ esp_records as (
         {{ normalize_email('min(email)') }} as email_normalized,
         cast(null as varchar) as crm_contact_id,
         cast(null as varchar) as linked_user_id,
+        cast(null as varchar) as first_name,
+        cast(null as varchar) as last_name,
+        cast(null as varchar) as phone,
+        cast(null as date) as birth_date,
+        cast(null as varchar) as postcode,
+        cast(null as varchar) as city,
+        cast(null as varchar) as employer_domain,
         max(occurred_at) as observed_at
     from esp_events
     where email is not null
@@ -117,7 +164,7 @@ esp_records as (
 
 ),
 
-final as (
+unioned as (
 
     select * from crm_records
     union all
@@ -128,6 +175,41 @@ final as (
     select * from web_anonymous_records
     union all
     select * from esp_records
+
+),
+
+nicknames as (
+
+    select * from {{ ref('name_nicknames') }}
+
+),
+
+final as (
+
+    select
+        unioned.source || ':' || unioned.source_record_id as record_key,
+        unioned.source,
+        unioned.source_record_id,
+        unioned.email_normalized,
+        unioned.crm_contact_id,
+        unioned.linked_user_id,
+        coalesce(nicknames.canonical_name, {{ clean_name('unioned.first_name') }}) as first_name_key,
+        {{ clean_name('unioned.last_name') }} as last_name_key,
+        case
+            when length(regexp_replace(coalesce(unioned.phone, ''), '[^0-9]', '', 'g')) < 9 then null
+            when right(regexp_replace(unioned.phone, '[^0-9]', '', 'g'), 9) in (
+                {% for p in var('identity_placeholder_phones') %}'{{ p[-9:] }}'{% if not loop.last %}, {% endif %}{% endfor %}
+            ) then null
+            else right(regexp_replace(unioned.phone, '[^0-9]', '', 'g'), 9)
+        end as phone_key,
+        unioned.birth_date,
+        upper(replace(unioned.postcode, ' ', '')) as postcode_key,
+        lower(trim(unioned.city)) as city_key,
+        unioned.employer_domain as employer_domain_key,
+        unioned.observed_at
+    from unioned
+    left join nicknames
+        on nicknames.nickname = {{ clean_name('unioned.first_name') }}
 
 )
 

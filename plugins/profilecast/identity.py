@@ -1,0 +1,138 @@
+"""State that identity resolution keeps between runs, and accuracy measurement.
+
+dbt computes clusters and ids (``int_identities_resolved``); it reads the previous run's
+assignment from ``identity_registry``. After each build :func:`persist_identity_state`
+replaces the registry with the new assignment (keeping each id's first-assigned time) and
+appends this run's merges to ``identity_merge_history``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def ensure_state_tables(wh: Any) -> None:
+    if not wh.table_exists("identity_registry"):
+        wh.execute(
+            "create table identity_registry (source varchar, source_record_id varchar, "
+            "customer_id varchar, first_assigned_at timestamp)"
+        )
+    if not wh.table_exists("identity_merge_history"):
+        wh.execute(
+            "create table identity_merge_history (run_date date, merged_customer_id varchar, "
+            "survivor_customer_id varchar)"
+        )
+
+
+def persist_identity_state(wh: Any, run_date: str, as_of: str) -> dict[str, int]:
+    """Record this run's merges and make its assignment the registry for the next run."""
+    wh.begin()
+    try:
+        wh.execute(
+            "insert into identity_merge_history (run_date, merged_customer_id, survivor_customer_id) "
+            "select cast(%s as date), m.merged_customer_id, m.survivor_customer_id "
+            "from int_identity_merges_detected m where not exists (select 1 from "
+            "identity_merge_history h where h.merged_customer_id = m.merged_customer_id "
+            "and h.survivor_customer_id = m.survivor_customer_id)",
+            (run_date,),
+        )
+        wh.execute(
+            "create table identity_registry_next as "
+            "select r.source, r.source_record_id, r.customer_id, "
+            "coalesce(p.first_assigned_at, cast(%s as timestamp)) as first_assigned_at "
+            "from int_identities_resolved r left join ("
+            "  select customer_id, min(first_assigned_at) as first_assigned_at "
+            "  from identity_registry group by customer_id"
+            ") p on p.customer_id = r.customer_id",
+            (as_of,),
+        )
+        wh.execute("drop table identity_registry")
+        wh.execute("alter table identity_registry_next rename to identity_registry")
+        wh.commit()
+    except Exception:
+        wh.rollback()
+        raise
+    merges = wh.query("select count(*) from identity_merge_history where run_date = %s", (run_date,))
+    ids = wh.query("select count(distinct customer_id) from identity_registry")
+    return {"merges": int(merges[0][0]), "customers": int(ids[0][0])}
+
+
+def pairwise_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
+    """Pairwise precision, recall and F1 from (predicted_cluster, true_cluster) per record.
+
+    Counts pairs without enumerating them: pairs in both = sum over (pred, true) cells of
+    C(n, 2); predicted pairs = sum over predicted clusters of C(n, 2); likewise true pairs.
+    """
+    from collections import Counter
+
+    cells: Counter[tuple[str, str]] = Counter()
+    pred: Counter[str] = Counter()
+    true: Counter[str] = Counter()
+    for p, t in pairs:
+        cells[(p, t)] += 1
+        pred[p] += 1
+        true[t] += 1
+
+    def c2(n: int) -> int:
+        return n * (n - 1) // 2
+
+    tp = sum(c2(n) for n in cells.values())
+    pp = sum(c2(n) for n in pred.values())
+    tt = sum(c2(n) for n in true.values())
+    precision = tp / pp if pp else 1.0
+    recall = tp / tt if tt else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "true_pairs": tt,
+        "predicted_pairs": pp,
+        "correct_pairs": tp,
+        "records": sum(pred.values()),
+    }
+
+
+TRUTH_SOURCES = {
+    ("crm", "contacts"): "crm",
+    ("billing", "customers"): "billing",
+    ("web", "anonymous_id"): "web_anonymous",
+    ("esp", "email"): "esp",
+}
+
+
+def accuracy_against_truth(wh: Any, drop: Any) -> dict[str, float]:
+    """Pairwise precision/recall of customer_identity_map against the generator's truth/."""
+    from pathlib import Path
+
+    from profilecast.generate import read_truth
+
+    truth: dict[tuple[str, str], str] = {}
+    for row in read_truth(Path(drop)):
+        source = TRUTH_SOURCES.get((row["source"], row["entity"]))
+        if source:
+            key = row["source_record_id"]
+            truth[(source, key.strip().lower() if source == "esp" else key)] = row["person_id"]
+            if source == "crm":  # web userIds are CRM contact ids
+                truth[("web_user", key)] = row["person_id"]
+    mapped = wh.query("select source, source_record_id, customer_id from customer_identity_map")
+    # Anonymous web ids that never carried a userId hold no identifying data at all: no
+    # linkage method can place them. "resolvable" leaves them out; "overall" keeps them.
+    unlinked = {
+        rid
+        for (rid,) in wh.query(
+            "select source_record_id from int_identity_records_unioned "
+            "where source = 'web_anonymous' and linked_user_id is null"
+        )
+    }
+    pairs = [(cid, truth[(src, rid)], src == "web_anonymous" and rid in unlinked)
+             for src, rid, cid in mapped if (src, rid) in truth]  # fmt: skip
+    scores = pairwise_scores((p, t) for p, t, _ in pairs)
+    resolvable = pairwise_scores((p, t) for p, t, skip in pairs if not skip)
+    return {
+        "resolvable": resolvable,
+        "overall": scores,
+        "unlinked_anonymous_ids": len(unlinked),
+        "records_without_truth": len(mapped) - len(pairs),
+    }
