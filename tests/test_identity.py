@@ -18,7 +18,7 @@ from profilecast.warehouse import connect
 START = datetime(2026, 10, 31, tzinfo=UTC)
 END = START + timedelta(days=1)
 # The accuracy test's size; the benchmark target runs it at 100,000.
-CONTACTS = int(os.environ.get("PROFILECAST_IDENTITY_TEST_CONTACTS", "20000"))
+CONTACTS = int(os.environ.get("PROFILECAST_IDENTITY_TEST_CONTACTS", "10000"))
 
 
 def _build(monkeypatch, home: Path, drop: Path, start=START, end=END):

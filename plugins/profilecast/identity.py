@@ -53,7 +53,9 @@ def persist_identity_state(wh: Any, run_date: str, as_of: str) -> dict[str, int]
     except Exception:
         wh.rollback()
         raise
-    merges = wh.query("select count(*) from identity_merge_history where run_date = %s", (run_date,))
+    merges = wh.query(
+        "select count(*) from identity_merge_history where run_date = %s", (run_date,)
+    )
     ids = wh.query("select count(distinct customer_id) from identity_registry")
     return {"merges": int(merges[0][0]), "customers": int(ids[0][0])}
 

@@ -2,12 +2,13 @@
 --
 -- Deterministic edges (email, CRM contact id, web userId, anonymousId -> userId) are always
 -- accepted. Fuzzy candidates come from blocking (same phone; same birth date and name
--- initials; same postcode, or employer domain, and last-name prefix), skipping blocks larger than
+-- initials; same full name; same postcode, or
+-- employer domain, and last-name prefix), skipping blocks larger than
 -- var identity_block_size_cap, and are scored in the Fellegi-Sunter spirit by adding log2
 -- Bayes factors per compared field:
 --   first name  same (after nicknames) +4, similar (Levenshtein >= 0.8) +2, different -3
 --   last name   same +5, similar +2.5, different -4;  first/last swapped: +8 for both
---   phone       same +8, different -2        birth date  same +7, different -6
+--   phone       same +8, different -2        birth date  same +7, one typo +2, different -6
 --   postcode    same +3, different -1        city        same +1, different -0.5
 --   employer    billing work-email domain = CRM company's domain +6 (no penalty otherwise)
 -- (a missing value on either side scores 0). A pair is accepted at
@@ -96,6 +97,12 @@ blocked as (
 
     union all
 
+    select record_key, 'name:' || first_name_key || ':' || last_name_key
+    from fuzzy_records
+
+
+    union all
+
     select record_key, 'employer:' || employer_domain_key || ':' || substr(last_name_key, 1, 3)
     from fuzzy_records
     where employer_domain_key is not null
@@ -150,6 +157,7 @@ compared as (
         case
             when a.birth_date is null or b.birth_date is null then 0.0
             when a.birth_date = b.birth_date then 7.0
+            when levenshtein(cast(a.birth_date as varchar), cast(b.birth_date as varchar)) = 1 then 2.0
             else -6.0
         end as birth_date_score,
         case
