@@ -191,6 +191,22 @@ def cmd_segments(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from profilecast.segments import explain, segments_from_manifest
+    from profilecast.warehouse import connect, dbt_manifest
+
+    settings = load_settings()
+    try:
+        segments = segments_from_manifest(dbt_manifest(settings))
+    except FileNotFoundError:
+        print("no dbt manifest yet: run `profilecast run --date ...` first", file=sys.stderr)
+        return 1
+    with connect(settings, read_only=True) as wh:
+        lines = explain(wh, segments, args.customer_id)
+    print("\n".join(lines))
+    return 1 if lines[0].startswith("no profile") else 0
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -221,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("segments", help="list segments with sizes and change since last run")
     s.set_defaults(func=cmd_segments)
+    e = sub.add_parser("explain", help="why a customer is in or out of each segment")
+    e.add_argument("customer_id")
+    e.set_defaults(func=cmd_explain)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p

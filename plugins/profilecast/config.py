@@ -60,7 +60,7 @@ class Settings:
 
     @property
     def dbt_project_dir(self) -> Path:
-        return self.repo_root / "dbt_project"
+        return Path(_env("PROFILECAST_DBT_PROJECT_DIR", str(self.repo_root / "dbt_project")))
 
     @property
     def expectations_dir(self) -> Path:

@@ -160,8 +160,15 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     import pandas as pd
 
     members = wh.df("select customer_id, segment from customer_segments")
-    profiles = wh.df("select customer_id, is_emailable from customer_profiles")
+    profiles = wh.df(
+        "select customer_id, is_emailable, "
+        "(email is not null and bounced_at is null and complained_at is null) as is_reachable "
+        "from customer_profiles"
+    )
     emailable = set(profiles.loc[profiles["is_emailable"].astype(bool), "customer_id"])
+    # Transactional mail (receipts, account notices) ignores marketing opt-outs but never
+    # goes to an address that bounced or complained, or to no address at all.
+    reachable = set(profiles.loc[profiles["is_reachable"].astype(bool), "customer_id"])
     recent: dict[str, str] = {}
     if wh.table_exists("send_ledger"):
         for cid, ds in wh.query(
@@ -179,8 +186,7 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             audience |= by_segment.get(seg, set())
         for seg in c.exclude_segments:
             audience -= by_segment.get(seg, set())
-        if c.kind == "marketing":
-            audience &= emailable
+        audience &= emailable if c.kind == "marketing" else reachable
         if c.frequency_cap_days:
             audience = {
                 cid

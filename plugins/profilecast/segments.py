@@ -24,6 +24,7 @@ class Segment:
     priority: int = 50
     kind: str = "marketing"  # or "transactional"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    sql: str = ""
 
 
 def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
@@ -47,6 +48,7 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
                 priority=int(meta.get("priority", 50)),
                 kind=kind,
                 tags=tuple(str(t) for t in meta.get("segment_tags", []) or []),
+                sql=str(node.get("raw_code") or ""),
             )
         )
     return sorted(found, key=lambda s: s.name)
@@ -124,6 +126,8 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
         types,
     )
 
+    _replace_all(wh, "customer_tags", customer_tags(current), {})
+
     # Sizes per run and change against the previous run of each segment.
     previous = {}
     if wh.table_exists("segment_runs"):
@@ -177,3 +181,76 @@ def _replace_all(wh: Any, table: str, frame: Any, types: dict[str, str]) -> None
     wh.execute(f"create table {table} ({cols})")
     if len(frame):
         wh._insert_frame(table, frame)
+
+
+def customer_tags(membership: Any) -> Any:
+    """Hierarchical tags per customer from their segments' ``segment_tags``.
+
+    ``"LoyalCustomer > HighSpender"`` yields the main tag ``LoyalCustomer`` and the sub-tag
+    ``HighSpender``; a sub-tag always brings its main tag along. One row per customer and
+    tag path, with the segments that assigned it.
+    """
+    import pandas as pd
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for cid, seg, tags in zip(
+        membership["customer_id"], membership["segment"], membership["tags"], strict=True
+    ):
+        for tag in filter(None, str(tags or "").split("|")):
+            parts = [p.strip() for p in tag.split(">") if p.strip()]
+            for depth in range(1, len(parts) + 1):
+                path = " > ".join(parts[:depth])
+                row = rows.setdefault(
+                    (cid, path),
+                    {
+                        "customer_id": cid,
+                        "tag_path": path,
+                        "main_tag": parts[0],
+                        "tag": parts[depth - 1],
+                        "parent_tag": parts[depth - 2] if depth > 1 else None,
+                        "segments": set(),
+                    },
+                )
+                row["segments"].add(seg)
+    out = [{**r, "segments": ",".join(sorted(r["segments"]))} for r in rows.values()]
+    cols = ["customer_id", "tag_path", "main_tag", "tag", "parent_tag", "segments"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def explain(wh: Any, segments: list[Segment], customer_id: str) -> list[str]:
+    """Lines saying, per segment, whether the customer is in it and the profile values its
+    rule reads (the profile columns its SQL names)."""
+    import re
+
+    profile = wh.df("select * from customer_profiles where customer_id = %s", (customer_id,))
+    if profile.empty:
+        return [f"no profile with customer_id {customer_id}"]
+    values = profile.iloc[0].to_dict()
+    member = {
+        seg: entered
+        for seg, entered in wh.query(
+            "select segment, entered_at from customer_segments where customer_id = %s",
+            (customer_id,),
+        )
+    }
+    lines = [
+        f"customer {customer_id}: {values.get('first_name') or ''} {values.get('last_name') or ''}"
+        f" <{values.get('email') or 'no email'}>  emailable={values.get('is_emailable')}"
+    ]
+    for seg in segments:
+        state = f"IN  (since {member[seg.name]})" if seg.name in member else "OUT"
+        lines.append(f"{state:22s} {seg.name}: {seg.description}")
+        used = [c for c in values if re.search(rf"\b{re.escape(c)}\b", seg.sql)]
+        for col in used:
+            if col != "customer_id":
+                lines.append(f"{'':26s}{col} = {values[col]}")
+    tags = (
+        wh.query(
+            "select tag_path from customer_tags where customer_id = %s order by tag_path",
+            (customer_id,),
+        )
+        if wh.table_exists("customer_tags")
+        else []
+    )
+    lines.append("tags: " + (", ".join(t for (t,) in tags) or "none"))
+    return lines
