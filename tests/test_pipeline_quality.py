@@ -100,7 +100,7 @@ def test_profiles_have_every_layer(copy_of):
          "(select min(customer_id) from customer_profiles)",
          "expect_column_values_to_be_between on customer_profiles.engagement_score"),
         ("update segment_runs set previous_size = 1, change_pct = 5000 where segment = 'cart_abandoners'",
-         "expect_column_values_to_be_between on segment_sizes.change_pct"),
+         "expect_column_values_to_be_in_set on segment_sizes.is_within_band"),
         ("update load_batches set rows_loaded = rows_loaded - 1 where batch_id like 'crm__contacts%'",
          "expect_column_values_to_be_between on raw_layer.rows_unaccounted"),
     ],
@@ -158,3 +158,39 @@ def test_render_and_export_exactly_once(copy_of, tmp_path, monkeypatch):
     with connect(settings, read_only=True) as wh:
         n, distinct = wh.query("select count(*), count(distinct message_key) from send_ledger")[0]
     assert n == distinct == total
+
+
+def test_gx_data_docs_are_rendered(copy_of, tmp_path):
+    import json
+
+    with connect(copy_of, read_only=True) as wh:
+        run_gate(
+            wh, copy_of.expectations_dir, DS, AS_OF, tmp_path / "report", docs_root=tmp_path / "gx"
+        )
+    report = json.loads((tmp_path / "report" / "validation.json").read_text())
+    docs = report["data_docs"]
+    assert docs and docs.endswith("index.html") and "customer_profiles" in open(docs).read()
+
+
+def test_a_segment_band_can_be_widened(copy_of, tmp_path):
+    with connect(copy_of) as wh:
+        wh.execute(
+            "update segment_runs set previous_size = 1, change_pct = 5000, max_change_pct = 10000 "
+            "where segment = 'cart_abandoners'"
+        )
+    assert _gate(copy_of, tmp_path)
+
+
+def test_validate_cli_exit_codes(copy_of, monkeypatch, capsys):
+    from profilecast import cli
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(copy_of.home))
+    assert cli.main(["validate", "--date", DS]) == 0
+    assert "quality gate passed" in capsys.readouterr().out
+    with connect(copy_of) as wh:
+        wh.execute("insert into customer_profiles select * from customer_profiles limit 1")
+    assert cli.main(["validate", "--date", DS]) == 1
+    assert (
+        "expect_column_values_to_be_unique on customer_profiles.customer_id"
+        in capsys.readouterr().err
+    )

@@ -154,7 +154,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report_dir = settings.reports_dir / ds / "quality"
     try:
         with connect(settings, read_only=True) as wh:
-            outcomes = run_gate(wh, settings.expectations_dir, ds, as_of, report_dir)
+            outcomes = run_gate(
+                wh, settings.expectations_dir, ds, as_of, report_dir,
+                docs_root=settings.home / "gx",
+            )  # fmt: skip
     except QualityGateError as exc:
         print(str(exc), file=sys.stderr)
         print(f"report: {report_dir / 'index.html'}", file=sys.stderr)

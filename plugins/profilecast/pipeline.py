@@ -102,7 +102,10 @@ def gate(interval_start: Any, interval_end: Any, settings: Settings | None = Non
     ds = run_date_of(interval_start)
     report_dir = settings.reports_dir / ds / "quality"
     with connect(settings, read_only=True) as wh:
-        run_gate(wh, settings.expectations_dir, ds, as_of_of(interval_end), report_dir)
+        run_gate(
+            wh, settings.expectations_dir, ds, as_of_of(interval_end), report_dir,
+            docs_root=settings.home / "gx",
+        )  # fmt: skip
     return str(report_dir / "index.html")
 
 

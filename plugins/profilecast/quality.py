@@ -45,10 +45,12 @@ class Outcome:
     element_count: int | None = None
     sample: list[Any] = field(default_factory=list)
     error: str | None = None
+    table: str | None = None
 
     def message(self) -> str:
         where = f"{self.suite}.{self.column}" if self.column else self.suite
-        parts = [f"[{self.severity.upper()}] {self.expectation} on {where}"]
+        parts = [f"[{self.severity.upper()}] {self.expectation} on {where}"
+                 + (f" (table {self.table})" if self.table else "")]  # fmt: skip
         if self.error:
             parts.append(f"error: {self.error}")
         if self.unexpected_count is not None:
@@ -58,6 +60,11 @@ class Outcome:
         if self.sample:
             parts.append("sample " + mask_emails(json.dumps(self.sample, default=str)))
         return "; ".join(parts)
+
+
+def default_params() -> dict[str, str]:
+    """Values the suites' queries may use, from the environment."""
+    return {"freshness_hours": os.environ.get("PROFILECAST_FRESHNESS_HOURS", "48")}
 
 
 def load_suites(directory: Path) -> list[dict[str, Any]]:
@@ -80,23 +87,45 @@ def _jsonable(value: Any) -> Any:
         return str(value)
 
 
-def validate_frame(frame: Any, suite: dict[str, Any]) -> list[Outcome]:
-    """Run one suite on a pandas DataFrame with Great Expectations."""
+def _context(docs_root: Path | None) -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
-    ctx = gx.get_context(mode="ephemeral")
+    if docs_root is None:
+        ctx = gx.get_context(mode="ephemeral")
+    else:
+        docs_root.mkdir(parents=True, exist_ok=True)
+        ctx = gx.get_context(mode="file", project_root_dir=str(docs_root))
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     except Exception:  # noqa: BLE001 - progress bars are cosmetic
         pass
-    asset = ctx.data_sources.add_pandas("profilecast").add_dataframe_asset(suite["name"])
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
-        batch_parameters={"dataframe": frame}
-    )
-    gx_suite = ctx.suites.add(
+    return ctx
+
+
+def validate_frame(
+    frame: Any, suite: dict[str, Any], ctx: Any = None, docs: bool = False
+) -> list[Outcome]:
+    """Run one suite on a pandas DataFrame with Great Expectations.
+
+    With ``docs`` (and a file context) the run goes through a GX Checkpoint whose
+    UpdateDataDocsAction renders the result into the context's Data Docs site.
+    """
+    import great_expectations as gx
+
+    ctx = ctx or _context(None)
+    source = ctx.data_sources.add_or_update_pandas("profilecast")
+    try:
+        asset = source.get_asset(suite["name"])
+    except LookupError:
+        asset = source.add_dataframe_asset(suite["name"])
+    try:
+        batch_def = asset.get_batch_definition("whole")
+    except (KeyError, LookupError):
+        batch_def = asset.add_batch_definition_whole_dataframe("whole")
+    gx_suite = ctx.suites.add_or_update(
         gx.ExpectationSuite(
             name=suite["name"],
             expectations=[
@@ -105,9 +134,24 @@ def validate_frame(frame: Any, suite: dict[str, Any]) -> list[Outcome]:
             ],
         )
     )
-    result = batch.validate(
-        gx_suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}
-    )
+    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    if docs:
+        vd = ctx.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite)
+        )
+        checkpoint = ctx.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"gate_{suite['name']}",
+                validation_definitions=[vd],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format=result_format,
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        result = next(iter(run.run_results.values()))
+    else:
+        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(gx_suite, result_format=result_format)
     outcomes = []
     for r in result.results:
         cfg = r.expectation_config
@@ -139,13 +183,21 @@ def run_gate(
     as_of: str,
     report_dir: Path | None = None,
     only: list[str] | None = None,
+    docs_root: Path | None = None,
+    params: dict[str, str] | None = None,
 ) -> list[Outcome]:
-    """Run every suite; write JSON + HTML reports; raise QualityGateError on a critical failure."""
+    """Run every suite; write JSON + HTML reports; raise QualityGateError on a critical failure.
+
+    With ``docs_root`` the results are also rendered as GX Data Docs under it.
+    """
     outcomes: list[Outcome] = []
+    ctx = _context(docs_root)
     for suite in load_suites(suites_dir):
         if only and suite["name"] not in only:
             continue
         query = suite["query"].replace("{run_date}", run_date).replace("{as_of}", as_of)
+        for key, value in {**default_params(), **(params or {})}.items():
+            query = query.replace("{" + key + "}", value)
         try:
             frame = wh.df(query)
         except Exception as exc:  # noqa: BLE001 - a missing table is a failed check, reported
@@ -153,9 +205,11 @@ def run_gate(
                 Outcome(suite["name"], "query", None, "critical", False, error=str(exc)[:500])
             )
             continue
-        outcomes.extend(validate_frame(frame, suite))
+        for outcome in validate_frame(frame, suite, ctx, docs=docs_root is not None):
+            outcome.table = suite.get("table")
+            outcomes.append(outcome)
     if report_dir is not None:
-        write_reports(outcomes, report_dir, run_date)
+        write_reports(outcomes, report_dir, run_date, data_docs=_docs_index(docs_root))
     for o in outcomes:
         (log.info if o.success else log.error)(o.message())
     failed = [o for o in outcomes if not o.success and o.severity == "critical"]
@@ -167,11 +221,21 @@ def run_gate(
     return outcomes
 
 
-def write_reports(outcomes: list[Outcome], report_dir: Path, run_date: str) -> Path:
+def _docs_index(docs_root: Path | None) -> str | None:
+    if docs_root is None:
+        return None
+    index = docs_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return str(index) if index.exists() else None
+
+
+def write_reports(
+    outcomes: list[Outcome], report_dir: Path, run_date: str, data_docs: str | None = None
+) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "run_date": run_date,
         "success": all(o.success or o.severity != "critical" for o in outcomes),
+        "data_docs": data_docs,
         "results": [{**o.__dict__, "message": o.message()} for o in outcomes],
     }
     (report_dir / "validation.json").write_text(
@@ -190,7 +254,12 @@ def write_reports(outcomes: list[Outcome], report_dir: Path, run_date: str) -> P
         f"{run_date}</title><style>body{{font-family:sans-serif}}td{{padding:2px 8px}}"
         ".critical{background:#fdd}.warning{background:#ffd}.ok{background:#dfd}</style>"
         f"<h1>Quality gate {run_date}: {'PASSED' if data['success'] else 'FAILED'}</h1>"
-        "<table><tr><th>suite<th>expectation<th>column<th>severity<th>result<th>detail"
+        + (
+            f'<p>Great Expectations Data Docs: <a href="{data_docs}">{data_docs}</a></p>'
+            if data_docs
+            else ""
+        )
+        + "<table><tr><th>suite<th>expectation<th>column<th>severity<th>result<th>detail"
         f"{rows}</table>"
     )
     return page

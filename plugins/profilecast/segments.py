@@ -25,6 +25,8 @@ class Segment:
     kind: str = "marketing"  # or "transactional"
     tags: tuple[str, ...] = field(default_factory=tuple)
     sql: str = ""
+    min_change_pct: float = -50.0
+    max_change_pct: float = 100.0
 
 
 def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
@@ -49,6 +51,8 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
                 kind=kind,
                 tags=tuple(str(t) for t in meta.get("segment_tags", []) or []),
                 sql=str(node.get("raw_code") or ""),
+                min_change_pct=float(meta.get("min_change_pct", -50.0)),
+                max_change_pct=float(meta.get("max_change_pct", 100.0)),
             )
         )
     return sorted(found, key=lambda s: s.name)
@@ -156,6 +160,8 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
                 "kind": meta[name].kind if name in meta else None,
                 "owner": meta[name].owner if name in meta else None,
                 "description": meta[name].description if name in meta else None,
+                "min_change_pct": meta[name].min_change_pct if name in meta else None,
+                "max_change_pct": meta[name].max_change_pct if name in meta else None,
             }
         )
     wh.replace_rows(
@@ -168,6 +174,8 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
             "size": "bigint",
             "previous_size": "bigint",
             "change_pct": "double precision",
+            "min_change_pct": "double precision",
+            "max_change_pct": "double precision",
             "is_retired": "boolean",
         },
     )
