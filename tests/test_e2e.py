@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import subprocess
 
@@ -12,6 +11,7 @@ import pytest
 from profilecast.generate import generate
 
 from .conftest import clean_env, venv_bin
+from .esp_formats import messages_in
 
 pytestmark = pytest.mark.e2e
 DATE = "2026-10-31"
@@ -43,17 +43,22 @@ def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_
     db.close()
     assert profiles > 0 and exported > 0 and raw_rows > 0
     assert set(segs) >= {"cart_abandoners", "high_engagement", "new_subscribers"}
-    # The exported files: manifest last, row counts add up, nobody opted out.
-    files = sorted((home / "exports").rglob("batch-*.jsonl.gz"))
-    manifests = sorted((home / "exports").rglob("manifest.json"))
-    assert files and len(manifests) >= 1
-    messages = [json.loads(line) for f in files for line in gzip.open(f, "rt")]
-    assert (
-        len(messages) == exported == sum(json.loads(m.read_text())["total_rows"] for m in manifests)
-    )
+    # The exported files: manifests match files, every request validates, keys are unique.
+    folders = sorted(m.parent for m in (home / "exports").rglob("manifest.json"))
+    assert len(folders) == 3  # one campaign per format: jsonl, ses, sendgrid
+    formats = {
+        json.loads((f / "manifest.json").read_text())["batches"][0]["format"] for f in folders
+    }
+    assert formats == {"jsonl", "ses", "sendgrid"}
+    messages = [m for f in folders for m in messages_in(f)]
+    assert len(messages) == exported
     assert len({m["message_key"] for m in messages}) == len(messages)
     assert all("List-Unsubscribe" in m["headers"] for m in messages)
+    assert all(
+        m["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in messages
+    )
     assert not any("None" in m["subject"] or "Hi ," in m["subject"] for m in messages)
+    files = sorted((home / "exports").rglob("batch-*.jsonl.gz"))
 
     second = _run(home, sample_dir)
     assert second.returncode == 0, second.stdout[-3000:]

@@ -29,11 +29,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 SCHEMA_VERSION = "profilecast.jsonl/1"
-BATCH_SIZE = 1000
+MANIFEST_VERSION = "profilecast.manifest/1"
 
 
 class ExportError(RuntimeError):
     pass
+
+
+class Conflict(ExportError):
+    """A committed batch file exists with different content: never overwritten."""
 
 
 @dataclass
@@ -63,26 +67,69 @@ class Target:
         path = self._local(rel)
         return path.read_bytes() if path.exists() else None
 
-    def write(self, rel: str, data: bytes, content_type: str) -> None:
+    def write(self, rel: str, data: bytes, content_type: str, overwrite: bool = False) -> None:
+        """Write ``rel``. Without ``overwrite`` the write is conditional: an existing object
+        with the same bytes is fine (an idempotent retry), a different one raises Conflict."""
         if self.is_s3:
-            bucket, key = self._s3_key(rel)
-            _s3().put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-                ServerSideEncryption="AES256",
-            )
+            self._s3_write(rel, data, content_type, overwrite)
             return
         path = self._local(rel)
+        if not overwrite and path.exists():
+            if path.read_bytes() == data:
+                return
+            raise Conflict(f"{self.location(rel)} exists with different content")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # atomic: an ESP never sees half a file
 
+    def _s3_write(self, rel: str, data: bytes, content_type: str, overwrite: bool) -> None:
+        from botocore.exceptions import ClientError
+
+        client = _s3()
+        bucket, key = self._s3_key(rel)
+        extra: dict[str, Any] = {"ContentType": content_type, "ServerSideEncryption": "AES256"}
+        condition = {} if overwrite else {"IfNoneMatch": "*"}
+        try:
+            if len(data) >= MULTIPART_BYTES:
+                _multipart_put(client, bucket, key, data, extra, condition)
+            else:
+                client.put_object(Bucket=bucket, Key=key, Body=data, **extra, **condition)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise
+            if self.read(rel) != data:
+                raise Conflict(f"{self.location(rel)} exists with different content") from exc
+
     def _s3_key(self, rel: str) -> tuple[str, str]:
         bucket, _, prefix = self.url[5:].partition("/")
         return bucket, f"{prefix.strip('/')}/{rel}".lstrip("/")
+
+
+MULTIPART_BYTES = int(os.environ.get("PROFILECAST_MULTIPART_BYTES", str(64 * 1024 * 1024)))
+PART_BYTES = 8 * 1024 * 1024
+
+
+def _multipart_put(
+    client: Any, bucket: str, key: str, data: bytes, extra: dict, condition: dict
+) -> None:
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)
+    parts = []
+    try:
+        for n, start in enumerate(range(0, len(data), PART_BYTES), start=1):
+            part = client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=n,
+                Body=data[start : start + PART_BYTES],
+            )  # fmt: skip
+            parts.append({"ETag": part["ETag"], "PartNumber": n})
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": parts}, **condition,
+        )  # fmt: skip
+    except Exception:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+        raise
 
 
 def _s3():
@@ -120,19 +167,23 @@ def export_campaign(
     run_date: str,
     rendered_files: list[Path],
     run_id: str,
-    batch_size: int = BATCH_SIZE,
+    fmt: str = "jsonl",
 ) -> dict[str, Any]:
-    """Export rendered messages not yet in the send ledger; returns what was written."""
-    import pandas as pd
+    """Export rendered messages not yet in the send ledger; returns what was written.
 
-    exported: set[str] = set()
-    if wh.table_exists("send_ledger"):
-        exported = {
-            r[0]
-            for r in wh.query(
-                "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
-            )
-        }
+    Per batch: the file is written (conditionally), then its ledger rows and its
+    ``export_batches`` row commit together. The manifest is rebuilt from ``export_batches``
+    and written last, so it lists exactly the committed batches even after a crash.
+    """
+    from profilecast.formats import SCHEMAS, batch_files
+
+    _ensure_tables(wh)
+    exported = {
+        r[0]
+        for r in wh.query(
+            "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
+        )
+    }
     secret = os.environ.get("PROFILECAST_UNSUBSCRIBE_SECRET", "profilecast-demo-secret")
     pending = []
     for path in rendered_files:
@@ -144,78 +195,119 @@ def export_campaign(
                 exported.add(msg["message_key"])
     pending.sort(key=lambda m: m["message_key"])
     prefix = f"{campaign_id}/{run_date}"
-    existing = target.read(f"{prefix}/manifest.json")
-    manifest = (
-        json.loads(existing)
-        if existing
-        else {
-            "schema_version": SCHEMA_VERSION,
-            "campaign_id": campaign_id,
-            "ds": run_date,
-            "batches": [],
-        }
-    )
-    if not pending:
-        return {"campaign_id": campaign_id, "exported": 0, "batches": 0, "location": None}
-    new_batches = []
-    ledger_rows = []
-    seq = len(manifest["batches"])
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start : start + batch_size]
-        name = f"batch-{seq:05d}.jsonl.gz"
-        body = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in chunk).encode()
-        data = gzip.compress(body, mtime=0)
-        target.write(f"{prefix}/{name}", data, "application/gzip")
-        new_batches.append(
-            {
-                "file": name,
-                "rows": len(chunk),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "run_id": run_id,
-            }
+    committed = {
+        name
+        for (name,) in wh.query(
+            "select batch_file from export_batches where campaign_id = %s and run_date = %s",
+            (campaign_id, run_date),
         )
-        ledger_rows += [
-            {
-                "message_key": m["message_key"],
-                "campaign_id": campaign_id,
-                "customer_id": m["customer_id"],
-                "run_date": run_date,
-                "batch_file": target.location(f"{prefix}/{name}"),
-                "exported_at": now,
-            }
-            for m in chunk
-        ]
+    }
+    seq = len(committed)
+    written = new_batches = 0
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    for chunk, lines in batch_files(fmt, pending):
+        name = f"batch-{seq:05d}.jsonl.gz"
+        data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+        # An uncommitted file of that name is an orphan of a crashed attempt: replace it.
+        target.write(f"{prefix}/{name}", data, "application/gzip", overwrite=name not in committed)
+        ledger = pd_frame(
+            [
+                {
+                    "message_key": m["message_key"],
+                    "campaign_id": campaign_id,
+                    "customer_id": m["customer_id"],
+                    "run_date": run_date,
+                    "batch_file": target.location(f"{prefix}/{name}"),
+                    "exported_at": now,
+                }
+                for m in chunk
+            ]
+        )
+        batch = pd_frame(
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "run_date": run_date,
+                    "batch_file": name,
+                    "format": fmt,
+                    "schema_version": SCHEMAS[fmt],
+                    "messages": len(chunk),
+                    "lines": len(lines),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "run_id": run_id,
+                    "exported_at": now,
+                }
+            ]
+        )
+        wh.begin()
+        try:
+            wh._insert_frame("send_ledger", ledger)
+            wh._insert_frame("export_batches", batch)
+            wh.commit()
+        except Exception:
+            wh.rollback()
+            raise
+        committed.add(name)
+        written += len(chunk)
+        new_batches += 1
         seq += 1
-    manifest["batches"] += new_batches
-    manifest["total_rows"] = sum(b["rows"] for b in manifest["batches"])
-    manifest["run_id"] = run_id
-    manifest["written_at"] = now
+    if not written:
+        return {"campaign_id": campaign_id, "exported": 0, "batches": 0,
+                "total_batches": len(committed), "location": None}  # fmt: skip
+    manifest = build_manifest(wh, campaign_id, run_date)
     target.write(
         f"{prefix}/manifest.json",
         json.dumps(manifest, indent=2).encode(),
         "application/json",
+        overwrite=True,
     )
-    frame = pd.DataFrame(ledger_rows)
-    _append_ledger(wh, frame)
     return {
         "campaign_id": campaign_id,
-        "exported": len(pending),
-        "batches": len(new_batches),
+        "exported": written,
+        "batches": new_batches,
+        "total_batches": len(committed),
         "location": target.location(prefix),
     }
 
 
-def _append_ledger(wh: Any, frame: Any) -> None:
+def pd_frame(rows: list[dict[str, Any]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def build_manifest(wh: Any, campaign_id: str, run_date: str) -> dict[str, Any]:
+    rows = wh.query(
+        "select batch_file, format, schema_version, messages, lines, sha256, run_id, exported_at "
+        "from export_batches where campaign_id = %s and run_date = %s order by batch_file",
+        (campaign_id, run_date),
+    )
+    batches = [
+        {"file": f, "format": fmt, "schema_version": sv, "rows": int(m), "lines": int(n),
+         "sha256": sha, "run_id": rid, "exported_at": str(at)}
+        for f, fmt, sv, m, n, sha, rid, at in rows
+    ]  # fmt: skip
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "campaign_id": campaign_id,
+        "ds": run_date,
+        "schema_version": batches[0]["schema_version"] if batches else None,
+        "batches": batches,
+        "total_rows": sum(b["rows"] for b in batches),
+        "run_id": batches[-1]["run_id"] if batches else None,
+    }
+
+
+def _ensure_tables(wh: Any) -> None:
     if not wh.table_exists("send_ledger"):
         wh.execute(
             "create table send_ledger (message_key varchar primary key, campaign_id varchar, "
             "customer_id varchar, run_date date, batch_file varchar, exported_at timestamp)"
         )
-    wh.begin()
-    try:
-        wh._insert_frame("send_ledger", frame)
-        wh.commit()
-    except Exception:
-        wh.rollback()
-        raise
+    if not wh.table_exists("export_batches"):
+        wh.execute(
+            "create table export_batches (campaign_id varchar, run_date date, batch_file varchar, "
+            "format varchar, schema_version varchar, messages integer, lines integer, "
+            "sha256 varchar, run_id varchar, exported_at timestamp, "
+            "primary key (campaign_id, run_date, batch_file))"
+        )

@@ -146,7 +146,15 @@ def export(
     with connect(settings) as wh:
         for item in rendered:
             results.append(
-                export_campaign(wh, target, item["campaign_id"], ds, [Path(item["path"])], run_id)
+                export_campaign(
+                    wh,
+                    target,
+                    item["campaign_id"],
+                    ds,
+                    [Path(item["path"])],
+                    run_id,
+                    fmt=item.get("format", "jsonl"),
+                )  # fmt: skip
             )
     return results
 

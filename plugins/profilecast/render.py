@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE_FILES = {"html": "body.html.j2", "text": "body.txt.j2"}
-FORMATS = ("jsonl",)
+FORMATS = ("jsonl", "ses", "sendgrid")
 
 
 class CampaignError(ValueError):
@@ -43,6 +43,9 @@ class Campaign:
     frequency_cap_days: int = 0
     exclude_segments: list[str] = field(default_factory=list)
     description: str = ""
+    #: a product this campaign promotes: customers who complained about it lately are skipped
+    promoted_product: str | None = None
+    complaint_window_days: int = 30
     folder: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +93,8 @@ def load_campaigns(directory: Path) -> list[Campaign]:
                 priority=int(raw.get("priority", 50)),
                 frequency_cap_days=int(raw.get("frequency_cap_days", 0)),
                 description=raw.get("description", ""),
+                promoted_product=raw.get("promoted_product"),
+                complaint_window_days=int(raw.get("complaint_window_days", 30)),
                 folder=cfg_path.parent,
                 sources=sources,
             )
@@ -162,7 +167,8 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     members = wh.df("select customer_id, segment from customer_segments")
     profiles = wh.df(
         "select customer_id, is_emailable, "
-        "(email is not null and bounced_at is null and complained_at is null) as is_reachable "
+        "(email is not null and bounced_at is null and complained_at is null) as is_reachable, "
+        "last_complaint_product, last_complaint_at "
         "from customer_profiles"
     )
     emailable = set(profiles.loc[profiles["is_emailable"].astype(bool), "customer_id"])
@@ -187,6 +193,10 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
         for seg in c.exclude_segments:
             audience -= by_segment.get(seg, set())
         audience &= emailable if c.kind == "marketing" else reachable
+        if c.promoted_product:
+            audience -= complained_about(
+                profiles, c.promoted_product, run_date, c.complaint_window_days
+            )
         if c.frequency_cap_days:
             audience = {
                 cid
@@ -213,6 +223,17 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
         "campaign_audiences", "run_date", run_date, frame, column_types={"run_date": "date"}
     )
     return counts
+
+
+def complained_about(profiles: Any, product: str, run_date: str, window_days: int) -> set[str]:
+    """Customers whose latest complaint, within the window, is about ``product``."""
+    import pandas as pd
+
+    cutoff = pd.Timestamp(run_date) - pd.Timedelta(days=window_days)
+    hit = (profiles["last_complaint_product"].fillna("").str.lower() == product.lower()) & (
+        pd.to_datetime(profiles["last_complaint_at"]) >= cutoff
+    )
+    return set(profiles.loc[hit, "customer_id"])
 
 
 def _days_between(earlier: str, later: str) -> int:
@@ -270,4 +291,5 @@ def render_campaign(
             )
             n += 1
     tmp.replace(path)
-    return {"campaign_id": campaign.campaign_id, "rendered": n, "path": str(path)}
+    return {"campaign_id": campaign.campaign_id, "rendered": n, "path": str(path),
+            "format": campaign.format}  # fmt: skip

@@ -1,0 +1,139 @@
+"""ESP export formats, each with a versioned schema.
+
+Every batch file is gzip JSON lines; what a line is depends on the format:
+
+``jsonl`` (``profilecast.jsonl/1``)
+    One message per line: ``message_key, campaign_id, customer_id, to, from, subject,
+    subject_variant, preheader, html, text, headers, fields``; up to 1,000 per file.
+``ses`` (``ses.SendBulkEmail/1``)
+    One Amazon SES v2 ``SendBulkEmail`` request per line, at most 50 ``BulkEmailEntries``
+    each. The default template passes each recipient's rendered subject/HTML/text through
+    (``{{subject}}``, ``{{{html}}}``, ``{{{text}}}``); ``message_key`` and ``campaign_id`` ride
+    in ``ReplacementTags`` and the unsubscribe headers in ``ReplacementHeaders``.
+``sendgrid`` (``sendgrid.mail_send/1``)
+    One SendGrid v3 ``mail/send`` body per line, at most 1,000 personalizations each; the
+    rendered bodies travel as ``substitutions`` and ``message_key`` in ``custom_args``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from email.utils import parseaddr
+from typing import Any
+
+SCHEMAS = {
+    "jsonl": "profilecast.jsonl/1",
+    "ses": "ses.SendBulkEmail/1",
+    "sendgrid": "sendgrid.mail_send/1",
+}
+MESSAGES_PER_FILE = 1000
+SES_ENTRIES_PER_REQUEST = 50
+SENDGRID_PERSONALIZATIONS_PER_BODY = 1000
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def ses_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    first = messages[0]
+    return {
+        "FromEmailAddress": first["from"],
+        "DefaultEmailTags": [{"Name": "campaign_id", "Value": first["campaign_id"]}],
+        "DefaultContent": {
+            "Template": {
+                "TemplateContent": {
+                    "Subject": "{{subject}}",
+                    "Html": "{{{html}}}",
+                    "Text": "{{{text}}}",
+                },
+                "TemplateData": json.dumps({"subject": "", "html": "", "text": ""}),
+            }
+        },
+        "BulkEmailEntries": [
+            {
+                "Destination": {"ToAddresses": [m["to"]]},
+                "ReplacementTags": [
+                    {"Name": "message_key", "Value": m["message_key"]},
+                    {"Name": "campaign_id", "Value": m["campaign_id"]},
+                ],
+                "ReplacementHeaders": [
+                    {"Name": k, "Value": v}
+                    for k, v in m["headers"].items()
+                    if k.startswith("List-Unsubscribe")
+                ],
+                "ReplacementEmailContent": {
+                    "ReplacementTemplate": {
+                        "ReplacementTemplateData": json.dumps(
+                            {"subject": m["subject"], "html": m["html"], "text": m["text"]},
+                            ensure_ascii=False,
+                        )
+                    }
+                },
+            }
+            for m in messages
+        ],
+    }
+
+
+def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    first = messages[0]
+    name, address = parseaddr(first["from"])
+    sender = {"email": address, **({"name": name} if name else {})}
+    return {
+        "from": sender,
+        "subject": first["subject"],
+        "categories": [first["campaign_id"]],
+        "content": [
+            {"type": "text/plain", "value": "-body_text-"},
+            {"type": "text/html", "value": "-body_html-"},
+        ],
+        "personalizations": [
+            {
+                "to": [{"email": m["to"]}],
+                "subject": m["subject"],
+                "headers": {
+                    k: v for k, v in m["headers"].items() if k.startswith("List-Unsubscribe")
+                },
+                "substitutions": {"-body_html-": m["html"], "-body_text-": m["text"]},
+                "custom_args": {"message_key": m["message_key"], "campaign_id": m["campaign_id"]},
+            }
+            for m in messages
+        ],
+    }
+
+
+def batch_files(fmt: str, messages: list[dict[str, Any]]) -> Iterator[tuple[list[dict], list[str]]]:
+    """(messages in the file, its lines) per batch file, for a sorted list of messages."""
+    if fmt == "jsonl":
+        for chunk in _chunks(messages, MESSAGES_PER_FILE):
+            yield chunk, [json.dumps(m, ensure_ascii=False) for m in chunk]
+    elif fmt == "ses":
+        for chunk in _chunks(messages, MESSAGES_PER_FILE):
+            yield (
+                chunk,
+                [
+                    json.dumps(ses_request(part), ensure_ascii=False)
+                    for part in _chunks(chunk, SES_ENTRIES_PER_REQUEST)
+                ],
+            )
+    elif fmt == "sendgrid":
+        for chunk in _chunks(messages, SENDGRID_PERSONALIZATIONS_PER_BODY):
+            yield chunk, [json.dumps(sendgrid_body(chunk), ensure_ascii=False)]
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (use one of {sorted(SCHEMAS)})")
+
+
+def validate_ses_request(request: dict[str, Any]) -> None:
+    """Raise if botocore's own parameter validator rejects a SendBulkEmail request."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sesv2")
+    report = ParamValidator().validate(request, model.operation_model("SendBulkEmail").input_shape)
+    if report.has_errors():
+        raise ValueError(report.generate_report())
+    if len(request["BulkEmailEntries"]) > SES_ENTRIES_PER_REQUEST:
+        raise ValueError("SendBulkEmail takes at most 50 entries")

@@ -1,0 +1,201 @@
+"""Export: S3 (moto server) with the manifest protocol, conditional writes, crash and resume,
+and every suppression rule of the audience builder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+
+import duckdb
+import pytest
+from profilecast import export as export_mod
+from profilecast import formats
+from profilecast.export import Conflict, Target, export_campaign
+from profilecast.render import Campaign, build_audiences, message_key
+
+DS = "2026-10-31"
+
+
+class _Wh:
+    """The Warehouse API over an in-memory DuckDB (same SQL as production)."""
+
+    def __init__(self) -> None:
+        from profilecast.warehouse import Warehouse
+
+        self.inner = Warehouse.__new__(Warehouse)
+        self.inner.kind, self.inner.schema, self.inner.raw_schema = "duckdb", "main", "raw"
+        self.inner.con = duckdb.connect()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _rendered(tmp_path, n: int, campaign="c1"):
+    import gzip
+    import json
+
+    path = tmp_path / f"{campaign}.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        for i in range(n):
+            key = message_key(campaign, f"cus{i}", DS)
+            fh.write(json.dumps({"message_key": key, "campaign_id": campaign, "customer_id": f"cus{i}",
+                                 "to": f"p{i}@example.com", "from": "Shop <shop@example.com>",
+                                 "subject": f"Hi {i}", "subject_variant": "0", "preheader": "",
+                                 "html": f"<p>{i}</p>", "text": f"{i}\n", "fields": {}}) + "\n")  # fmt: skip
+    return path
+
+
+def test_s3_export_with_manifest_sse_and_no_rewrites(tmp_path, s3_env):
+    bucket = f"esp-{uuid.uuid4().hex[:8]}"
+    s3_env.create_bucket(Bucket=bucket)
+    wh = _Wh()
+    target = Target(f"s3://{bucket}/outbound")
+    rendered = _rendered(tmp_path, 120)
+    for fmt in ("ses",):
+        first = export_campaign(wh, target, "c1", DS, [rendered], "run-1", fmt=fmt)
+    assert first["exported"] == 120
+    keys = sorted(o["Key"] for o in s3_env.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [
+        "outbound/c1/2026-10-31/batch-00000.jsonl.gz",
+        "outbound/c1/2026-10-31/manifest.json",
+    ]
+    head = s3_env.head_object(Bucket=bucket, Key=keys[0])
+    assert head["ServerSideEncryption"] == "AES256"
+    import json
+
+    manifest = json.loads(s3_env.get_object(Bucket=bucket, Key=keys[1])["Body"].read())
+    assert manifest["total_rows"] == 120 and manifest["batches"][0]["lines"] == 3  # 50 + 50 + 20
+    again = export_campaign(wh, target, "c1", DS, [rendered], "run-2", fmt="ses")
+    assert again["exported"] == 0
+    assert s3_env.head_object(Bucket=bucket, Key=keys[0])["ETag"] == head["ETag"]
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_conditional_writes_never_overwrite_silently(tmp_path, kind, request):
+    if kind == "s3":
+        s3 = request.getfixturevalue("s3_env")
+        bucket = f"cond-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        target = Target(f"s3://{bucket}/x")
+    else:
+        target = Target((tmp_path / "out").as_uri())
+    target.write("a/batch.gz", b"one", "application/gzip")
+    target.write("a/batch.gz", b"one", "application/gzip")  # identical retry: fine
+    with pytest.raises(Conflict):
+        target.write("a/batch.gz", b"two", "application/gzip")
+    assert target.read("a/batch.gz") == b"one"
+
+
+def test_multipart_upload_for_large_batches(s3_env, monkeypatch):
+    bucket = f"mp-{uuid.uuid4().hex[:8]}"
+    s3_env.create_bucket(Bucket=bucket)
+    monkeypatch.setattr(export_mod, "MULTIPART_BYTES", 1024 * 1024)
+    monkeypatch.setattr(export_mod, "PART_BYTES", 5 * 1024 * 1024)
+    data = os.urandom(6 * 1024 * 1024)
+    target = Target(f"s3://{bucket}/big")
+    target.write("f.gz", data, "application/gzip")
+    head = s3_env.head_object(Bucket=bucket, Key="big/f.gz")
+    assert head["ContentLength"] == len(data) and "-2" in head["ETag"]  # two parts
+    assert target.read("f.gz") == data
+
+
+def test_crash_midway_then_resume_loses_and_duplicates_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(formats, "MESSAGES_PER_FILE", 10)
+    wh = _Wh()
+    target = Target((tmp_path / "out").as_uri())
+    rendered = _rendered(tmp_path, 35)
+    real_write = Target.write
+    calls = {"n": 0}
+
+    def crashing(self, rel, data, content_type, overwrite=False):
+        if rel.endswith(".jsonl.gz"):
+            calls["n"] += 1
+            if calls["n"] == 3:  # the process dies while writing the third batch
+                raise KeyboardInterrupt("killed")
+        return real_write(self, rel, data, content_type, overwrite)
+
+    monkeypatch.setattr(Target, "write", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        export_campaign(wh, target, "c1", DS, [rendered], "run-1")
+    assert wh.query("select count(*) from send_ledger")[0][0] == 20  # two batches committed
+    monkeypatch.setattr(Target, "write", real_write)
+    resumed = export_campaign(wh, target, "c1", DS, [rendered], "run-2")
+    assert resumed["exported"] == 15
+    from .esp_formats import messages_in
+
+    messages = messages_in(tmp_path / "out" / "c1" / DS)
+    assert len(messages) == 35 == len({m["message_key"] for m in messages})
+    n, distinct = wh.query("select count(*), count(distinct message_key) from send_ledger")[0]
+    assert n == distinct == 35
+
+
+def _audience_wh():
+    wh = _Wh()
+    wh.execute("create table customer_segments (customer_id varchar, segment varchar)")
+    wh.execute(
+        "create table customer_profiles (customer_id varchar, email varchar, is_emailable boolean, "
+        "bounced_at timestamp, complained_at timestamp, last_complaint_product varchar, "
+        "last_complaint_at timestamp)"
+    )
+    people = {
+        # id: (emailable, bounced, complained, complaint product, complaint at)
+        "ok": (True, None, None, None, None),
+        "unsubscribed": (False, None, None, None, None),
+        "bounced": (False, "2026-10-01", None, None, None),
+        "complained": (False, None, "2026-10-02", None, None),
+        "tent_complaint": (True, None, None, "Ultralight Tent", "2026-10-20"),
+        "old_tent_complaint": (True, None, None, "Ultralight Tent", "2026-08-01"),
+        "recent_buyer": (True, None, None, None, None),
+        "capped": (True, None, None, None, None),
+    }
+    for cid, (ok, b, c, prod, at) in people.items():
+        wh.execute("insert into customer_profiles values (%s, %s, %s, %s, %s, %s, %s)",
+                   (cid, f"{cid}@example.com", ok, b, c, prod, at))  # fmt: skip
+        wh.execute("insert into customer_segments values (%s, 'target')", (cid,))
+    wh.execute("insert into customer_segments values ('recent_buyer', 'recently_purchased')")
+    wh.execute(
+        "create table send_ledger (message_key varchar, campaign_id varchar, customer_id varchar, run_date date)"
+    )
+    wh.execute("insert into send_ledger values ('k', 'other', 'capped', '2026-10-30')")
+    return wh
+
+
+def _campaign(cid, kind="marketing", **kw):
+    base = Campaign(cid, ["target"], kind, "jsonl", "a@example.com", ["s"], "", ["first_name"],
+                    priority=50, frequency_cap_days=3, exclude_segments=["recently_purchased"])  # fmt: skip
+    return replace(base, **kw)
+
+
+def test_every_suppression_rule():
+    wh = _audience_wh()
+    promo = _campaign("tent_promo", promoted_product="Ultralight Tent")
+    build_audiences(wh, [promo], DS)
+    got = {
+        r[0]
+        for r in wh.query(
+            "select customer_id from campaign_audiences where campaign_id = 'tent_promo'"
+        )
+    }
+    # not emailable (unsubscribed, bounced, complained), recent complaint about the promoted
+    # product, recently purchased (excluded segment) and the frequency cap all keep people out.
+    assert got == {"ok", "old_tent_complaint"}
+
+
+def test_transactional_mail_ignores_opt_out_but_not_bounces():
+    wh = _audience_wh()
+    receipt = _campaign("receipt", kind="transactional", exclude_segments=[], frequency_cap_days=0)
+    build_audiences(wh, [receipt], DS)
+    got = {r[0] for r in wh.query("select customer_id from campaign_audiences")}
+    assert "unsubscribed" in got and "bounced" not in got and "complained" not in got
+
+
+def test_one_campaign_per_customer_by_priority():
+    wh = _audience_wh()
+    high = _campaign("high", priority=90, exclude_segments=[], frequency_cap_days=0)
+    low = _campaign("low", priority=10, exclude_segments=[], frequency_cap_days=0)
+    build_audiences(wh, sorted([low, high], key=lambda c: -c.priority), DS)
+    rows = wh.query("select campaign_id, count(*) from campaign_audiences group by 1")
+    assert dict(rows) == {"high": 5}  # the five emailable people, once, in the higher-priority one
+    keys = wh.query("select count(distinct message_key), count(*) from campaign_audiences")[0]
+    assert keys[0] == keys[1]
