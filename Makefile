@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow lock clean benchmark
+.PHONY: help install demo test lint format airflow lock clean benchmark browser
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -29,7 +29,13 @@ demo: $(STAMP) ## Generate a sample and run the whole DAG for one date, then pri
 	$(VENV)/bin/profilecast generate --contacts $(DEMO_CONTACTS) --seed $(DEMO_SEED) --end-date $(DEMO_DATE) --out $(PROFILECAST_HOME)/sample
 	PROFILECAST_SOURCES=$${PROFILECAST_SOURCES:-$(PROFILECAST_HOME)/sample} $(VENV)/bin/profilecast run --date $(DEMO_DATE)
 
-test: $(STAMP) ## Run lint and the whole test suite (unit, DAG integrity, end to end)
+browser: ## Install Debian's chromium for the preview test (as root; nothing when present)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "chromium missing and not root: the preview test will skip outside CI"; fi; }
+
+test: $(STAMP) browser ## Run lint and the whole test suite (unit, DAG integrity, end to end)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider

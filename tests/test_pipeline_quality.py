@@ -189,3 +189,56 @@ def test_validate_cli_exit_codes(copy_of, monkeypatch, capsys):
         "expect_column_values_to_be_unique on customer_profiles.customer_id"
         in capsys.readouterr().err
     )
+
+
+def _chromium():
+    import os
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make test` installs Debian's chromium in CI")
+        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
+    return path
+
+
+def _browse(index, tmp_path, *extra):
+    import subprocess
+
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'chrome-profile'}",
+           "--allow-file-access-from-files", "--virtual-time-budget=5000", *extra, index.as_uri()]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_preview_renders_in_headless_chromium(copy_of, tmp_path, monkeypatch):
+    import re
+
+    from profilecast import cli
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(copy_of.home))
+    out = tmp_path / "preview"
+    assert cli.main(["preview", "--campaign", "cart_reminder", "--n", "20", "--out", str(out)]) == 0
+    index = out / "index.html"
+    assert len(list(out.glob("message-*.html"))) == 20
+    dom = _browse(index, tmp_path, "--dump-dom").stdout
+    check = re.search(r'data-check="([^"]+)"', dom)
+    assert check, dom[-2000:]
+    assert check.group(1) == "frames=20;images=20;broken=0;errors=0"
+    shot = tmp_path / "preview.png"
+    _browse(index, tmp_path, f"--screenshot={shot}", "--window-size=1024,1400")
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_preview_check_catches_a_broken_image(tmp_path):
+    import re
+
+    from profilecast.render import PREVIEW_SCRIPT
+
+    (tmp_path / "m.html").write_text('<p>Hi</p><img src="file:///nonexistent/logo.png">')
+    index = tmp_path / "index.html"
+    index.write_text('<!doctype html><iframe src="m.html"></iframe>' + PREVIEW_SCRIPT)
+    dom = _browse(index, tmp_path, "--dump-dom").stdout
+    assert re.search(r'data-check="frames=1;images=1;broken=1;errors=0"', dom), dom[-1000:]

@@ -210,6 +210,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 1 if lines[0].startswith("no profile") else 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    from profilecast.render import load_campaigns, write_preview
+    from profilecast.warehouse import connect
+
+    settings = load_settings()
+    campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
+    if args.campaign not in campaigns:
+        print(f"unknown campaign {args.campaign!r}; known: {', '.join(sorted(campaigns))}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    out = Path(args.out) if args.out else settings.home / "preview" / args.campaign
+    with connect(settings, read_only=True) as wh:
+        index = write_preview(wh, campaigns[args.campaign], out, args.n)
+    print(f"preview: {index}")
+    return 0
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -243,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="why a customer is in or out of each segment")
     e.add_argument("customer_id")
     e.set_defaults(func=cmd_explain)
+    pv = sub.add_parser("preview", help="render sample messages of a campaign with an index page")
+    pv.add_argument("--campaign", required=True)
+    pv.add_argument("--n", type=int, default=20)
+    pv.add_argument("--out", default=None)
+    pv.set_defaults(func=cmd_preview)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p
