@@ -75,18 +75,18 @@ def customer_profiles():
         return pipeline.gate(data_interval_start, data_interval_end)
 
     @task
-    def list_campaigns(report: str) -> list[str]:
-        """The campaign folders to render (one mapped render task each)."""
+    def list_campaigns(report: str) -> list[dict]:
+        """(campaign, shard) pairs to render: one mapped render task each."""
         from profilecast import pipeline
 
-        return pipeline.campaign_ids()
+        return pipeline.render_shards()
 
     @task
-    def render(campaign_id: str, data_interval_start=None) -> dict:
-        """Render one campaign's audience with the sandboxed Jinja2 templates."""
+    def render(campaign_id: str, shard: int, shards: int, data_interval_start=None) -> dict:
+        """Render one shard of a campaign's audience with the sandboxed Jinja2 templates."""
         from profilecast import pipeline
 
-        return pipeline.render(campaign_id, data_interval_start)
+        return pipeline.render(campaign_id, data_interval_start, shard=shard, shards=shards)
 
     @task(pool=WAREHOUSE_POOL, outlets=[EXPORTS_ASSET])
     def export(rendered: list, data_interval_start=None, run_id=None) -> list[dict]:
@@ -109,7 +109,7 @@ def customer_profiles():
     built = dbt_build(loaded)
     sizes = build_audiences(built)
     report = quality_gate(sizes)
-    rendered = render.expand(campaign_id=list_campaigns(report))
+    rendered = render.expand_kwargs(list_campaigns(report))
     exported = export(rendered)
     summarize(rendered, exported)
 

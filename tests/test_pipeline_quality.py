@@ -242,3 +242,18 @@ def test_preview_check_catches_a_broken_image(tmp_path):
     index.write_text('<!doctype html><iframe src="m.html"></iframe>' + PREVIEW_SCRIPT)
     dom = _browse(index, tmp_path, "--dump-dom").stdout
     assert re.search(r'data-check="frames=1;images=1;broken=1;errors=0"', dom), dom[-1000:]
+
+
+def test_render_shards_partition_the_audience(copy_of):
+    import gzip
+    import json
+
+    def keys(item):
+        with gzip.open(item["path"], "rt") as fh:
+            return {json.loads(line)["message_key"] for line in fh}
+
+    whole = pipeline.render("cart_reminder", START, copy_of)
+    parts = [pipeline.render("cart_reminder", START, copy_of, shard=k, shards=3) for k in range(3)]
+    sets = [keys(p) for p in parts]
+    assert all(sets) and sum(len(s) for s in sets) == len(keys(whole)) == whole["rendered"]
+    assert set().union(*sets) == keys(whole)

@@ -51,3 +51,24 @@
 {% macro hash_id(prefix, expr) -%}
   ('{{ prefix }}' || substr(md5({{ expr }}), 1, 16))
 {%- endmacro %}
+
+{#- A join that turns a JSON array at `key` of `column` into rows aliased `item(value)`;
+    read fields with json_item_text('key'). -#}
+{% macro join_json_array(column, key) -%}
+  {%- if target.type == 'postgres' -%}
+    cross join lateral jsonb_array_elements(
+        case when jsonb_typeof(cast({{ column }} as jsonb) -> '{{ key }}') = 'array'
+             then cast({{ column }} as jsonb) -> '{{ key }}' else '[]'::jsonb end
+    ) as item(value)
+  {%- else -%}
+    cross join unnest(
+        case when json_type({{ column }}, '$.{{ key }}') = 'ARRAY'
+             then cast(json_extract({{ column }}, '$.{{ key }}') as json[]) else [] end
+    ) as item(value)
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro json_item_text(key) -%}
+  {%- if target.type == 'postgres' -%}(item.value ->> '{{ key }}')
+  {%- else -%}json_extract_string(item.value, '$.{{ key }}'){%- endif -%}
+{%- endmacro %}

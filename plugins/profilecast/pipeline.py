@@ -116,18 +116,36 @@ def campaign_ids(settings: Settings | None = None) -> list[str]:
     return [c.campaign_id for c in load_campaigns(settings.campaigns_dir)]
 
 
+def render_shards(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """One render task per (campaign, shard): PROFILECAST_RENDER_SHARDS shards per campaign
+    (default 2), so more Airflow workers render faster."""
+    import os
+
+    shards = max(1, int(os.environ.get("PROFILECAST_RENDER_SHARDS", "2")))
+    return [
+        {"campaign_id": c, "shard": k, "shards": shards}
+        for c in campaign_ids(settings)
+        for k in range(shards)
+    ]
+
+
 def render(
-    campaign_id: str, interval_start: Any, settings: Settings | None = None
+    campaign_id: str,
+    interval_start: Any,
+    settings: Settings | None = None,
+    shard: int = 0,
+    shards: int = 1,
 ) -> dict[str, Any]:
     from profilecast.render import load_campaigns, render_campaign
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
-    campaign = next(
-        c for c in load_campaigns(settings.campaigns_dir) if c.campaign_id == campaign_id
-    )
+    campaigns = load_campaigns(settings.campaigns_dir)
+    campaign = next(c for c in campaigns if c.campaign_id == campaign_id)
     with connect(settings, read_only=True) as wh:
-        return render_campaign(wh, campaign, run_date_of(interval_start), settings.rendered_dir)
+        return render_campaign(
+            wh, campaign, run_date_of(interval_start), settings.rendered_dir, shard, shards
+        )
 
 
 def export(
@@ -142,20 +160,15 @@ def export(
     settings = settings or load_settings()
     target = Target(settings.export_url)
     ds = run_date_of(interval_start)
+    by_campaign: dict[str, list[dict[str, Any]]] = {}
+    for item in rendered:
+        by_campaign.setdefault(item["campaign_id"], []).append(item)
     results = []
     with connect(settings) as wh:
-        for item in rendered:
-            results.append(
-                export_campaign(
-                    wh,
-                    target,
-                    item["campaign_id"],
-                    ds,
-                    [Path(item["path"])],
-                    run_id,
-                    fmt=item.get("format", "jsonl"),
-                )  # fmt: skip
-            )
+        for cid, items in sorted(by_campaign.items()):
+            paths = [Path(i["path"]) for i in items]
+            fmt = items[0].get("format", "jsonl")
+            results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt))
     return results
 
 
@@ -219,7 +232,9 @@ def summarize(
     out["quality_report"] = str(settings.reports_dir / ds / "quality" / "index.html")
     path = settings.reports_dir / ds / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    out["rendered"] = {r["campaign_id"]: r["rendered"] for r in rendered or []}
+    out["rendered"] = {}
+    for r in rendered or []:
+        out["rendered"][r["campaign_id"]] = out["rendered"].get(r["campaign_id"], 0) + r["rendered"]
     out["exports"] = exports or []
     out["exported_this_run"] = sum(e["exported"] for e in exports or [])
     path.write_text(json.dumps(out, indent=2, default=str))

@@ -51,6 +51,7 @@ class Warehouse:
             else:
                 self.con = duckdb.connect(str(path), read_only=read_only)
             self.con.execute("set timezone = 'UTC'")
+            self.con.execute("set enable_progress_bar = false")
             self.schema = "main"
             self.raw_schema = raw_schema_name(settings)
         else:

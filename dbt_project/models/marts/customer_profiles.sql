@@ -44,6 +44,12 @@ behaviour as (
 
 ),
 
+recommendations as (
+
+    select * from {{ ref('int_customers_recommendations_derived') }}
+
+),
+
 timezones as (
 
     select * from {{ ref('country_timezones') }}
@@ -124,6 +130,9 @@ joined as (
         behaviour.top_category,
         behaviour.recently_viewed_products,
         behaviour.cart_items,
+        recommendations.recommended_products,
+        recommendations.viewed_not_bought_products,
+        recommendations.top_recommendation_reason,
         coalesce(behaviour.cart_items_count, 0) as cart_items_count,
         behaviour.last_cart_added_at,
         behaviour.last_seen_at,
@@ -139,6 +148,7 @@ joined as (
     left join transactions on transactions.customer_id = customers.customer_id
     left join conversations on conversations.customer_id = customers.customer_id
     left join behaviour on behaviour.customer_id = customers.customer_id
+    left join recommendations on recommendations.customer_id = customers.customer_id
     left join timezones on timezones.country = identity.country
     left join first_seen on first_seen.customer_id = customers.customer_id
 
@@ -206,6 +216,9 @@ final as (
         cast(top_category as varchar) as top_category,
         cast(recently_viewed_products as varchar) as recently_viewed_products,
         cast(cart_items as varchar) as cart_items,
+        cast(recommended_products as varchar) as recommended_products,
+        cast(viewed_not_bought_products as varchar) as viewed_not_bought_products,
+        cast(top_recommendation_reason as varchar) as top_recommendation_reason,
         cast(cart_items_count as integer) as cart_items_count,
         cast(last_cart_added_at as timestamp) as last_cart_added_at,
         cast(last_seen_at as timestamp) as last_seen_at,
