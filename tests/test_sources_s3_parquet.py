@@ -53,3 +53,24 @@ def test_parquet_drop_and_folder_of_parts(pc_env, sample_dir, tmp_path):
     # Typed timestamps survive (normalised to UTC text), not flagged as invalid.
     assert all(row["updated_at"] for row in landed)
     assert not any("invalid_timestamp" in (row["_flags"] or "") for row in landed)
+
+
+def test_landing_zone_on_s3(pc_env, s3_env, sample_dir, monkeypatch):
+    from profilecast.warehouse import connect
+
+    bucket = f"landing-{uuid.uuid4().hex[:8]}"
+    s3_env.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("PROFILECAST_LANDING_URL", f"s3://{bucket}/lz")
+    manifests = sources.extract_source(pc_env, "crm", START, END, {})
+    contacts = next(m for m in manifests if m["entity"] == "contacts")
+    assert contacts["landing_dir"] == f"s3://{bucket}/lz/source=crm/entity=contacts/date=2026-10-31"
+    keys = {o["Key"] for o in s3_env.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert "lz/source=crm/entity=contacts/date=2026-10-31/part-00000.parquet" in keys
+    assert "lz/source=crm/entity=contacts/date=2026-10-31/manifest.json" in keys
+    with connect(pc_env) as wh:
+        sources.ensure_raw_tables(wh)
+        sources.load_raw(wh, manifests, END)
+        assert (
+            wh.query("select count(*) from raw.crm__contacts")[0][0] == contacts["rows_loaded"] > 0
+        )
+        assert wh.query("select count(*) from quarantine")[0][0] == contacts["rows_quarantined"]

@@ -562,7 +562,48 @@ def extract_entity(
     qcols = ["source", "entity", "batch_id", "source_file", "line_no", "reason", "raw_payload"]
     _write_parquet(quarantined, out / "quarantine.parquet", qcols)
     (out / "manifest.json").write_text(json.dumps(result.as_dict(), indent=2))
+    landing_url = _landing_url()
+    if landing_url:
+        result.landing_dir = publish_landing(out, landing_url, spec, interval_start)
     return result
+
+
+def _landing_url() -> str | None:
+    """PROFILECAST_LANDING_URL=s3://bucket/prefix puts the landing zone on S3."""
+    import os
+
+    url = os.environ.get("PROFILECAST_LANDING_URL", "")
+    return url.rstrip("/") if url.startswith("s3://") else None
+
+
+def publish_landing(local: Path, url: str, spec: EntitySpec, interval_start: datetime) -> str:
+    """Upload a batch's landing folder to S3 (parts first, manifest last); replace old parts."""
+    ds = interval_start.astimezone(UTC).strftime("%Y-%m-%d")
+    prefix_url = f"{url}/source={spec.source}/entity={spec.entity}/date={ds}"
+    bucket, prefix = _s3_split(prefix_url + "/")
+    client = s3_client()
+    stale = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    for obj in stale:
+        client.delete_object(Bucket=bucket, Key=obj["Key"])
+    files = sorted(local.glob("*.parquet")) + [local / "manifest.json"]
+    for path in files:
+        client.upload_file(str(path), bucket, prefix + path.name,
+                           ExtraArgs={"ServerSideEncryption": "AES256"})  # fmt: skip
+    return prefix_url
+
+
+def _local_landing(landing_dir: str) -> Path:
+    """A local folder holding the batch's landing files (downloaded when they live on S3)."""
+    if not landing_dir.startswith("s3://"):
+        return Path(landing_dir)
+    import tempfile
+
+    bucket, prefix = _s3_split(landing_dir.rstrip("/") + "/")
+    target = Path(tempfile.mkdtemp(prefix="profilecast-landing-"))
+    client = s3_client()
+    for obj in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        client.download_file(bucket, obj["Key"], str(target / obj["Key"][len(prefix) :]))
+    return target
 
 
 def _q(spec: EntitySpec, result: BatchResult, raw: RawRecord, reason: str) -> dict[str, Any]:
@@ -673,7 +714,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
     done = []
     for m in manifests:
         spec = next(s for s in ENTITIES if s.source == m["source"] and s.entity == m["entity"])
-        folder = Path(m["landing_dir"])
+        folder = _local_landing(m["landing_dir"])
         parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
         loaded = wh.load_parquet(
             f"{wh.raw_schema}.{spec.table}",
