@@ -63,21 +63,35 @@ clustered as (
 
 ),
 
+full_sizes as (
+
+    select full_label, count(*) as records_count
+    from clustered
+    group by full_label
+
+),
+
+exclusive_counts as (
+
+    select full_label, max(deterministic_clusters) as max_exclusive_ids
+    from (
+        select full_label, source, count(distinct deterministic_label) as deterministic_clusters
+        from clustered
+        where source in ({% for s in var('identity_exclusive_sources') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
+        group by full_label, source
+    ) as per_source
+    group by full_label
+
+),
+
 cluster_checks as (
 
     select
-        full_label,
-        count(*) as records_count,
-        max(exclusive_ids) as max_exclusive_ids
-    from (
-        select
-            full_label,
-            count(*) over (partition by full_label) as n,
-            count(distinct case when source in ({% for s in var('identity_exclusive_sources') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %}) then deterministic_label end)
-                over (partition by full_label, source) as exclusive_ids
-        from clustered
-    ) as x
-    group by full_label
+        full_sizes.full_label,
+        full_sizes.records_count,
+        coalesce(exclusive_counts.max_exclusive_ids, 0) as max_exclusive_ids
+    from full_sizes
+    left join exclusive_counts on exclusive_counts.full_label = full_sizes.full_label
 
 ),
 
