@@ -141,6 +141,8 @@ def print_summary(s: dict, settings: Settings) -> None:
                 f"  {e['campaign_id']:18s} {e['exported']:>7,} in {e['batches']} batch(es) -> {e['location']}"
             )
     print(f"quality report: {s.get('quality_report')}")
+    if s.get("data_docs"):
+        print(f"GX Data Docs: {s['data_docs']}")
     print(f"warehouse: {settings.warehouse_path}")
 
 

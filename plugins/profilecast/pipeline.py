@@ -230,6 +230,8 @@ def summarize(
             else 0
         )
     out["quality_report"] = str(settings.reports_dir / ds / "quality" / "index.html")
+    docs = settings.home / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    out["data_docs"] = str(docs) if docs.exists() else None
     path = settings.reports_dir / ds / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     out["rendered"] = {}
