@@ -52,9 +52,12 @@ airflow: $(STAMP) ## Start `airflow standalone` on the project's DAGs (UI on htt
 	$(VENV)/bin/profilecast airflow-standalone
 
 BENCH_CONTACTS ?= 100000
-benchmark: $(STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time and peak memory
+benchmark: $(STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time, memory, accuracy
 	$(PY) benchmarks/sources_scale.py --contacts $(BENCH_CONTACTS) --workers 2 --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)
+	$(PY) benchmarks/pipeline_scale.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS) --warehouse-only
+	$(PY) benchmarks/render_export.py --recipients $(BENCH_CONTACTS)
 	$(PY) benchmarks/external_report.py
+	$(PY) benchmarks/identity_external.py
 
 lock: ## Re-resolve requirements.in into requirements.lock
 	@test -x $(UV) || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet uv==0.13.9)

@@ -199,3 +199,61 @@ def test_one_campaign_per_customer_by_priority():
     assert dict(rows) == {"high": 5}  # the five emailable people, once, in the higher-priority one
     keys = wh.query("select count(distinct message_key), count(*) from campaign_audiences")[0]
     assert keys[0] == keys[1]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from profilecast import formats
+from profilecast.config import load_settings
+from profilecast.export import Target, export_campaign
+from profilecast.warehouse import connect
+
+formats.MESSAGES_PER_FILE = 10
+real_write = Target.write
+count = {"n": 0}
+
+def write(self, rel, data, content_type, overwrite=False):
+    if rel.endswith(".jsonl.gz"):
+        count["n"] += 1
+        if count["n"] == 3:
+            # half of the third batch reaches the disk, then the process is killed (-9)
+            path = Path(self.url[7:]) / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(self, rel, data, content_type, overwrite)
+
+Target.write = write
+with connect(load_settings()) as wh:
+    export_campaign(wh, Target(sys.argv[1]), "c1", "2026-10-31", [Path(sys.argv[2])], "run-killed")
+"""
+
+
+def test_export_killed_with_sigkill_then_rerun(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    from profilecast.config import load_settings
+    from profilecast.warehouse import connect
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(formats, "MESSAGES_PER_FILE", 10)
+    rendered = _rendered(tmp_path, 35)
+    url = (tmp_path / "out").as_uri()
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, url, str(rendered)], capture_output=True
+    )
+    assert proc.returncode == -signal.SIGKILL
+    settings = load_settings()
+    with connect(settings) as wh:
+        assert wh.query("select count(*) from send_ledger")[0][0] == 20
+        resumed = export_campaign(wh, Target(url), "c1", DS, [rendered], "run-2")
+        assert resumed["exported"] == 15
+        n, distinct = wh.query("select count(*), count(distinct message_key) from send_ledger")[0]
+    assert n == distinct == 35
+    from .esp_formats import messages_in
+
+    messages = messages_in(tmp_path / "out" / "c1" / DS)  # the torn batch was replaced
+    assert len(messages) == 35 == len({m["message_key"] for m in messages})
