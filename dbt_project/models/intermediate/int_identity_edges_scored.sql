@@ -127,13 +127,29 @@ pairs as (
 
 ),
 
-compared as (
+-- Materialised, with the label comparison computed as a column: written as a filter on two
+-- columns, the optimiser turned it into a nested-loop join of every pair of labels.
+labelled_pairs as materialized (
 
     select
         pairs.node_a,
         pairs.node_b,
         da.deterministic_label as label_a,
         db.deterministic_label as label_b,
+        case when da.deterministic_label = db.deterministic_label then 1 else 0 end as is_same_cluster
+    from pairs
+    inner join deterministic as da on da.record_key = pairs.node_a
+    inner join deterministic as db on db.record_key = pairs.node_b
+
+),
+
+compared as (
+
+    select
+        pairs.node_a,
+        pairs.node_b,
+        pairs.label_a,
+        pairs.label_b,
         case
             when a.first_name_key = b.last_name_key and a.last_name_key = b.first_name_key
                 and a.first_name_key <> a.last_name_key then 8.0
@@ -174,12 +190,10 @@ compared as (
             when a.employer_domain_key is not null and a.employer_domain_key = b.employer_domain_key then 6.0
             else 0.0
         end as employer_score
-    from pairs
+    from labelled_pairs as pairs
     inner join records as a on a.record_key = pairs.node_a
     inner join records as b on b.record_key = pairs.node_b
-    inner join deterministic as da on da.record_key = pairs.node_a
-    inner join deterministic as db on db.record_key = pairs.node_b
-    where da.deterministic_label <> db.deterministic_label
+    where pairs.is_same_cluster = 0
 
 ),
 
