@@ -55,6 +55,7 @@ BENCH_CONTACTS ?= 100000
 benchmark: $(STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time, memory, accuracy
 	$(PY) benchmarks/sources_scale.py --contacts $(BENCH_CONTACTS) --workers 2 --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)
 	$(PY) benchmarks/pipeline_scale.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS) --warehouse-only
+	$(PY) benchmarks/gate_scale.py --home $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)/home --profiles $(BENCH_CONTACTS)
 	$(PY) benchmarks/render_export.py --recipients $(BENCH_CONTACTS)
 	$(PY) benchmarks/external_report.py
 	$(PY) benchmarks/identity_external.py

@@ -20,6 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipients", type=int, default=100_000)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--campaigns", default="", help="comma-separated subset of campaign ids")
     args = ap.parse_args()
     import os
 
@@ -34,6 +35,9 @@ def main() -> None:
     ds = "2026-10-31"
     n = args.recipients
     campaigns = load_campaigns(settings.campaigns_dir)
+    if args.campaigns:
+        wanted = set(args.campaigns.split(","))
+        campaigns = [c for c in campaigns if c.campaign_id in wanted]
     with connect(settings) as wh:
         wh.execute(
             "create or replace table customer_profiles as select "
