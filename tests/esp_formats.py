@@ -62,8 +62,12 @@ def _parse(fmt: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
                          "subject": data["subject"], "html": data["html"], "headers": headers})  # fmt: skip
         return rows
     if fmt == "sendgrid":
-        errors = sorted(_sendgrid_validator().iter_errors(obj), key=str)
-        assert not errors, errors[0].message
+        # The schema lives in ../shared/external (present in CI); elsewhere the structural
+        # checks below still run and test_sendgrid_schema reports the skip.
+        if SENDGRID_SCHEMA.exists():
+            errors = sorted(_sendgrid_validator().iter_errors(obj), key=str)
+            assert not errors, errors[0].message
+        assert obj["from"]["email"] and obj["content"] and obj["subject"]
         assert len(obj["personalizations"]) <= 1000
         return [{"message_key": p["custom_args"]["message_key"], "to": p["to"][0]["email"],
                  "subject": p["subject"], "html": p["substitutions"]["-body_html-"],
