@@ -8,9 +8,11 @@ contacts as (
 
 ),
 
-companies as (
+company_domains as (
 
-    select * from {{ ref('stg_crm__companies') }}
+    select company_name, min(domain) as domain
+    from {{ ref('stg_crm__companies') }}
+    group by company_name
 
 ),
 
@@ -36,19 +38,20 @@ crm_records as (
 
     select
         'crm' as source,
-        contact_id as source_record_id,
-        {{ normalize_email('email') }} as email_normalized,
-        contact_id as crm_contact_id,
+        contacts.contact_id as source_record_id,
+        {{ normalize_email('contacts.email') }} as email_normalized,
+        contacts.contact_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
-        first_name,
-        last_name,
-        phone,
-        birth_date,
-        postcode,
-        city,
-        (select min(companies.domain) from companies where companies.company_name = contacts.company) as employer_domain,
-        updated_at as observed_at
+        contacts.first_name,
+        contacts.last_name,
+        contacts.phone,
+        contacts.birth_date,
+        contacts.postcode,
+        contacts.city,
+        company_domains.domain as employer_domain,
+        contacts.updated_at as observed_at
     from contacts
+    left join company_domains on company_domains.company_name = contacts.company
 
 ),
 
