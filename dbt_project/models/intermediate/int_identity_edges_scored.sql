@@ -28,38 +28,9 @@ deterministic as (
 
 ),
 
-email_centres as (
-
-    select email_normalized, min(record_key) as centre
-    from records
-    where email_normalized is not null
-    group by email_normalized
-
-),
-
 deterministic_edges as (
 
-    select records.record_key as node_a, email_centres.centre as node_b, 'email' as rule
-    from records
-    inner join email_centres on email_centres.email_normalized = records.email_normalized
-    where records.record_key <> email_centres.centre
-
-    union all
-
-    select
-        records.record_key,
-        'crm:' || records.crm_contact_id,
-        case when records.source = 'billing' then 'billing_metadata_crm_contact_id' else 'web_user_id' end
-    from records
-    inner join records as crm
-        on crm.source = 'crm' and crm.source_record_id = records.crm_contact_id
-    where records.source in ('billing', 'web_user')
-
-    union all
-
-    select records.record_key, 'web_user:' || records.linked_user_id, 'anonymous_id_to_user_id'
-    from records
-    where records.source = 'web_anonymous' and records.linked_user_id is not null
+    select node_a, node_b, rule from {{ ref('int_identity_edges_deterministic') }}
 
 ),
 
