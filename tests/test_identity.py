@@ -193,3 +193,13 @@ def test_merges_keep_the_survivor_and_guards_hold(tmp_path, monkeypatch):
         )
     # Everyone else kept their id.
     assert all(ids2[k] == v for k, v in ids.items() if k not in {("crm", "1"), ("crm", "2")})
+
+
+def test_a_crm_drop_without_any_email_still_builds(tmp_path, monkeypatch):
+    """Regression: an all-null email column used to break DuckDB's binder in the build."""
+    drop = tmp_path / "drop"
+    _write(drop, [_contact("1", "", "Ann", "Lee", phone="+49 30 5555 0101", dob="1980-01-01"),
+                  _contact("2", "", "Ann", "Lee", phone="+49 30 5555 0101", dob="1980-01-01")], [])  # fmt: skip
+    settings, _ = _build(monkeypatch, tmp_path / "home", drop)
+    ids = _identity_map(settings)
+    assert ids[("crm", "1")] == ids[("crm", "2")]

@@ -2,7 +2,9 @@
     plus-address tag and, for Gmail, dots in the local part. Role and test addresses
     (var identity_blocked_local_parts) normalise to null so that they never merge people. -#}
 {% macro normalize_email(column) -%}
-  {%- set e = "lower(trim(" ~ column ~ "))" -%}
+  {#- coalesce: on a column that is entirely null, DuckDB 2.0 otherwise fails to bind the
+      CASE below ("BindBuiltinScalarFunction did not return a BoundFunctionExpression"). -#}
+  {%- set e = "lower(trim(coalesce(" ~ column ~ ", '')))" -%}
   {%- set local = "split_part(" ~ e ~ ", '@', 1)" -%}
   {%- set domain = "split_part(" ~ e ~ ", '@', 2)" -%}
   {%- if var('identity_strip_plus_address') -%}
@@ -12,7 +14,7 @@
     {%- set local = "(case when " ~ domain ~ " in ('gmail.com', 'googlemail.com') then replace(" ~ local ~ ", '.', '') else " ~ local ~ " end)" -%}
   {%- endif -%}
   (case
-     when {{ column }} is null or position('@' in {{ e }}) = 0 then null
+     when position('@' in {{ e }}) = 0 then null
      when split_part({{ e }}, '@', 1) in ({% for p in var('identity_blocked_local_parts') %}'{{ p }}'{% if not loop.last %}, {% endif %}{% endfor %}) then null
      else {{ local }} || '@' || {{ domain }}
    end)
