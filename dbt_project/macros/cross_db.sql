@@ -72,3 +72,8 @@
   {%- if target.type == 'postgres' -%}(item.value ->> '{{ key }}')
   {%- else -%}json_extract_string(item.value, '$.{{ key }}'){%- endif -%}
 {%- endmacro %}
+
+{#- A profile's last sign of life: newest open, click or visit, else when it was created. -#}
+{% macro last_activity_at() -%}
+  coalesce(greatest(last_open_at, last_click_at, last_seen_at), crm_created_at)
+{%- endmacro %}

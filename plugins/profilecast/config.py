@@ -22,10 +22,6 @@ def _env(name: str, default: str) -> str:
     return value if value not in (None, "") else default
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration, resolved from the environment."""
@@ -101,7 +97,3 @@ def postgres_params() -> dict[str, str | int]:
         "dbname": _env("PROFILECAST_PG_DATABASE", "postgres"),
         "schema": _env("PROFILECAST_PG_SCHEMA", "profilecast"),
     }
-
-
-def env_flag(name: str, default: bool = False) -> bool:
-    return _bool(_env(name, "1" if default else "0"))

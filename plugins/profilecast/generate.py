@@ -605,32 +605,11 @@ def _write_person(
                              props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100, "quantity": 1})  # fmt: skip
             if cart and rng.random() < p.buyer * 1.5:
                 t += timedelta(seconds=rng.randrange(30, 600))
-                _web(
-                    w,
-                    rng,
-                    seed,
-                    i,
-                    "track",
-                    anon,
-                    user_id,
-                    t,
-                    end,
-                    event="Cart Viewed",
-                    props={"products": [{"product_id": c[0]} for c in cart]},
-                )
-                _web(
-                    w,
-                    rng,
-                    seed,
-                    i,
-                    "track",
-                    anon,
-                    user_id,
-                    t,
-                    end,
-                    event="Checkout Started",
-                    props={"value": sum(c[3] for c in cart) / 100},
-                )
+                for event, props in (
+                    ("Cart Viewed", {"products": [{"product_id": c[0]} for c in cart]}),
+                    ("Checkout Started", {"value": sum(c[3] for c in cart) / 100}),
+                ):
+                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event=event, props=props)
                 if rng.random() < 0.8:
                     order_id = f"ord_{_hid(seed, i, s)}"
                     total = sum(c[3] for c in cart)

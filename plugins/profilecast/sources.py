@@ -724,6 +724,10 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
             key="_batch_id",
         )
         q = pq.read_table(folder / "quarantine.parquet").to_pandas()
+        if str(m["landing_dir"]).startswith("s3://"):
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)  # the temporary download
         wh.replace_rows("quarantine", "batch_id", m["batch_id"], q)
         if loaded != m["rows_loaded"]:
             raise SourceError(

@@ -94,27 +94,6 @@ class Warehouse:
             cols = [d[0] for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=cols)
 
-    def iter_df(self, sql: str, chunk_rows: int = 200_000) -> Iterator[Any]:
-        """Yield a query's result as pandas frames of at most ``chunk_rows`` rows."""
-        import pandas as pd
-
-        if self.kind == "duckdb":
-            reader = self.con.execute(sql).fetch_record_batch(chunk_rows)
-            for batch in reader:
-                yield batch.to_pandas()
-            return
-        with self.con.cursor(name="profilecast_iter") as cur:
-            cur.itersize = chunk_rows
-            cur.execute(sql)
-            cols = None
-            while True:
-                rows = cur.fetchmany(chunk_rows)
-                if cols is None:
-                    cols = [d[0] for d in cur.description]
-                if not rows:
-                    break
-                yield pd.DataFrame(rows, columns=cols)
-
     def table_exists(self, name: str, schema: str | None = None) -> bool:
         schema = schema or self.schema
         rows = self.query(
@@ -278,9 +257,10 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         }
     )
     pg = postgres_params()
-    for key in ("host", "port", "user", "password", "dbname", "schema"):
-        env.setdefault(f"PROFILECAST_PG_{key.upper()}", str(pg[key]))
-    env["PROFILECAST_PG_DATABASE"] = str(pg["dbname"])
+    names = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD",
+             "dbname": "DATABASE", "schema": "SCHEMA"}  # fmt: skip
+    for key, name in names.items():
+        env.setdefault(f"PROFILECAST_PG_{name}", str(pg[key]))
     return env
 
 

@@ -18,8 +18,7 @@ final as (
 
     select customer_id
     from profiles
-    where coalesce(greatest(last_open_at, last_click_at, last_seen_at), crm_created_at)
-        < {{ days_before(as_of(), 90) }}
+    where {{ last_activity_at() }} < {{ days_before(as_of(), 90) }}
 
 )
 
