@@ -136,16 +136,17 @@ def test_merges_keep_the_survivor_and_guards_hold(tmp_path, monkeypatch):
         ),
     ]
     customers = [
-        # two Stripe customers that look like one person: exclusive ids, never fuzzy-merged
+        # two Stripe customers that look like one person (name, phone, employer): the pair
+        # scores above the threshold, but exclusive ids are never fuzzy-merged
         {
             "id": "cus_A",
-            "email": "sam.roe@one.example",
+            "email": "sam.roe@acme.example",
             "name": "Sam Roe",
             "phone": "+1 415 555 0101",
         },
         {
             "id": "cus_B",
-            "email": "sam.roe@two.example",
+            "email": "sroe@acme.example",
             "name": "Sam Roe",
             "phone": "+1 415 555 0101",
         },

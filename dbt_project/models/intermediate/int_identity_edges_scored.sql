@@ -1,18 +1,16 @@
 -- Every edge identity resolution considered, and whether it was accepted.
 --
 -- Deterministic edges (email, CRM contact id, web userId, anonymousId -> userId) are always
--- accepted. Fuzzy candidates come from blocking (same phone; same birth date and name
--- initials; same full name; same postcode, or
--- employer domain, and last-name prefix), skipping blocks larger than
--- var identity_block_size_cap, and are scored in the Fellegi-Sunter spirit by adding log2
--- Bayes factors per compared field:
---   first name  same (after nicknames) +4, similar (Levenshtein >= 0.8) +2, different -3
---   last name   same +5, similar +2.5, different -4;  first/last swapped: +8 for both
---   phone       same +8, different -2        birth date  same +7, one typo +2, different -6
---   postcode    same +3, different -1        city        same +1, different -0.5
---   employer    billing work-email domain = CRM company's domain +6 (no penalty otherwise)
--- (a missing value on either side scores 0). A pair is accepted at
--- var identity_match_threshold or above, unless it would join two clusters that each hold a
+-- accepted. Fuzzy candidates (int_identity_pairs_compared) are scored with the
+-- Fellegi-Sunter model: the match weight is the prior log2 odds that two records are one
+-- person plus, per comparison, log2(m / u) of the pair's level (0 when a side is missing).
+-- m comes from int_identity_m_probabilities (EM), u from int_identity_u_probabilities
+-- (random pairs), and for an exact match on a name, birth date, postcode or city the
+-- value's term frequency replaces u (floored at var identity_term_frequency_min_u).
+-- The prior is the share of all record pairs estimated to match: the pairs that agree
+-- exactly on both names and on birth date, postcode, phone or email, divided by
+-- var identity_prior_recall. A pair is accepted at var identity_match_threshold (a match
+-- weight; 8 means odds of 256 to 1) unless it would join two clusters that each hold a
 -- different id of an exclusive source (var identity_exclusive_sources).
 with
 
@@ -34,136 +32,90 @@ deterministic_edges as (
 
 ),
 
-fuzzy_records as (
-
-    select *
-    from records
-    where source in ('crm', 'billing')
-        and first_name_key is not null
-        and last_name_key is not null
-
-),
-
-blocked as (
-
-    select record_key, 'phone:' || phone_key as block_key
-    from fuzzy_records
-    where phone_key is not null
-
-    union all
-
-    select
-        record_key,
-        'dob:' || cast(birth_date as varchar) || ':'
-            || least(substr(first_name_key, 1, 2), substr(last_name_key, 1, 2))
-            || greatest(substr(first_name_key, 1, 2), substr(last_name_key, 1, 2))
-    from fuzzy_records
-    where birth_date is not null
-
-    union all
-
-    select record_key, 'postcode:' || postcode_key || ':' || substr(last_name_key, 1, 3)
-    from fuzzy_records
-    where postcode_key is not null
-
-    union all
-
-    select record_key, 'name:' || first_name_key || ':' || last_name_key
-    from fuzzy_records
-
-
-    union all
-
-    select record_key, 'employer:' || employer_domain_key || ':' || substr(last_name_key, 1, 3)
-    from fuzzy_records
-    where employer_domain_key is not null
-
-),
-
-usable_blocks as (
-
-    select block_key
-    from blocked
-    group by block_key
-    having count(*) between 2 and {{ var('identity_block_size_cap') }}
-
-),
-
 pairs as (
 
-    select distinct a.record_key as node_a, b.record_key as node_b
-    from blocked as a
-    inner join usable_blocks on usable_blocks.block_key = a.block_key
-    inner join blocked as b on b.block_key = a.block_key and a.record_key < b.record_key
+    select * from {{ ref('int_identity_pairs_compared') }}
 
 ),
 
--- Materialised, with the label comparison computed as a column: written as a filter on two
--- columns, the optimiser turned it into a nested-loop join of every pair of labels.
-labelled_pairs as materialized (
+term_frequencies as (
+
+    select * from {{ ref('int_identity_term_frequencies') }}
+
+),
+
+weights as (
 
     select
-        pairs.node_a,
-        pairs.node_b,
-        da.deterministic_label as label_a,
-        db.deterministic_label as label_b,
-        case when da.deterministic_label = db.deterministic_label then 1 else 0 end as is_same_cluster
-    from pairs
-    inner join deterministic as da on da.record_key = pairs.node_a
-    inner join deterministic as db on db.record_key = pairs.node_b
+        m.comparison,
+        m.level,
+        m.level_label,
+        m.m_probability,
+        ln(m.m_probability / u.u_probability) / ln(2.0) as match_weight
+    from {{ ref('int_identity_m_probabilities') }} as m
+    inner join {{ ref('int_identity_u_probabilities') }} as u
+        on u.comparison = m.comparison and u.level = m.level
 
 ),
 
-compared as (
+prior as (
+
+    select
+        ln(p / (1.0 - p)) / ln(2.0) as prior_weight
+    from (
+        select
+            least(
+                greatest(strict.pairs_count, 1) / {{ var('identity_prior_recall') }}
+                    / greatest(candidates.records_count * (candidates.records_count - 1) / 2.0, 1.0),
+                0.5
+            ) as p
+        from (
+            select count(*) as pairs_count
+            from pairs
+            where g_first_name = 3 and g_last_name = 3
+                and (g_birth_date = 3 or g_postcode = 3 or g_phone = 1 or g_email = 3)
+        ) as strict
+        cross join (
+            select count(*) as records_count
+            from records
+            where source in ('crm', 'billing')
+                and (first_name_key is not null or last_name_key is not null)
+        ) as candidates
+    ) as estimated
+
+),
+
+{%- set comparisons = identity_comparisons() %}
+-- Materialised: one row per candidate pair from different deterministic clusters, with the
+-- weight of each comparison (term-frequency adjusted where the comparison uses it).
+compared as materialized (
 
     select
         pairs.node_a,
         pairs.node_b,
         pairs.label_a,
         pairs.label_b,
+        {%- for c in comparisons %}
         case
-            when a.first_name_key = b.last_name_key and a.last_name_key = b.first_name_key
-                and a.first_name_key <> a.last_name_key then 8.0
-            else
-                case
-                    when a.first_name_key = b.first_name_key then 4.0
-                    when {{ name_similarity('a.first_name_key', 'b.first_name_key') }} >= 0.8 then 2.0
-                    else -3.0
-                end
-                + case
-                    when a.last_name_key = b.last_name_key then 5.0
-                    when {{ name_similarity('a.last_name_key', 'b.last_name_key') }} >= 0.8 then 2.5
-                    else -4.0
-                end
-        end as name_score,
-        case
-            when a.phone_key is null or b.phone_key is null then 0.0
-            when a.phone_key = b.phone_key then 8.0
-            else -2.0
-        end as phone_score,
-        case
-            when a.birth_date is null or b.birth_date is null then 0.0
-            when a.birth_date = b.birth_date then 7.0
-            when levenshtein(cast(a.birth_date as varchar), cast(b.birth_date as varchar)) = 1 then 2.0
-            else -6.0
-        end as birth_date_score,
-        case
-            when a.postcode_key is null or b.postcode_key is null then 0.0
-            when a.postcode_key = b.postcode_key then 3.0
-            else -1.0
-        end as postcode_score,
-        case
-            when a.city_key is null or b.city_key is null then 0.0
-            when a.city_key = b.city_key then 1.0
-            else -0.5
-        end as city_score,
-        case
-            when a.employer_domain_key is not null and a.employer_domain_key = b.employer_domain_key then 6.0
-            else 0.0
-        end as employer_score
-    from labelled_pairs as pairs
-    inner join records as a on a.record_key = pairs.node_a
-    inner join records as b on b.record_key = pairs.node_b
+            when pairs.g_{{ c.name }} < 0 then null
+            {%- if c.tf %}
+            when w_{{ c.name }}.level_label = 'exact' and tf_{{ c.name }}.term_frequency is not null
+                then ln(w_{{ c.name }}.m_probability
+                    / greatest(tf_{{ c.name }}.term_frequency, {{ var('identity_term_frequency_min_u') }})) / ln(2.0)
+            {%- endif %}
+            else w_{{ c.name }}.match_weight
+        end as weight_{{ c.name }},
+        w_{{ c.name }}.level_label as level_{{ c.name }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from pairs
+    {%- for c in comparisons %}
+    left join weights as w_{{ c.name }}
+        on w_{{ c.name }}.comparison = '{{ c.name }}' and w_{{ c.name }}.level = pairs.g_{{ c.name }}
+    {%- if c.tf %}
+    left join term_frequencies as tf_{{ c.name }}
+        on tf_{{ c.name }}.comparison = '{{ c.name }}' and tf_{{ c.name }}.value = pairs.{{ c.name }}_value
+    {%- endif %}
+    {%- endfor %}
     where pairs.is_same_cluster = 0
 
 ),
@@ -171,9 +123,25 @@ compared as (
 scored as (
 
     select
-        *,
-        name_score + phone_score + birth_date_score + postcode_score + city_score + employer_score as score
+        compared.node_a,
+        compared.node_b,
+        compared.label_a,
+        compared.label_b,
+        prior.prior_weight
+        {%- for c in comparisons %}
+            + coalesce(compared.weight_{{ c.name }}, 0.0)
+        {%- endfor %} as score,
+        concat_ws(', '
+        {%- for c in comparisons %},
+            case
+                when compared.level_{{ c.name }} is not null and compared.weight_{{ c.name }} is not null
+                    then '{{ c.name }} ' || compared.level_{{ c.name }} || ' '
+                        || cast(round(cast(compared.weight_{{ c.name }} as numeric), 1) as varchar)
+            end
+        {%- endfor %}
+        ) as match_details
     from compared
+    cross join prior
 
 ),
 
@@ -210,8 +178,11 @@ fuzzy_edges as (
         case
             when scored.score < {{ var('identity_match_threshold') }} then 'below_threshold'
             when conflicts.source is not null then 'different_' || conflicts.source || '_ids'
-        end as rejection_reason
+        end as rejection_reason,
+        'prior ' || cast(round(cast(prior.prior_weight as numeric), 1) as varchar) || ', '
+            || scored.match_details as match_details
     from scored
+    cross join prior
     left join conflicts
         on conflicts.node_a = scored.node_a and conflicts.node_b = scored.node_b
 
@@ -225,12 +196,13 @@ final as (
         rule,
         cast(null as numeric(6, 2)) as score,
         true as is_accepted,
-        cast(null as varchar) as rejection_reason
+        cast(null as varchar) as rejection_reason,
+        cast(null as varchar) as match_details
     from deterministic_edges
 
     union all
 
-    select node_a, node_b, rule, score, is_accepted, rejection_reason from fuzzy_edges
+    select node_a, node_b, rule, score, is_accepted, rejection_reason, match_details from fuzzy_edges
 
 )
 

@@ -24,7 +24,8 @@ final as (
         cast(edges.rule as varchar) as match_rule,
         cast(edges.score as numeric(6, 2)) as match_score,
         cast(edges.is_accepted as boolean) as is_accepted,
-        cast(edges.rejection_reason as varchar) as rejection_reason
+        cast(edges.rejection_reason as varchar) as rejection_reason,
+        cast(edges.match_details as varchar) as match_details
     from edges
     left join resolved as a on a.record_key = edges.node_a
     left join resolved as b on b.record_key = edges.node_b
