@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow lock clean benchmark browser
+.PHONY: help install demo test lint format airflow lock clean benchmark benchmark-deps browser
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -51,18 +51,27 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 airflow: $(STAMP) ## Start `airflow standalone` on the project's DAGs (UI on http://localhost:8080)
 	$(VENV)/bin/profilecast airflow-standalone
 
+BENCH_STAMP := $(VENV)/.profilecast-bench-installed
+$(BENCH_STAMP): $(STAMP) requirements-bench.lock
+	$(UV) pip install --python $(PY) --quiet -r requirements-bench.lock
+	@touch $(BENCH_STAMP)
+
+benchmark-deps: $(BENCH_STAMP) ## Install the benchmark-only pins (Splink, the identity reference)
+
 BENCH_CONTACTS ?= 100000
-benchmark: $(STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time, memory, accuracy
+benchmark: $(BENCH_STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time, memory, accuracy
 	$(PY) benchmarks/sources_scale.py --contacts $(BENCH_CONTACTS) --workers 2 --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)
 	$(PY) benchmarks/pipeline_scale.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS) --warehouse-only
 	$(PY) benchmarks/gate_scale.py --home $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)/home --profiles $(BENCH_CONTACTS)
 	$(PY) benchmarks/render_export.py --recipients $(BENCH_CONTACTS)
 	$(PY) benchmarks/external_report.py
 	$(PY) benchmarks/identity_external.py
+	$(PY) benchmarks/splink_reference.py
 
 lock: ## Re-resolve requirements.in into requirements.lock
 	@test -x $(UV) || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet uv==0.13.9)
 	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(UV) pip compile requirements-bench.in -c requirements.lock --python-version 3.11 -o requirements-bench.lock
 
 clean: ## Remove generated data, the warehouse and Airflow state (keeps .venv)
 	rm -rf $(PROFILECAST_HOME) dbt_project/target dbt_project/logs
