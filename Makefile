@@ -65,7 +65,7 @@ benchmark: $(BENCH_STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the fu
 	$(PY) benchmarks/gate_scale.py --home $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)/home --profiles $(BENCH_CONTACTS)
 	$(PY) benchmarks/render_export.py --recipients $(BENCH_CONTACTS)
 	$(PY) benchmarks/external_report.py
-	$(PY) benchmarks/identity_external.py
+	$(PY) benchmarks/identity_external.py --thresholds 4,10
 	$(PY) benchmarks/splink_reference.py
 
 lock: ## Re-resolve requirements.in into requirements.lock

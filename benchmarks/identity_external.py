@@ -1,9 +1,11 @@
 """Identity accuracy on Splink's labelled data sets, read in place from ../shared/external.
 
-    .venv/bin/python benchmarks/identity_external.py [fake_1000|historical_50k ...]
+    .venv/bin/python benchmarks/identity_external.py [--thresholds 7,4,10] [fake_1000|historical_50k ...]
 
 Each set is written as a CRM contacts drop (the only source), run through the same extract,
 raw load and dbt build as production, and scored pairwise against its `cluster` column.
+Each threshold (dbt var identity_match_threshold, a match weight) is a separate build; the
+first is the project default.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ def _historical() -> tuple[list[list[str]], dict[str, str]]:
     return rows, truth
 
 
-def run(name: str) -> dict:
+def run(name: str, threshold: float | None = None) -> dict:
     from profilecast import pipeline
     from profilecast.config import load_settings
     from profilecast.identity import pairwise_scores
@@ -63,6 +64,10 @@ def run(name: str) -> dict:
         os.environ.update(
             PROFILECAST_HOME=str(Path(tmp) / "home"), PROFILECAST_SOURCES=str(Path(tmp) / "drop")
         )
+        if threshold is None:
+            os.environ.pop("PROFILECAST_DBT_VARS", None)
+        else:
+            os.environ["PROFILECAST_DBT_VARS"] = json.dumps({"identity_match_threshold": threshold})
         settings = load_settings()
         start, end = datetime(2099, 1, 1, tzinfo=UTC), datetime(2099, 1, 2, tzinfo=UTC)
         t0 = time.perf_counter()
@@ -77,6 +82,7 @@ def run(name: str) -> dict:
     scores = pairwise_scores((cid, truth[rid]) for rid, cid in mapped)
     return {
         "dataset": name,
+        "match_threshold": "default" if threshold is None else threshold,
         "records": len(rows),
         "seconds_extract_load_build": round(elapsed, 1),
         **scores,
@@ -84,5 +90,13 @@ def run(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or ["fake_1000", "historical_50k"]:
-        print(json.dumps(run(name)))
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("datasets", nargs="*", default=["fake_1000", "historical_50k"])
+    ap.add_argument("--thresholds", default="", help="extra match weights, e.g. 4,10")
+    args = ap.parse_args()
+    extra = [float(t) for t in args.thresholds.split(",") if t.strip()]
+    for name in args.datasets:
+        for threshold in [None, *extra]:
+            print(json.dumps(run(name, threshold)), flush=True)

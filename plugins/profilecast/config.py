@@ -7,6 +7,7 @@ Airflow Connection for the API extractors).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,21 @@ class Settings:
     @property
     def dbt_project_dir(self) -> Path:
         return Path(_env("PROFILECAST_DBT_PROJECT_DIR", str(self.repo_root / "dbt_project")))
+
+    @property
+    def dbt_vars(self) -> dict[str, object]:
+        """Operator overrides of dbt project vars (PROFILECAST_DBT_VARS, a JSON object), e.g.
+        '{"identity_match_threshold": 10}'. The pipeline's own vars (as_of) win."""
+        raw = _env("PROFILECAST_DBT_VARS", "").strip()
+        if not raw:
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"PROFILECAST_DBT_VARS is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError("PROFILECAST_DBT_VARS must be a JSON object of dbt vars")
+        return parsed
 
     @property
     def expectations_dir(self) -> Path:

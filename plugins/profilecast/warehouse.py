@@ -286,8 +286,9 @@ def run_dbt(
         settings.dbt_target,
         *args,
     ]
-    if dbt_vars:
-        cmd += ["--vars", json.dumps(dbt_vars)]
+    merged = {**settings.dbt_vars, **(dbt_vars or {})}
+    if merged:
+        cmd += ["--vars", json.dumps(merged)]
     proc = subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:

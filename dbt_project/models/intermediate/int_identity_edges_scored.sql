@@ -10,7 +10,7 @@
 -- The prior is the share of all record pairs estimated to match: the pairs that agree
 -- exactly on both names and on birth date, postcode, phone or email, divided by
 -- var identity_prior_recall. A pair is accepted at var identity_match_threshold (a match
--- weight; 8 means odds of 256 to 1) unless it would join two clusters that each hold a
+-- weight; 7 means odds of 128 to 1) unless it would join two clusters that each hold a
 -- different id of an exclusive source (var identity_exclusive_sources).
 with
 

@@ -2,8 +2,8 @@
 --
 -- Blocking keeps the cost near-linear: two records are compared only when they share a
 -- blocking key (full name; last name or first name with birth date, postcode or city;
--- birth date with postcode area; phone; email local part; employer domain with last-name
--- prefix). A key shared by more than var identity_block_size_cap records is skipped.
+-- birth date with postcode area or a name's initial; name prefixes with birth year; phone;
+-- email local part; employer domain with last-name prefix). A key shared by more than var identity_block_size_cap records is skipped.
 -- The comparison levels are defined once, in macros/identity_matching.sql.
 with
 
@@ -75,6 +75,27 @@ blocked as (
     select record_key, 'dob_area:' || cast(birth_date as varchar) || ':' || left(postcode_key, 3)
     from fuzzy_records
     where birth_date is not null and postcode_key is not null
+
+    union all
+
+    select record_key, 'dob_first_initial:' || cast(birth_date as varchar) || ':' || substr(first_name_key, 1, 1)
+    from fuzzy_records
+    where birth_date is not null and first_name_key is not null
+
+    union all
+
+    select record_key, 'dob_last_initial:' || cast(birth_date as varchar) || ':' || substr(last_name_key, 1, 1)
+    from fuzzy_records
+    where birth_date is not null and last_name_key is not null
+
+    union all
+
+    select
+        record_key,
+        'name_prefixes_year:' || substr(first_name_key, 1, 2) || ':' || substr(last_name_key, 1, 2)
+            || ':' || cast(extract(year from birth_date) as varchar)
+    from fuzzy_records
+    where first_name_key is not null and last_name_key is not null and birth_date is not null
 
     union all
 
