@@ -5,7 +5,8 @@
 Generates a drop (2 workers), then runs extract, raw load, dbt build (+ segment tables),
 audiences, the quality gate, render and export as the DAG would, without Airflow, and
 reports seconds per stage, identity precision/recall on the generator truth, and render
-throughput. ``--warehouse-only`` skips generate/extract/load (reuse a loaded warehouse).
+throughput. ``--warehouse-only`` skips generate/extract/load (reuse a loaded warehouse);
+``--build-only`` stops after the dbt build and the accuracy figures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=100_000)
     ap.add_argument("--out", default="/tmp/profilecast-pipeline")
     ap.add_argument("--warehouse-only", action="store_true")
+    ap.add_argument("--build-only", action="store_true", help="stop after dbt build + accuracy")
     args = ap.parse_args()
     out = Path(args.out)
     os.environ["PROFILECAST_HOME"] = str(out / "home")
@@ -61,6 +63,11 @@ def main() -> None:
     with connect(settings, read_only=True) as wh:
         report["accuracy"] = accuracy_against_truth(wh, out / "drop")
         report["profiles"] = wh.query("select count(*) from customer_profiles")[0][0]
+    if args.build_only:
+        report["seconds"] = timings
+        print(json.dumps(report, indent=2, default=str))
+        (out / "pipeline-report.json").write_text(json.dumps(report, indent=2, default=str))
+        return
     report["audiences"] = stage("audiences", lambda: pipeline.audiences(start, settings))
     stage("quality_gate", lambda: pipeline.gate(start, end, settings))
     rendered = stage(
