@@ -3,7 +3,8 @@
 -- Blocking keeps the cost near-linear: two records are compared only when they share a
 -- blocking key (full name; last name or first name with birth date, postcode or city;
 -- birth date with postcode area or a name's initial; name prefixes with birth year; phone;
--- email local part; employer domain with last-name prefix). A key shared by more than var identity_block_size_cap records is skipped.
+-- email local part; employer domain with last-name prefix). A key shared by more than
+-- var identity_block_size_cap records is skipped.
 -- The comparison levels are defined once, in macros/identity_matching.sql.
 with
 
