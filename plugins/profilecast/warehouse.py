@@ -52,6 +52,9 @@ class Warehouse:
                 self.con = duckdb.connect(str(path), read_only=read_only)
             self.con.execute("set timezone = 'UTC'")
             self.con.execute("set enable_progress_bar = false")
+            # The same cap as dbt's profile: beyond it DuckDB spills to disk.
+            limit = os.environ.get("PROFILECAST_DUCKDB_MEMORY_LIMIT", "8GB")
+            self.con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
             self.schema = "main"
             self.raw_schema = raw_schema_name(settings)
         else:
