@@ -18,3 +18,28 @@ def test_dbt_vars_override_rejects_anything_else(monkeypatch, raw):
     monkeypatch.setenv("PROFILECAST_DBT_VARS", raw)
     with pytest.raises(ValueError, match="PROFILECAST_DBT_VARS"):
         _ = load_settings().dbt_vars
+
+
+def test_duckdb_memory_limit_defaults_below_the_machine_ram(monkeypatch):
+    import os
+
+    from profilecast.config import duckdb_memory_limit
+
+    monkeypatch.setenv("PROFILECAST_DUCKDB_MEMORY_LIMIT", "3GB")
+    assert duckdb_memory_limit() == "3GB"
+    monkeypatch.delenv("PROFILECAST_DUCKDB_MEMORY_LIMIT")
+    default = duckdb_memory_limit()
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert default.endswith("MB") and 0 < int(default[:-2]) <= min(8 * 1024, ram_mb)
+
+
+def test_dbt_and_profilecast_connections_share_the_memory_cap(monkeypatch, tmp_path):
+    from profilecast.warehouse import connect, dbt_env
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path))
+    monkeypatch.setenv("PROFILECAST_DUCKDB_MEMORY_LIMIT", "1GB")
+    settings = load_settings()
+    assert dbt_env(settings)["PROFILECAST_DUCKDB_MEMORY_LIMIT"] == "1GB"
+    with connect(settings) as wh:
+        (limit,) = wh.query("select current_setting('memory_limit')")[0]
+    assert limit in ("953.6 MiB", "1.0 GiB", "1000.0 MiB"), limit

@@ -103,6 +103,19 @@ def load_settings() -> Settings:
     )
 
 
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory cap: PROFILECAST_DUCKDB_MEMORY_LIMIT, else the smaller of 8 GiB and
+    80% of this machine's RAM (DuckDB's own default is 80%; beyond the cap it spills)."""
+    explicit = os.environ.get("PROFILECAST_DUCKDB_MEMORY_LIMIT", "").strip()
+    if explicit:
+        return explicit.replace("'", "")
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "8GB"
+    return f"{max(1, min(8 * 1024, int(ram * 0.8) // 2**20))}MB"
+
+
 def postgres_params() -> dict[str, str | int]:
     """Connection settings shared by the raw loader and dbt's ``postgres`` target."""
     return {

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import Settings, load_settings, postgres_params
+from profilecast.config import Settings, duckdb_memory_limit, load_settings, postgres_params
 
 
 def raw_schema_name(settings: Settings) -> str:
@@ -52,9 +52,8 @@ class Warehouse:
                 self.con = duckdb.connect(str(path), read_only=read_only)
             self.con.execute("set timezone = 'UTC'")
             self.con.execute("set enable_progress_bar = false")
-            # The same cap as dbt's profile: beyond it DuckDB spills to disk.
-            limit = os.environ.get("PROFILECAST_DUCKDB_MEMORY_LIMIT", "8GB")
-            self.con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
+            # The same cap as dbt's profile (dbt_env passes it on): beyond it DuckDB spills.
+            self.con.execute(f"set memory_limit = '{duckdb_memory_limit()}'")
             self.schema = "main"
             self.raw_schema = raw_schema_name(settings)
         else:
@@ -255,6 +254,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
             "PROFILECAST_WAREHOUSE": str(settings.warehouse_path),
             "PROFILECAST_RAW_SCHEMA": raw_schema_name(settings),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "PROFILECAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_limit(),
             "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
             "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
         }
