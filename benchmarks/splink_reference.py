@@ -1,6 +1,7 @@
 """Splink (the reference to beat) on the same labelled sets and machine, for a side-by-side.
 
     .venv/bin/python benchmarks/splink_reference.py [fake_1000|historical_50k ...]
+        [--generator-home HOME --generator-drop DROP]
 
 Splink is not a runtime dependency: this script needs `make benchmark-deps` (which installs
 the pinned `splink` from requirements-bench.lock). The settings follow Splink's own example
@@ -105,6 +106,58 @@ def _model(name: str, db_api):
     return df, linker
 
 
+def _generator_model(home: Path, db_api):
+    """Splink on profilecast's own CRM and billing records (the same normalised keys
+    int_identity_records_unioned holds), doing both tiers: email and CRM-id equality are
+    comparisons and blocking rules, beside the fuzzy attributes."""
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    df = con.sql(
+        "select record_key as unique_id, source, source_record_id, email_normalized as email,"
+        " crm_contact_id, first_name_key as first_name, last_name_key as surname,"
+        " birth_date as dob, postcode_key as postcode, city_key as city, phone_key as phone,"
+        " employer_domain_key as employer from int_identity_records_unioned"
+        " where source in ('crm', 'billing')"
+    ).df()
+    con.close()
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        blocking_rules_to_generate_predictions=[
+            block_on("email"),
+            block_on("crm_contact_id"),
+            block_on("phone"),
+            block_on("first_name", "surname"),
+            block_on("surname", "dob"),
+            block_on("first_name", "dob"),
+            block_on("postcode", "surname"),
+            block_on("employer", "surname"),
+        ],
+        comparisons=[
+            cl.ExactMatch("crm_contact_id"),
+            cl.EmailComparison("email"),
+            cl.ForenameSurnameComparison("first_name", "surname"),
+            cl.DateOfBirthComparison("dob", input_is_string=False),
+            cl.ExactMatch("postcode").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("city").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("phone"),
+            cl.ExactMatch("employer").configure(term_frequency_adjustments=True),
+        ],
+    )
+    linker = Linker(db_api.register(df, table_name="generator"), settings, log_level=None)
+    linker.training.estimate_probability_two_random_records_match(
+        ["l.email = r.email", "l.crm_contact_id = r.crm_contact_id"], recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=5)
+    for rule in (block_on("first_name", "surname"), block_on("dob"), block_on("email")):
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, estimate_without_term_frequencies=True
+        )
+    return df, linker
+
+
 def _load(name: str):
     import pandas as pd
 
@@ -115,7 +168,7 @@ def _load(name: str):
     return df
 
 
-def run(name: str) -> dict:
+def run(name: str, home: Path | None = None, drop: Path | None = None) -> dict:
     import splink
     from splink.backends.duckdb import DuckDBAPI
 
@@ -123,9 +176,19 @@ def run(name: str) -> dict:
     from profilecast.identity import pairwise_scores
 
     t0 = time.perf_counter()
-    df, linker = _model(name, DuckDBAPI())
+    if name == "generator":
+        from profilecast.generate import read_truth
+
+        df, linker = _generator_model(home, DuckDBAPI())
+        truth = {
+            f"{r['source']}:{r['source_record_id']}": r["person_id"]
+            for r in read_truth(drop)
+            if (r["source"], r["entity"]) in {("crm", "contacts"), ("billing", "customers")}
+        }
+    else:
+        df, linker = _model(name, DuckDBAPI())
+        truth = dict(zip(df["unique_id"].astype(str), df["cluster"].astype(str), strict=True))
     predictions = linker.inference.predict(threshold_match_probability=0.01)
-    truth = dict(zip(df["unique_id"].astype(str), df["cluster"].astype(str), strict=True))
     result: dict[str, object] = {"dataset": name, "tool": f"splink {splink.__version__}",
                                  "records": len(df)}  # fmt: skip
     for threshold in THRESHOLDS:
@@ -144,5 +207,20 @@ def run(name: str) -> dict:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or ["fake_1000", "historical_50k"]:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("datasets", nargs="*", help="default: both, unless --generator-home")
+    ap.add_argument(
+        "--generator-home",
+        type=Path,
+        help="a built PROFILECAST_HOME: adds a run "
+        "on its CRM and billing records, scored against --generator-drop's truth/",
+    )
+    ap.add_argument("--generator-drop", type=Path)
+    args = ap.parse_args()
+    external = args.datasets or ([] if args.generator_home else ["fake_1000", "historical_50k"])
+    for name in external:
         print(json.dumps(run(name)), flush=True)
+    if args.generator_home:
+        print(json.dumps(run("generator", args.generator_home, args.generator_drop)), flush=True)
