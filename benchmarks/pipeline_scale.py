@@ -64,9 +64,7 @@ def main() -> None:
         report["accuracy"] = accuracy_against_truth(wh, out / "drop")
         report["profiles"] = wh.query("select count(*) from customer_profiles")[0][0]
     if args.build_only:
-        report["seconds"] = timings
-        print(json.dumps(report, indent=2, default=str))
-        (out / "pipeline-report.json").write_text(json.dumps(report, indent=2, default=str))
+        _write_report(out, report, timings)
         return
     report["audiences"] = stage("audiences", lambda: pipeline.audiences(start, settings))
     stage("quality_gate", lambda: pipeline.gate(start, end, settings))
@@ -79,9 +77,14 @@ def main() -> None:
     report["emails"] = n
     report["render_emails_per_second_one_core"] = round(n / timings["render"], 1) if n else None
     report["exported"] = sum(e["exported"] for e in exports)
+    _write_report(out, report, timings)
+
+
+def _write_report(out: Path, report: dict[str, object], timings: dict[str, float]) -> None:
     report["seconds"] = timings
-    print(json.dumps(report, indent=2, default=str))
-    (out / "pipeline-report.json").write_text(json.dumps(report, indent=2, default=str))
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    (out / "pipeline-report.json").write_text(text)
 
 
 if __name__ == "__main__":

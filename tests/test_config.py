@@ -42,4 +42,14 @@ def test_dbt_and_profilecast_connections_share_the_memory_cap(monkeypatch, tmp_p
     assert dbt_env(settings)["PROFILECAST_DUCKDB_MEMORY_LIMIT"] == "1GB"
     with connect(settings) as wh:
         (limit,) = wh.query("select current_setting('memory_limit')")[0]
-    assert limit in ("953.6 MiB", "1.0 GiB", "1000.0 MiB"), limit
+    assert limit == "953.6 MiB"  # DuckDB's 1GB is 10^9 bytes
+
+
+def test_a_bad_memory_limit_is_a_clear_error(monkeypatch, tmp_path):
+    from profilecast.warehouse import WarehouseError, connect
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path))
+    monkeypatch.setenv("PROFILECAST_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(WarehouseError, match="PROFILECAST_DUCKDB_MEMORY_LIMIT='lots'"):
+        with connect(load_settings()):
+            pass

@@ -70,12 +70,45 @@
   ]) }}
 {% endmacro %}
 
+{#- The condition that a pair agrees exactly (top level) on comparison `name`. -#}
+{% macro identity_exact(name) -%}
+  {%- for c in identity_comparisons() if c.name == name -%}
+    g_{{ name }} = {{ c.levels[0].level }}
+  {%- else -%}
+    {{ exceptions.raise_compiler_error("identity_exact: no comparison named " ~ name) }}
+  {%- endfor -%}
+{%- endmacro %}
+
 {#- EM sessions: the pairs each trains on (a filter over int_identity_pairs_compared). -#}
 {% macro identity_em_sessions() %}
   {{ return({
-    'names': 'g_first_name = 3 and g_last_name = 3',
-    'birth_date': 'g_birth_date = 3',
+    'names': identity_exact('first_name') ~ ' and ' ~ identity_exact('last_name'),
+    'birth_date': identity_exact('birth_date'),
   }) }}
+{% endmacro %}
+
+{#- Blocking keys: two records become a candidate pair when they share one. `parts` are
+    joined with ':' after the key's name; a record without every `requires` column gets
+    no key of that kind. Keys shared by more than var identity_block_size_cap records are
+    skipped (int_identity_pairs_compared). -#}
+{% macro identity_blocking_keys() %}
+  {%- set dob = 'cast(birth_date as varchar)' -%}
+  {{ return([
+    {'name': 'name', 'parts': ['first_name_key', 'last_name_key'], 'requires': ['first_name_key', 'last_name_key']},
+    {'name': 'last_dob', 'parts': ['last_name_key', dob], 'requires': ['last_name_key', 'birth_date']},
+    {'name': 'first_dob', 'parts': ['first_name_key', dob], 'requires': ['first_name_key', 'birth_date']},
+    {'name': 'last_postcode', 'parts': ['last_name_key', 'postcode_key'], 'requires': ['last_name_key', 'postcode_key']},
+    {'name': 'first_postcode', 'parts': ['first_name_key', 'postcode_key'], 'requires': ['first_name_key', 'postcode_key']},
+    {'name': 'last_city', 'parts': ['last_name_key', 'city_key'], 'requires': ['last_name_key', 'city_key']},
+    {'name': 'first_city', 'parts': ['first_name_key', 'city_key'], 'requires': ['first_name_key', 'city_key']},
+    {'name': 'dob_area', 'parts': [dob, 'left(postcode_key, 3)'], 'requires': ['birth_date', 'postcode_key']},
+    {'name': 'dob_first_initial', 'parts': [dob, 'substr(first_name_key, 1, 1)'], 'requires': ['birth_date', 'first_name_key']},
+    {'name': 'dob_last_initial', 'parts': [dob, 'substr(last_name_key, 1, 1)'], 'requires': ['birth_date', 'last_name_key']},
+    {'name': 'name_prefixes_year', 'parts': ['substr(first_name_key, 1, 2)', 'substr(last_name_key, 1, 2)', 'cast(extract(year from birth_date) as varchar)'], 'requires': ['first_name_key', 'last_name_key', 'birth_date']},
+    {'name': 'phone', 'parts': ['phone_key'], 'requires': ['phone_key']},
+    {'name': 'email_local', 'parts': ["split_part(email_normalized, '@', 1)"], 'requires': ['email_normalized']},
+    {'name': 'employer', 'parts': ['employer_domain_key', 'substr(last_name_key, 1, 3)'], 'requires': ['employer_domain_key', 'last_name_key']},
+  ]) }}
 {% endmacro %}
 
 {#- One column per comparison: g_<name>, the level of the pair (a, b). -#}
@@ -102,8 +135,7 @@
         '{{ lv.label }}' as level_label,
         cast({{ lv.m_prior }} as double precision) as m_prior,
         cast({{ lv.u_prior }} as double precision) as u_prior,
-        '{{ c.trained_by }}' as trained_by,
-        {{ 'true' if (c.tf and lv.label == 'exact') else 'false' }} as uses_term_frequency
+        '{{ c.trained_by }}' as trained_by
     {% if not (loop.last and last_comparison) %}union all{% endif %}
     {%- endfor %}
   {%- endfor %}

@@ -53,7 +53,15 @@ class Warehouse:
             self.con.execute("set timezone = 'UTC'")
             self.con.execute("set enable_progress_bar = false")
             # The same cap as dbt's profile (dbt_env passes it on): beyond it DuckDB spills.
-            self.con.execute(f"set memory_limit = '{duckdb_memory_limit()}'")
+            limit = duckdb_memory_limit()
+            try:
+                self.con.execute(f"set memory_limit = '{limit}'")
+            except duckdb.Error as exc:
+                self.con.close()
+                raise WarehouseError(
+                    f"PROFILECAST_DUCKDB_MEMORY_LIMIT={limit!r} is not a DuckDB memory size "
+                    f"(e.g. 6GB, 512MB): {exc}"
+                ) from exc
             self.schema = "main"
             self.raw_schema = raw_schema_name(settings)
         else:

@@ -72,14 +72,14 @@ prior as (
         from (
             select count(*) as pairs_count
             from pairs
-            where g_first_name = 3 and g_last_name = 3
-                and (g_birth_date = 3 or g_postcode = 3 or g_phone = 1 or g_email = 3)
+            where {{ identity_exact('first_name') }} and {{ identity_exact('last_name') }}
+                and ({{ identity_exact('birth_date') }} or {{ identity_exact('postcode') }}
+                    or {{ identity_exact('phone') }} or {{ identity_exact('email') }})
         ) as strict
         cross join (
             select count(*) as records_count
             from records
-            where source in ('crm', 'billing')
-                and (first_name_key is not null or last_name_key is not null)
+            where is_fuzzy_candidate
         ) as candidates
     ) as estimated
 

@@ -76,7 +76,7 @@ pattern_levels as (
 
 session_patterns as (
 
-    select distinct session, pattern_id, pairs_count from numbered
+    select session, pattern_id, pairs_count from numbered
 
 ),
 
@@ -121,7 +121,8 @@ m_{{ i + 1 }} as (
         priors.comparison,
         priors.level,
         (coalesce(weighted.matched, 0.0) + {{ var('identity_m_prior_pairs') }} * priors.m_prior)
-            / (coalesce(totals.matched, 0.0) + {{ var('identity_m_prior_pairs') }}) as m_probability
+            / (coalesce(sum(weighted.matched) over (partition by priors.comparison), 0.0)
+                + {{ var('identity_m_prior_pairs') }}) as m_probability
     from priors
     left join (
         select pl.comparison, pl.level, sum(pl.pairs_count * p.match_probability) as matched
@@ -129,12 +130,6 @@ m_{{ i + 1 }} as (
         inner join posterior_{{ i + 1 }} as p on p.pattern_id = pl.pattern_id
         group by pl.comparison, pl.level
     ) as weighted on weighted.comparison = priors.comparison and weighted.level = priors.level
-    left join (
-        select pl.comparison, sum(pl.pairs_count * p.match_probability) as matched
-        from pattern_levels as pl
-        inner join posterior_{{ i + 1 }} as p on p.pattern_id = pl.pattern_id
-        group by pl.comparison
-    ) as totals on totals.comparison = priors.comparison
 
 ),
 

@@ -4,8 +4,8 @@
 -- blocking key (full name; last name or first name with birth date, postcode or city;
 -- birth date with postcode area or a name's initial; name prefixes with birth year; phone;
 -- email local part; employer domain with last-name prefix). A key shared by more than
--- var identity_block_size_cap records is skipped.
--- The comparison levels are defined once, in macros/identity_matching.sql.
+-- var identity_block_size_cap records is skipped. The keys and the comparison levels are
+-- declared once, in macros/identity_matching.sql.
 with
 
 records as (
@@ -22,99 +22,22 @@ deterministic as (
 
 fuzzy_records as (
 
-    select *
-    from records
-    where source in ('crm', 'billing')
-        and (first_name_key is not null or last_name_key is not null)
+    select * from records where is_fuzzy_candidate
 
 ),
 
 blocked as (
-
-    select record_key, 'name:' || first_name_key || ':' || last_name_key as block_key
-    from fuzzy_records
-    where first_name_key is not null and last_name_key is not null
-
-    union all
-
-    select record_key, 'last_dob:' || last_name_key || ':' || cast(birth_date as varchar)
-    from fuzzy_records
-    where last_name_key is not null and birth_date is not null
-
-    union all
-
-    select record_key, 'first_dob:' || first_name_key || ':' || cast(birth_date as varchar)
-    from fuzzy_records
-    where first_name_key is not null and birth_date is not null
-
-    union all
-
-    select record_key, 'last_postcode:' || last_name_key || ':' || postcode_key
-    from fuzzy_records
-    where last_name_key is not null and postcode_key is not null
-
-    union all
-
-    select record_key, 'first_postcode:' || first_name_key || ':' || postcode_key
-    from fuzzy_records
-    where first_name_key is not null and postcode_key is not null
-
-    union all
-
-    select record_key, 'last_city:' || last_name_key || ':' || city_key
-    from fuzzy_records
-    where last_name_key is not null and city_key is not null
-
-    union all
-
-    select record_key, 'first_city:' || first_name_key || ':' || city_key
-    from fuzzy_records
-    where first_name_key is not null and city_key is not null
-
-    union all
-
-    select record_key, 'dob_area:' || cast(birth_date as varchar) || ':' || left(postcode_key, 3)
-    from fuzzy_records
-    where birth_date is not null and postcode_key is not null
-
-    union all
-
-    select record_key, 'dob_first_initial:' || cast(birth_date as varchar) || ':' || substr(first_name_key, 1, 1)
-    from fuzzy_records
-    where birth_date is not null and first_name_key is not null
-
-    union all
-
-    select record_key, 'dob_last_initial:' || cast(birth_date as varchar) || ':' || substr(last_name_key, 1, 1)
-    from fuzzy_records
-    where birth_date is not null and last_name_key is not null
-
-    union all
+    {%- for key in identity_blocking_keys() %}
 
     select
         record_key,
-        'name_prefixes_year:' || substr(first_name_key, 1, 2) || ':' || substr(last_name_key, 1, 2)
-            || ':' || cast(extract(year from birth_date) as varchar)
+        '{{ key.name }}:' || {{ key.parts | join(" || ':' || ") }} as block_key
     from fuzzy_records
-    where first_name_key is not null and last_name_key is not null and birth_date is not null
-
+    where {{ key.requires | join(' is not null and ') }} is not null
+    {% if not loop.last %}
     union all
-
-    select record_key, 'phone:' || phone_key
-    from fuzzy_records
-    where phone_key is not null
-
-    union all
-
-    select record_key, 'email_local:' || split_part(email_normalized, '@', 1)
-    from fuzzy_records
-    where email_normalized is not null
-
-    union all
-
-    select record_key, 'employer:' || employer_domain_key || ':' || substr(last_name_key, 1, 3)
-    from fuzzy_records
-    where employer_domain_key is not null and last_name_key is not null
+    {%- endif %}
+    {%- endfor %}
 
 ),
 
@@ -160,11 +83,9 @@ final as (
         pairs.label_a,
         pairs.label_b,
         pairs.is_same_cluster,
-        a.first_name_key as first_name_value,
-        a.last_name_key as last_name_value,
-        cast(a.birth_date as varchar) as birth_date_value,
-        a.postcode_key as postcode_value,
-        a.city_key as city_value,
+        {%- for c in identity_comparisons() if c.tf %}
+        cast(a.{{ c.tf }} as varchar) as {{ c.name }}_value,
+        {%- endfor %}
         {{ identity_comparison_levels() }}
     from labelled_pairs as pairs
     inner join records as a on a.record_key = pairs.node_a

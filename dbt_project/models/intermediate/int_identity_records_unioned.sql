@@ -187,7 +187,7 @@ nicknames as (
 
 ),
 
-final as (
+keyed as (
 
     select
         unioned.source || ':' || unioned.source_record_id as record_key,
@@ -213,6 +213,18 @@ final as (
     from unioned
     left join nicknames
         on nicknames.nickname = {{ clean_name('unioned.first_name') }}
+
+),
+
+-- The fuzzy tier's population: CRM contacts and billing customers with a name. Blocking,
+-- u sampling, term frequencies and the prior all count the same records.
+final as (
+
+    select
+        *,
+        source in ('crm', 'billing')
+            and (first_name_key is not null or last_name_key is not null) as is_fuzzy_candidate
+    from keyed
 
 )
 

@@ -6,8 +6,7 @@ with
 records as (
 
     select * from {{ ref('int_identity_records_unioned') }}
-    where source in ('crm', 'billing')
-        and (first_name_key is not null or last_name_key is not null)
+    where is_fuzzy_candidate
 
 ),
 

@@ -22,8 +22,7 @@ sampled as materialized (
 
     select *
     from records
-    where source in ('crm', 'billing')
-        and (first_name_key is not null or last_name_key is not null)
+    where is_fuzzy_candidate
     order by md5(record_key)
     limit {{ var('identity_u_sample_records') }}
 
