@@ -53,3 +53,16 @@ def test_a_bad_memory_limit_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(WarehouseError, match="PROFILECAST_DUCKDB_MEMORY_LIMIT='lots'"):
         with connect(load_settings()):
             pass
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("two", "PROFILECAST_RENDER_SHARDS='two' is not a whole number"),
+     ("0", "PROFILECAST_RENDER_SHARDS=0 must be at least 1")],
+)  # fmt: skip
+def test_integer_settings_name_the_variable_when_bad(monkeypatch, raw, message):
+    from profilecast.pipeline import render_shards
+
+    monkeypatch.setenv("PROFILECAST_RENDER_SHARDS", raw)
+    with pytest.raises(ValueError, match=message):
+        render_shards()

@@ -23,6 +23,18 @@ def _env(name: str, default: str) -> str:
     return value if value not in (None, "") else default
 
 
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting from the environment, with an error that names the variable."""
+    raw = _env(name, str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the configuration, resolved from the environment."""
@@ -98,7 +110,7 @@ def load_settings() -> Settings:
         sources=sources,
         export_url=export_url,
         dbt_target=_env("PROFILECAST_DBT_TARGET", "duckdb"),
-        lookback_days=int(_env("PROFILECAST_LOOKBACK_DAYS", "3")),
+        lookback_days=env_int("PROFILECAST_LOOKBACK_DAYS", 3, minimum=0),
         required_sources=frozenset(s.strip() for s in required.split(",") if s.strip()),
     )
 

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from profilecast.config import env_int
+
 SCHEMA_VERSION = "profilecast.jsonl/1"
 MANIFEST_VERSION = "profilecast.manifest/1"
 
@@ -107,7 +109,7 @@ class Target:
         return bucket, f"{prefix.strip('/')}/{rel}".lstrip("/")
 
 
-MULTIPART_BYTES = int(os.environ.get("PROFILECAST_MULTIPART_BYTES", str(64 * 1024 * 1024)))
+MULTIPART_BYTES = env_int("PROFILECAST_MULTIPART_BYTES", 64 * 1024 * 1024)
 PART_BYTES = 8 * 1024 * 1024
 
 

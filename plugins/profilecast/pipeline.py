@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import Settings, load_settings
+from profilecast.config import Settings, env_int, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,7 @@ def campaign_ids(settings: Settings | None = None) -> list[str]:
 def render_shards(settings: Settings | None = None) -> list[dict[str, Any]]:
     """One render task per (campaign, shard): PROFILECAST_RENDER_SHARDS shards per campaign
     (default 2), so more Airflow workers render faster."""
-    import os
-
-    shards = max(1, int(os.environ.get("PROFILECAST_RENDER_SHARDS", "2")))
+    shards = env_int("PROFILECAST_RENDER_SHARDS", 2)
     return [
         {"campaign_id": c, "shard": k, "shards": shards}
         for c in campaign_ids(settings)
