@@ -23,6 +23,27 @@ PROFILES_ASSET = Asset("profilecast://warehouse/customer_profiles")
 EXPORTS_ASSET = Asset("profilecast://exports")
 
 
+def _step(name: str, *args, **kwargs):
+    """Run ``profilecast.pipeline.<name>``. In a run whose conf says ``{"fail_fast": true}``
+    (a person waiting on ``profilecast run``), a failure ends the task at once instead of
+    going through its retries; scheduled runs keep their retries."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+    from profilecast import pipeline
+
+    try:
+        return getattr(pipeline, name)(*args, **kwargs)
+    except Exception as exc:
+        context = get_current_context()
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        ti = context.get("ti")
+        print(f"PROFILECAST_TASK_FAILED task_id={getattr(ti, 'task_id', '?')} "
+              f"error={type(exc).__name__}: {str(exc)[:2000]}")  # fmt: skip
+        if conf.get("fail_fast"):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise
+
+
 @dag(
     dag_id="customer_profiles",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
@@ -34,6 +55,7 @@ EXPORTS_ASSET = Asset("profilecast://exports")
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(hours=2),
     },
     tags=["profilecast", "profiles", "email"],
     doc_md=__doc__,
@@ -42,65 +64,47 @@ def customer_profiles():
     @task(retries=3)
     def extract(source: str, data_interval_start=None, data_interval_end=None) -> list[dict]:
         """Read one source's drop for the interval into the Parquet landing zone."""
-        from profilecast import pipeline
-
-        return pipeline.extract(source, data_interval_start, data_interval_end)
+        return _step("extract", source, data_interval_start, data_interval_end)
 
     @task(pool=WAREHOUSE_POOL, outlets=[RAW_ASSET])
     def load_raw(manifests: list, data_interval_end=None) -> list[dict]:
         """Replace the interval's batches in raw tables, quarantine and load_batches."""
-        from profilecast import pipeline
-
-        return pipeline.load(manifests, data_interval_end)
+        return _step("load", manifests, data_interval_end)
 
     @task(pool=WAREHOUSE_POOL, outlets=[PROFILES_ASSET])
     def dbt_build(loaded: list, data_interval_start=None, data_interval_end=None) -> dict:
         """dbt build (staging, identity, profiles, segments, tests) and segment tables."""
-        from profilecast import pipeline
-
-        return pipeline.transform(data_interval_start, data_interval_end)
+        return _step("transform", data_interval_start, data_interval_end)
 
     @task(pool=WAREHOUSE_POOL)
     def build_audiences(built: dict, data_interval_start=None) -> dict:
         """Campaign audiences after suppression, with their message keys."""
-        from profilecast import pipeline
-
-        return pipeline.audiences(data_interval_start)
+        return _step("audiences", data_interval_start)
 
     @task(pool=WAREHOUSE_POOL, retries=0)
     def quality_gate(audience_sizes: dict, data_interval_start=None, data_interval_end=None) -> str:
         """Great Expectations suites; a critical failure stops render and export."""
-        from profilecast import pipeline
-
-        return pipeline.gate(data_interval_start, data_interval_end)
+        return _step("gate", data_interval_start, data_interval_end)
 
     @task
     def list_campaigns(report: str) -> list[dict]:
         """(campaign, shard) pairs to render: one mapped render task each."""
-        from profilecast import pipeline
-
-        return pipeline.render_shards()
+        return _step("render_shards")
 
     @task
     def render(campaign_id: str, shard: int, shards: int, data_interval_start=None) -> dict:
         """Render one shard of a campaign's audience with the sandboxed Jinja2 templates."""
-        from profilecast import pipeline
-
-        return pipeline.render(campaign_id, data_interval_start, shard=shard, shards=shards)
+        return _step("render", campaign_id, data_interval_start, shard=shard, shards=shards)
 
     @task(pool=WAREHOUSE_POOL, outlets=[EXPORTS_ASSET])
     def export(rendered: list, data_interval_start=None, run_id=None) -> list[dict]:
         """Write batches and manifests; record every message key in the send ledger."""
-        from profilecast import pipeline
-
-        return pipeline.export(list(rendered), data_interval_start, run_id)
+        return _step("export", list(rendered), data_interval_start, run_id)
 
     @task
     def summarize(rendered: list, exports: list, data_interval_start=None) -> dict:
         """Figures for the run: rows per source, quarantine, profiles, segments, exports."""
-        from profilecast import pipeline
-
-        summary = pipeline.summarize(data_interval_start, list(rendered), list(exports))
+        summary = _step("summarize", data_interval_start, list(rendered), list(exports))
         print("PROFILECAST_SUMMARY", summary)
         return summary
 

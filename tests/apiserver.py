@@ -22,8 +22,11 @@ class FakeApi(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.stripe: dict[str, list[dict[str, Any]]] = {}
         self.hubspot: dict[str, list[dict[str, Any]]] = {}
+        #: Stripe events (newest first, as Stripe lists them)
+        self.stripe_events: list[dict[str, Any]] = []
         self.faults: list[tuple[int, str | None]] = []
         self.requests: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     @property
@@ -57,7 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         url = urlparse(self.path)
-        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        multi = parse_qs(url.query)
+        q = {k: v[-1] for k, v in multi.items()}
         with self.server.lock:
             self.server.requests.append(self.path)
             fault = self.server.faults.pop(0) if self.server.faults else None
@@ -70,8 +74,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"error": {"message": "Invalid API Key provided"}})
             return
         limit = int(q.get("limit", 10))
-        if url.path.startswith("/v1/"):
+        if url.path == "/v1/events":
+            objects = [
+                e for e in self.server.stripe_events
+                if int(q.get("created[gte]", 0)) <= e["created"] < int(q.get("created[lt]", 2**62))
+                and _type_matches(e["type"], multi.get("types[]", [e["type"]]))
+            ]  # fmt: skip
+        elif url.path.startswith("/v1/"):
             objects = self.server.stripe.get(url.path[4:], [])
+        if url.path.startswith("/v1/"):
             if "created[gte]" in q:
                 objects = [o for o in objects if (o.get("created") or 0) >= int(q["created[gte]"])]
             start = 0
@@ -92,3 +103,43 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body)
             return
         self._send(404, {"error": {"message": f"no route {url.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        with self.server.lock:
+            self.server.requests.append(self.path)
+            self.server.bodies.append(body)
+        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            self._send(401, {"error": {"message": "Invalid API Key provided"}})
+            return
+        if url.path.startswith("/crm/v3/objects/") and url.path.endswith("/search"):
+            entity = url.path.split("/")[-2]
+            bounds = {f["operator"]: int(f["value"]) for f in body["filterGroups"][0]["filters"]}
+            objects = sorted(
+                (o for o in self.server.hubspot.get(entity, [])
+                 if bounds.get("GTE", 0) <= _ms(o) < bounds.get("LT", 2**62)),
+                key=_ms,
+            )  # fmt: skip
+            start = int(body.get("after") or 0)
+            limit = int(body.get("limit", 10))
+            page: dict[str, Any] = {"total": len(objects), "results": objects[start : start + limit]}
+            if start + limit < len(objects):
+                page["paging"] = {"next": {"after": str(start + limit)}}
+            self._send(200, page)
+            return
+        self._send(404, {"error": {"message": f"no route {url.path}"}})
+
+
+def _type_matches(event_type: str, patterns: list[str]) -> bool:
+    return any(
+        event_type == p or (p.endswith(".*") and event_type.startswith(p[:-1])) for p in patterns
+    )
+
+
+def _ms(obj: dict[str, Any]) -> int:
+    from datetime import datetime
+
+    value = (obj.get("properties") or {}).get("lastmodifieddate") or obj.get("updatedAt")
+    return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)

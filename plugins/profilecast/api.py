@@ -32,7 +32,19 @@ STRIPE_ENTITIES = {
     "charges": "/v1/charges",
     "refunds": "/v1/refunds",
 }
+#: Stripe event types that carry each entity's object, and the object's ``object`` value.
+STRIPE_EVENT_TYPES = {
+    "customers": (["customer.created", "customer.updated", "customer.deleted"], "customer"),
+    "subscriptions": (["customer.subscription.*"], "subscription"),
+    "invoices": (["invoice.*"], "invoice"),
+    "charges": (["charge.*"], "charge"),
+    "refunds": (["refund.*", "charge.refund.updated"], "refund"),
+}
+#: Stripe keeps events for 30 days: an older window start lists every object instead.
+STRIPE_EVENT_RETENTION_DAYS = 30
 HUBSPOT_ENTITIES = {"contacts": "/crm/v3/objects/contacts"}
+#: HubSpot's search endpoint answers at most 10,000 results per query.
+HUBSPOT_SEARCH_CAP = 10_000
 HUBSPOT_PROPERTIES = (
     "email,firstname,lastname,phone,company,jobtitle,industry,address,city,zip,state,country,"
     "date_of_birth,lifecyclestage,createdate,lastmodifieddate"
@@ -124,8 +136,9 @@ def request_json(
     path: str,
     params: dict[str, Any],
     sleep: Callable[[float], None] = time.sleep,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """GET with retries; returns the decoded JSON body."""
+    """GET (or POST ``body`` as JSON) with retries; returns the decoded JSON body."""
     import requests
 
     url = f"{conn.base_url}{path}"
@@ -133,9 +146,12 @@ def request_json(
     if conn.api_key:
         headers["Authorization"] = f"Bearer {conn.api_key}"
     last = "no response"
+    method = "POST" if body is not None else "GET"
     for attempt in range(conn.max_retries + 1):
         try:
-            resp = requests.get(url, params=params, headers=headers, timeout=30)
+            resp = requests.request(
+                method, url, params=params, json=body, headers=headers, timeout=30
+            )
         except requests.RequestException as exc:
             last = f"connection error: {exc}"
             wait = None
@@ -144,17 +160,17 @@ def request_json(
                 try:
                     return resp.json()
                 except ValueError as exc:
-                    raise ApiError(f"GET {url}: response is not JSON ({exc})") from exc
+                    raise ApiError(f"{method} {url}: response is not JSON ({exc})") from exc
             last = f"HTTP {resp.status_code}: {resp.text[:200]}"
             if resp.status_code not in RETRYABLE:
-                raise ApiError(f"GET {url} failed with {last}")
+                raise ApiError(f"{method} {url} failed with {last}")
             wait = _retry_after(resp.headers.get("Retry-After"))
         if attempt == conn.max_retries:
             break
         if wait is None:
             wait = conn.backoff_seconds * (2**attempt) * (1 + random.random() * 0.25)
         sleep(min(wait, 60.0))
-    raise ApiError(f"GET {url} failed after {conn.max_retries + 1} attempts; last: {last}")
+    raise ApiError(f"{method} {url} failed after {conn.max_retries + 1} attempts; last: {last}")
 
 
 def stripe_list(
@@ -196,3 +212,108 @@ def hubspot_list(
         if not after:
             return
         params["after"] = after
+
+
+def stripe_changed(
+    conn: ApiConnection,
+    entity: str,
+    since: datetime,
+    until: datetime,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[dict[str, Any]]:
+    """Every object of ``entity`` created or changed in ``[since, until)``, from Stripe's
+    events feed (``/v1/events``): each event carries the object's state after the change, so
+    a cancellation, a plan change or an email change to an old object arrives on the day it
+    happens. The object gets ``updated`` = the event's time. Past Stripe's 30-day event
+    retention the full list is read instead (nothing is missed, only more is read).
+    """
+    import datetime as dt
+
+    if dt.datetime.now(dt.UTC) - since > dt.timedelta(days=STRIPE_EVENT_RETENTION_DAYS):
+        yield from stripe_list(conn, entity, sleep=sleep)
+        return
+    types, object_name = STRIPE_EVENT_TYPES[entity]
+    params: dict[str, Any] = {
+        "limit": conn.page_size,
+        "types[]": types,
+        "created[gte]": int(since.timestamp()),
+        "created[lt]": int(until.timestamp()),
+    }
+    while True:
+        page = request_json(conn, "/v1/events", params, sleep)
+        if page.get("object") != "list" or not isinstance(page.get("data"), list):
+            raise ApiError(f"/v1/events: not a Stripe list response (keys: {sorted(page)[:8]})")
+        for event in page["data"]:
+            obj = ((event.get("data") or {}).get("object")) or {}
+            if obj.get("object") != object_name:
+                continue
+            out = dict(obj)
+            out["updated"] = event.get("created")
+            if str(event.get("type", "")).endswith(".deleted"):
+                out["deleted"] = True
+            yield out
+        if not page.get("has_more") or not page["data"]:
+            return
+        params["starting_after"] = page["data"][-1]["id"]
+
+
+def hubspot_modified(
+    conn: ApiConnection,
+    entity: str,
+    since: datetime,
+    until: datetime,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[dict[str, Any]]:
+    """Every object modified in ``[since, until)``, from HubSpot's CRM search
+    (``lastmodifieddate``, ascending). Past the search's 10,000-result cap the query restarts
+    from the last modification time seen (records on that boundary may come twice; staging
+    keeps one version)."""
+    path = HUBSPOT_ENTITIES[entity] + "/search"
+    lower = int(since.timestamp() * 1000)
+    upper = int(until.timestamp() * 1000)
+    after: str | None = None
+    seen_in_query = 0
+    while True:
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": [
+                {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(lower)},
+                {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(upper)},
+            ]}],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": HUBSPOT_PROPERTIES.split(","),
+            "limit": min(conn.page_size, 100),
+        }  # fmt: skip
+        if after:
+            body["after"] = after
+        page = request_json(conn, path, {}, sleep, body=body)
+        results = page.get("results")
+        if not isinstance(results, list):
+            raise ApiError(f"{path}: not a HubSpot search response (keys: {sorted(page)[:8]})")
+        yield from results
+        seen_in_query += len(results)
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after or not results:
+            return
+        if seen_in_query + body["limit"] > HUBSPOT_SEARCH_CAP:
+            last = (results[-1].get("properties") or {}).get("lastmodifieddate")
+            stamp = _epoch_ms(last)
+            if stamp is None or stamp <= lower:
+                raise ApiError(
+                    f"{path}: more than {HUBSPOT_SEARCH_CAP} contacts share one modification "
+                    "time; narrow the interval"
+                )
+            lower, after, seen_in_query = stamp, None, 0
+
+
+def _epoch_ms(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    try:
+        from datetime import datetime as _dt
+
+        return int(_dt.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None

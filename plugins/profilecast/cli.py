@@ -9,10 +9,13 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from profilecast.config import Settings, load_settings
+from profilecast.interval import Interval, utc
 
 DAG_ID = "customer_profiles"
 POOL = "profilecast_warehouse"
@@ -22,6 +25,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     """The environment Airflow runs with: the project's home, DAGs and SQLite metadata."""
     env = dict(os.environ)
     home = settings.airflow_home
+    # Airflow starts its components as `airflow ...` from PATH (standalone, the executor):
+    # put this interpreter's scripts first, so nothing needs an activated virtualenv.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep)
+                                              if p and p != bin_dir)])  # fmt: skip
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -84,29 +92,113 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def active_runs_for(settings: Settings, interval: Interval) -> list[tuple[str, str, str]]:
+    """(run_id, run_type, state) of queued or running DAG runs over ``interval`` in the
+    project's Airflow metadata (empty when there is none yet)."""
+    import sqlite3
+
+    db = settings.airflow_home / "airflow.db"
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(
+            "select run_id, run_type, state, data_interval_start from dag_run "
+            "where dag_id = ? and state in ('queued', 'running')",
+            (DAG_ID,),
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+    return [
+        (run_id, run_type, state)
+        for run_id, run_type, state, start in rows
+        if start and utc(start) == interval.start
+    ]
+
+
+@contextmanager
+def interval_lock(settings: Settings, interval: Interval) -> Iterator[None]:
+    """Hold the interval for one person's run; a second one is refused with who holds it."""
+    import fcntl
+
+    folder = settings.airflow_home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{DAG_ID}-{interval.ds}.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IntervalBusy(
+                f"interval {interval.ds} is held by {holder}; wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"`profilecast run` pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+
+
+class IntervalBusy(RuntimeError):
+    """Another run holds the data interval."""
+
+
+def first_failure(log_text: str) -> str | None:
+    """The first task failure reported by the DAG's tasks in a run log."""
+    m = re.search(r"PROFILECAST_TASK_FAILED task_id=(\S+) error=(.*)", log_text)
+    return f"task {m.group(1)} failed: {m.group(2).strip()}" if m else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    interval = Interval.day(args.date)
     env = ensure_airflow(settings)
+    busy = active_runs_for(settings, interval)
+    if busy:
+        run_id, run_type, state = busy[0]
+        print(f"interval {interval.ds} is held by DAG run {run_id} ({run_type}, {state}); "
+              "wait for it to finish, then run again", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        with interval_lock(settings, interval):
+            return _run_locked(settings, env, interval)
+    except IntervalBusy as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def _run_locked(settings: Settings, env: dict[str, str], interval: Interval) -> int:
     # A manual run's data interval is the last complete one before its logical date, so the
-    # interval [date, date + 1 day) is run with the logical date date + 1 day.
-    day = date.fromisoformat(args.date)
-    logical = (day + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00+00:00")
-    log_path = settings.home / "logs" / f"dags-test-{args.date}.log"
+    # interval [date, date + 1 day) is run with the logical date date + 1 day. The conf makes
+    # a failing task fail at once (a person is waiting), not after its retries.
+    logical = interval.end.isoformat()
+    log_path = settings.home / "logs" / f"dags-test-{interval.ds}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"running DAG {DAG_ID} for {args.date} through Airflow (log: {log_path}) ...")
+    print(f"running DAG {DAG_ID} for {interval.ds} through Airflow (log: {log_path}) ...")
     start = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.run(
-            [_airflow_bin(), "dags", "test", DAG_ID, logical],
+            [_airflow_bin(), "dags", "test", DAG_ID, logical,
+             "--conf", json.dumps({"fail_fast": True})],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     elapsed = time.perf_counter() - start
     text = log_path.read_text(errors="replace")
     finished = re.search(r"DagRun Finished:.*?state=(\w+)", text)
     failed = proc.returncode != 0 or not finished or finished.group(1) != "success"
-    summary_path = settings.reports_dir / args.date / "summary.json"
+    summary_path = settings.reports_dir / interval.ds / "summary.json"
     if failed:
         print("\n".join(text.splitlines()[-40:]))
+        reason = first_failure(text)
+        if reason:
+            print(reason, file=sys.stderr)
         print(f"DAG run FAILED after {elapsed:.0f}s; full log: {log_path}", file=sys.stderr)
         return 1
     if not summary_path.exists():

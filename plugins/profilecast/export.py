@@ -253,9 +253,12 @@ def export_campaign(
         written += len(chunk)
         new_batches += 1
         seq += 1
-    if not written:
+    if not committed:
         return {"campaign_id": campaign_id, "exported": 0, "batches": 0,
-                "total_batches": len(committed), "location": None}  # fmt: skip
+                "total_batches": 0, "location": None}  # fmt: skip
+    # Rebuilt from export_batches and written on every attempt, new batches or not: a crash
+    # after the last batch committed but before this write is repaired by the resume, so the
+    # ESP's commit marker always lists every committed batch (the content is deterministic).
     manifest = build_manifest(wh, campaign_id, run_date)
     target.write(
         f"{prefix}/manifest.json",
@@ -268,7 +271,8 @@ def export_campaign(
         "exported": written,
         "batches": new_batches,
         "total_batches": len(committed),
-        "location": target.location(prefix),
+        "location": target.location(prefix) if written else None,
+        "manifest": target.location(f"{prefix}/manifest.json"),
     }
 
 

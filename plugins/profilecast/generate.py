@@ -336,8 +336,14 @@ def generate(
     end_date: date = DEFAULT_END_DATE,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    days_of_change: int = 0,
 ) -> dict[str, int]:
     """Write a deterministic sample of every source under ``out``; return rows per file.
+
+    With ``days_of_change`` the sources keep changing after ``end_date``: one increment per
+    day goes to ``increments/<day>/<source>/<entity>.<ext>``, as a source would drop it
+    (see :mod:`profilecast.changes`), with the ground truth of every change in
+    ``truth/changes.csv``.
 
     With ``workers > 1`` the people are split into contiguous ranges, one process each, and
     every file becomes a folder of parts (``web/events/part-00000.jsonl``, ...); the rows are
@@ -358,10 +364,14 @@ def generate(
     finally:
         w.close()
     counts = dict(w.counts)
+    states: list[PersonState] = []
+    keep = days_of_change > 0
     if workers <= 1:
         part_counts = _generate_range(
-            out, None, seed, 0, contacts, start, end, companies, progress, contacts
+            out, None, seed, 0, contacts, start, end, companies, progress, contacts, keep
         )
+        if keep:
+            part_counts, states = part_counts
         for k, v in part_counts.items():
             counts[k] = counts.get(k, 0) + v
     else:
@@ -374,8 +384,20 @@ def generate(
             jobs = [
                 pool.apply_async(
                     _generate_range,
-                    (out, k, seed, bounds[k], bounds[k + 1], start, end, companies, None, contacts),
-                )
+                    (
+                        out,
+                        k,
+                        seed,
+                        bounds[k],
+                        bounds[k + 1],
+                        start,
+                        end,
+                        companies,
+                        None,
+                        contacts,
+                        keep,
+                    ),
+                )  # fmt: skip
                 for k in range(workers)
             ]
             while not all(j.ready() for j in jobs):
@@ -383,12 +405,24 @@ def generate(
                     progress(min(done.value, contacts - 1), contacts)
                 jobs[0].wait(1.0)
             for j in jobs:
-                for k2, v in j.get().items():
+                got = j.get()
+                if keep:
+                    got, part_states = got
+                    states += part_states
+                for k2, v in got.items():
                     counts[k2] = counts.get(k2, 0) + v
         if progress:
             progress(contacts, contacts)
+    if days_of_change:
+        from profilecast.changes import write_increments
+
+        for k, v in write_increments(
+            out, seed, contacts, states, end, days_of_change, companies
+        ).items():
+            counts[k] = counts.get(k, 0) + v
     (out / "truth").mkdir(parents=True, exist_ok=True)
     meta = {
+        "days_of_change": days_of_change,
         "seed": seed,
         "contacts": contacts,
         "days": days,
@@ -419,16 +453,18 @@ def _generate_range(
     companies: list,
     progress: Callable[[int, int], None] | None,
     total: int,
-) -> dict[str, int]:
+    keep_states: bool = False,
+) -> Any:
     # Newsletter sends weekly over the window, plus daily promotions over the last two weeks.
     days = (end - start).days
     sends = [start + timedelta(days=d, hours=9) for d in range(3, days, 7)]
     sends += [end - timedelta(days=d, hours=14) for d in range(min(days, 14), 0, -1)]
     sends.sort()
     w = _Writers(out, part)
+    states: list[PersonState] = []
     try:
         for i in range(lo, hi):
-            _write_person(w, seed, i, start, end, companies, sends)
+            states.append(_write_person(w, seed, i, start, end, companies, sends))
             if (i + 1 - lo) % 1000 == 0 or i + 1 == hi:
                 if progress:
                     progress(i + 1, total)
@@ -437,7 +473,26 @@ def _generate_range(
                         _DONE.value += (i + 1 - lo) % 1000 or 1000
     finally:
         w.close()
+    if keep_states:
+        return dict(w.counts), states
     return dict(w.counts)
+
+
+@dataclass
+class PersonState:
+    """What a person has in the sources after their history (the daily changes build on it)."""
+
+    index: int
+    contact_id: str = ""
+    dup_id: str = ""
+    cus_id: str = ""
+    billing_email: str = ""
+    subscription: dict[str, Any] | None = None
+    anon: str = ""
+    identifies: bool = False
+    esp_recipient: bool = False
+    opted_out: bool = False
+    person: Person | None = None
 
 
 def _write_person(
@@ -448,10 +503,13 @@ def _write_person(
     end: datetime,
     companies: list,
     sends: list[datetime],
-) -> None:
+    truth_w: _Writers | None = None,
+) -> PersonState:
     p = _make_person(seed, i, start, end, companies)
     rng = random.Random(f"{seed}-events-{i}")
     truth = "truth/records.csv"
+    tw = truth_w or w
+    state = PersonState(index=i, person=p)
     span = (end - p.created_at).total_seconds()
 
     def at(frac_lo: float = 0.0, frac_hi: float = 1.0) -> datetime:
@@ -466,11 +524,13 @@ def _write_person(
         contact_id = ""
     else:
         w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _contact_row(p, rng, contact_id, at()))
-        w.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", contact_id, p.person_id])
+        tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", contact_id, p.person_id])
+    state.contact_id = contact_id
     if rng.random() < RATES["crm_duplicate"]:
         dup_id = str(1_000_000 + i * 2 + 1)
+        state.dup_id = dup_id
         w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _duplicate_contact(p, rng, dup_id, at()))
-        w.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", dup_id, p.person_id])
+        tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", dup_id, p.person_id])
 
     # --- Support tickets ------------------------------------------------------------------
     complaint_products: list[str] = []
@@ -503,7 +563,7 @@ def _write_person(
                     ],
                 },
             )  # fmt: skip
-            w.csv_row(truth, TRUTH_COLUMNS, ["crm", "tickets", tid, p.person_id])
+            tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "tickets", tid, p.person_id])
             if sentiment == "negative":
                 complaint_products.append(product[1])
 
@@ -534,7 +594,8 @@ def _write_person(
                 "livemode": False,
             },
         )
-        w.csv_row(truth, TRUTH_COLUMNS, ["billing", "customers", cus_id, p.person_id])
+        tw.csv_row(truth, TRUTH_COLUMNS, ["billing", "customers", cus_id, p.person_id])
+        state.cus_id, state.billing_email = cus_id, email
         if rng.random() < 0.5:
             plan = rng.choice(PLANS)
             sub_id = f"sub_{_hid(seed, 'sub', i)}"
@@ -544,6 +605,8 @@ def _write_person(
             )
             if canceled and canceled >= end:
                 canceled = None
+            state.subscription = {"id": sub_id, "plan": plan[0], "created": _unix(sub_start),
+                                  "canceled": canceled is not None, "currency": currency}  # fmt: skip
             w.json_row(
                 "billing/subscriptions.jsonl",
                 {
@@ -578,8 +641,9 @@ def _write_person(
     # --- Web analytics (Segment spec) -------------------------------------------------------
     anon = str(uuid.UUID(int=random.Random(f"{seed}-anon-{i}").getrandbits(128)))
     if rng.random() < RATES["web_visitor"]:
-        w.csv_row(truth, TRUTH_COLUMNS, ["web", "anonymous_id", anon, p.person_id])
+        tw.csv_row(truth, TRUTH_COLUMNS, ["web", "anonymous_id", anon, p.person_id])
         identifies = bool(contact_id) and rng.random() < RATES["web_identifies"]
+        state.anon, state.identifies = anon, identifies
         n_sessions = 1 + int(rng.expovariate(1 / 3))
         session_times = sorted(at() for _ in range(n_sessions))
         identify_at = rng.randrange(n_sessions) if identifies else None
@@ -631,6 +695,7 @@ def _write_person(
 
     # --- ESP feedback (SendGrid Event Webhook) -------------------------------------------------
     if rng.random() < RATES["esp_recipient"]:
+        state.esp_recipient = True
         opted_out = False
         for k, sent in enumerate(sends):
             if sent < p.created_at or opted_out:
@@ -695,7 +760,9 @@ def _write_person(
             elif r < 0.0065:
                 _esp(w, rng, seed, i, k, "spamreport", sent + timedelta(hours=3), base, end)
                 opted_out = True
-        w.csv_row(truth, TRUTH_COLUMNS, ["esp", "email", p.email, p.person_id])
+        tw.csv_row(truth, TRUTH_COLUMNS, ["esp", "email", p.email, p.person_id])
+        state.opted_out = opted_out
+    return state
 
 
 def _web(w: _Writers, rng: random.Random, seed: int, i: int, kind: str, anon: str,

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings, env_int, load_settings
+from profilecast.interval import Interval, utc
 
 log = logging.getLogger(__name__)
 
 
-def _utc(ts: Any) -> datetime:
-    if isinstance(ts, str):
-        ts = datetime.fromisoformat(ts)
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def run_date_of(interval_start: Any) -> str:
-    return _utc(interval_start).strftime("%Y-%m-%d")
+    return Interval.of(interval_start).ds
 
 
 def as_of_of(interval_end: Any) -> str:
-    return _utc(interval_end).strftime("%Y-%m-%d %H:%M:%S")
+    return utc(interval_end).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def extract(
@@ -40,9 +35,9 @@ def extract(
 
     settings = settings or load_settings()
     with connect(settings, read_only=True) as wh:
-        previous = sources.previous_batches(wh)
+        history = sources.load_history(wh, source)
     return sources.extract_source(
-        settings, source, _utc(interval_start), _utc(interval_end), previous
+        settings, source, Interval.of(interval_start, interval_end), history
     )
 
 
@@ -56,7 +51,7 @@ def load(
     flat = [m for group in manifests for m in (group or [])]
     with connect(settings) as wh:
         sources.ensure_raw_tables(wh)
-        done = sources.load_raw(wh, flat, _utc(interval_end))
+        done = sources.load_raw(wh, flat, utc(interval_end))
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done]
 
 

@@ -64,7 +64,9 @@ class Outcome:
 
 def default_params() -> dict[str, str]:
     """Values the suites' queries may use, from the environment."""
-    return {"freshness_hours": os.environ.get("PROFILECAST_FRESHNESS_HOURS", "48")}
+    from profilecast.config import env_int
+
+    return {"freshness_hours": str(env_int("PROFILECAST_FRESHNESS_HOURS", 48))}
 
 
 def load_suites(directory: Path) -> list[dict[str, Any]]:

@@ -22,14 +22,16 @@ import gzip
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings
 from profilecast.dialects import normalize
+from profilecast.interval import Interval
 
 CHUNK_ROWS = 100_000
 META_COLUMNS = ("_extra", "_flags", "_record_ts", "_source_file", "_line")
@@ -54,6 +56,8 @@ class EntitySpec:
     dates: tuple[str, ...] = ()
     #: the record's own id; derived from a hash of the payload when absent
     record_id: str | None = None
+    #: fields holding an email address: a value that is not one quarantines the record
+    email_fields: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -72,6 +76,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         timestamps=("created_at", "updated_at"),
         dates=("birth_date",),
         record_id="contact_id",
+        email_fields=("email",),
     ),
     EntitySpec(
         "crm", "companies",
@@ -88,18 +93,22 @@ ENTITIES: tuple[EntitySpec, ...] = (
         watermark=("updated_at", "created_at"),
         timestamps=("created_at", "updated_at"),
         record_id="ticket_id",
+        email_fields=("email",),
     ),
     EntitySpec(
         "billing", "customers",
-        ("id", "email", "name", "phone", "currency", "created", "address", "metadata", "deleted"),
-        identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
+        ("id", "email", "name", "phone", "currency", "created", "address", "metadata", "deleted",
+         "updated"),
+        identifiers=("id",), watermark=("updated", "created"), timestamps=("created", "updated"),
+        record_id="id", email_fields=("email",),
     ),
     EntitySpec(
         "billing", "subscriptions",
         ("id", "customer", "status", "created", "current_period_start", "current_period_end",
-         "canceled_at", "currency", "items"),
-        identifiers=("id",), watermark=("created", "canceled_at"),
-        timestamps=("created", "current_period_start", "current_period_end", "canceled_at"),
+         "canceled_at", "currency", "items", "updated"),
+        identifiers=("id",), watermark=("updated", "created", "canceled_at"),
+        timestamps=("created", "current_period_start", "current_period_end", "canceled_at",
+                    "updated"),
         record_id="id",
     ),
     EntitySpec(
@@ -136,6 +145,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         watermark=("timestamp",),
         timestamps=("timestamp",),
         record_id="sg_event_id",
+        email_fields=("email",),
     ),
 )  # fmt: skip
 
@@ -209,14 +219,107 @@ class Validated:
     record_ts: datetime | None = None
 
 
+#: C0 and C1 control characters other than tab, line feed and carriage return (NUL included).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: A pragmatic address check (RFC 5322's dot-atom local part, a dotted domain): what an ESP
+#: accepts. Surrounding whitespace and case are normalised downstream, not rejected here.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+#: Fields the Segment spec requires per call type (beyond userId/anonymousId).
+SEGMENT_REQUIRED = {
+    "track": ("event",),
+    "identify": (),
+    "page": (),
+    "screen": (),
+    "group": ("groupId",),
+    "alias": ("previousId", "userId"),
+}
+
+
+def control_character(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a control character (NUL included), or None."""
+    if isinstance(value, str):
+        m = _CONTROL.search(value)
+        return f"{path or 'value'} (U+{ord(m.group()):04X} at {m.start()})" if m else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = control_character(k, path) if isinstance(k, str) else None
+            found = found or control_character(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = control_character(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def valid_email(value: str) -> bool:
+    return bool(_EMAIL.match(value.strip())) and len(value.strip()) <= 254
+
+
+def _rule_violation(spec: EntitySpec, present: dict[str, Any]) -> str | None:
+    """Why a record breaks its source's own rules (control characters, email syntax, the
+    Segment spec's required fields), or None."""
+    bad = control_character(present)
+    if bad:
+        return f"control character in {bad}"
+    if spec.source == "web" and spec.entity == "events":
+        kind = present.get("type")
+        if not isinstance(kind, str) or not kind:
+            return "Segment spec: missing type"
+        if kind not in SEGMENT_REQUIRED:
+            return f"Segment spec: unknown type {kind!r}"
+        missing = [f for f in SEGMENT_REQUIRED[kind] if not str(present.get(f) or "").strip()]
+        if missing:
+            return f"Segment spec: {kind} call without {', '.join(missing)}"
+    return None
+
+
+def record_timestamp(spec: EntitySpec, present: dict[str, Any]) -> datetime | None:
+    """The record's watermark: the latest parseable value among ``spec.watermark``."""
+    stamps = [parse_timestamp(present.get(c)) for c in spec.watermark]
+    stamps = [s for s in stamps if s is not None]
+    return max(stamps) if stamps else None
+
+
 def validate_record(spec: EntitySpec, record: Any) -> Validated:
-    """Turn one parsed record into a raw row, or say why it cannot be used."""
+    """Turn one parsed record into a raw row, or say why it cannot be used.
+
+    A rejected record keeps its watermark when it has one, so a dated bad row belongs to one
+    interval like a good one and is quarantined once, not in every run.
+    """
     if not isinstance(record, dict):
         return Validated(reason=f"not an object (got {type(record).__name__})")
     present = {k: v for k, v in record.items() if k is not None}
+    record_ts = record_timestamp(spec, present)
     if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
-        return Validated(reason=f"no identifier: needs one of {', '.join(spec.identifiers)}")
+        return Validated(
+            reason=f"no identifier: needs one of {', '.join(spec.identifiers)}",
+            record_ts=record_ts,
+        )
+    violation = _rule_violation(spec, present)
+    if violation:
+        return Validated(reason=violation, record_ts=record_ts)
     flags: list[str] = []
+    rejected: dict[str, str] = {}
+    for col in spec.email_fields:
+        value = present.get(col)
+        if value is None or not str(value).strip() or valid_email(str(value)):
+            continue
+        others = [k for k in spec.identifiers if k != col and str(present.get(k) or "").strip()]
+        if not others:  # the address is what identifies the record: nothing left to load
+            return Validated(
+                reason=f"invalid email syntax in {col}: {str(value).strip()[:80]!r}",
+                record_ts=record_ts,
+            )
+        # Cleaned: the record loads without the address; the value is kept in _extra.
+        rejected[f"{col}_rejected"] = str(value)
+        present[col] = None
+        flags.append(f"{col}:invalid_email")
     row: dict[str, Any] = {}
     for col in spec.columns:
         value = present.get(col)
@@ -245,11 +348,9 @@ def validate_record(spec: EntitySpec, record: Any) -> Validated:
         row[spec.record_id] = f"h_{digest[:24]}"
         flags.append(f"{spec.record_id}:derived")
     extra = {k: v for k, v in present.items() if k not in spec.columns}
+    extra.update(rejected)
     row["_extra"] = json.dumps(extra, ensure_ascii=False, default=str) if extra else None
     row["_flags"] = ",".join(flags) if flags else None
-    stamps = [parse_timestamp(present.get(c)) for c in spec.watermark]
-    stamps = [s for s in stamps if s is not None]
-    record_ts = max(stamps) if stamps else None
     row["_record_ts"] = format_timestamp(record_ts) if record_ts else None
     return Validated(row=row, record_ts=record_ts)
 
@@ -419,13 +520,34 @@ def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Window:
-    start: datetime | None  # None: all history
+    start: datetime | None  # None: no lower bound
     end: datetime
 
     def contains(self, ts: datetime | None) -> bool:
         if ts is None:
             return True  # undated records (snapshots) belong to every batch
         return (self.start is None or ts >= self.start) and ts < self.end
+
+    def is_late(self, ts: datetime | None) -> bool:
+        """A record dated at or after the window's end belongs to a later interval."""
+        return ts is not None and ts >= self.end
+
+
+@dataclass
+class FileRead:
+    """What one batch did with one drop file (the ``load_files`` ledger)."""
+
+    path: str
+    fingerprint: str
+    mode: str  # "full" (no lower bound), "lookback" (changed file), "skipped" (loaded before)
+    rows_read: int = 0
+    rows_later: int = 0  # records dated after the window: the file is not done with
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+FILE_READ_COLUMNS = ("path", "fingerprint", "mode", "rows_read", "rows_later")
 
 
 @dataclass
@@ -435,10 +557,12 @@ class BatchResult:
     entity: str
     landing_dir: str
     files: list[str] = field(default_factory=list)
+    file_reads: list[dict[str, Any]] = field(default_factory=list)
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rows_outside_window: int = 0
+    rows_previously_quarantined: int = 0
     window_start: str | None = None
     window_end: str | None = None
 
@@ -446,33 +570,88 @@ class BatchResult:
         return dict(self.__dict__)
 
 
-def batch_id_for(spec: EntitySpec, interval_start: datetime) -> str:
-    return f"{spec.source}__{spec.entity}__{interval_start.astimezone(UTC):%Y%m%dT%H%M%S}"
+@dataclass
+class History:
+    """What earlier batches of one entity did: the input to an incremental extraction.
+
+    ``batches`` are load_batches rows by batch id, ``files`` the load_files rows and
+    ``quarantined`` the fingerprints of quarantined records with the batch that holds them.
+    """
+
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)
+
+    def for_entity(self, spec: EntitySpec) -> History:
+        return History(
+            {k: b for k, b in self.batches.items()
+             if b["source"] == spec.source and b["entity"] == spec.entity},
+            [f for f in self.files if f["source"] == spec.source and f["entity"] == spec.entity],
+            self.quarantined,
+        )  # fmt: skip
 
 
-def landing_dir_for(settings: Settings, spec: EntitySpec, interval_start: datetime) -> Path:
-    ds = interval_start.astimezone(UTC).strftime("%Y-%m-%d")
-    return settings.landing_dir / f"source={spec.source}" / f"entity={spec.entity}" / f"date={ds}"
+def batch_id_for(spec: EntitySpec, interval: Interval) -> str:
+    return f"{spec.source}__{spec.entity}__{interval.stamp}"
+
+
+def landing_dir_for(settings: Settings, spec: EntitySpec, interval: Interval) -> Path:
+    return (
+        settings.landing_dir
+        / f"source={spec.source}"
+        / f"entity={spec.entity}"
+        / f"date={interval.ds}"
+    )
 
 
 def choose_window(
-    previous: dict[str, Any] | None,
-    has_history: bool,
-    interval_start: datetime,
-    interval_end: datetime,
-    lookback_days: int,
+    history: History, batch_id: str, interval: Interval, lookback_days: int
 ) -> Window:
     """The first load takes all history; later ones their interval plus a lookback.
 
     A rerun of an interval that was already loaded reuses that batch's window, so rerunning
     the very first interval still reloads all history.
     """
+    previous = history.batches.get(batch_id)
     if previous is not None:
         start = previous.get("window_start")
-        return Window(parse_timestamp(start) if start else None, interval_end)
-    if not has_history:
-        return Window(None, interval_end)
-    return Window(interval_start - timedelta(days=lookback_days), interval_end)
+        return Window(parse_timestamp(start) if start else None, interval.end)
+    if not any(b != batch_id for b in history.batches):
+        return Window(None, interval.end)
+    return Window(interval.lookback(lookback_days), interval.end)
+
+
+def file_fingerprint(path: str) -> str:
+    """Size and modification time (local) or size and ETag (S3): changes when a file does."""
+    if path.startswith("s3://"):
+        bucket, key = _s3_split(path)
+        head = s3_client().head_object(Bucket=bucket, Key=key)
+        return f"{head['ContentLength']}:{head['ETag'].strip(chr(34))}"
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def plan_file(path: str, fingerprint: str, history: History, batch_id: str) -> str:
+    """How to read a drop file, from the batches that read it before (this one excluded).
+
+    ``skipped``: another batch read this very file (same fingerprint) to its end, so all its
+    records are in raw already. ``lookback``: the file was read before but has changed since
+    (a snapshot rewritten in place): only the window's records are new. ``full``: a file
+    never read, or read only up to an earlier interval's end: every record up to the
+    window's end is taken, however old (late drops are not lost to the lookback).
+    """
+    earlier = [f for f in history.files if f["path"] == path and f["batch_id"] != batch_id]
+    same = [f for f in earlier if f["fingerprint"] == fingerprint]
+    if any(f["mode"] != "skipped" and int(f["rows_later"] or 0) == 0 for f in same):
+        return "skipped"
+    if earlier and not same:
+        return "lookback"
+    return "full"
+
+
+def quarantine_fingerprint(spec: EntitySpec, reason: str, payload: str) -> str:
+    text = f"{spec.source}\x1f{spec.entity}\x1f{reason}\x1f{payload}"
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 def _write_parquet(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> None:
@@ -483,20 +662,29 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path, columns: list[str]) -
     pq.write_table(pa.table(arrays), path, compression="zstd")
 
 
+QUARANTINE_COLUMNS = [
+    "source", "entity", "batch_id", "source_file", "line_no", "reason", "raw_payload",
+    "fingerprint", "record_ts",
+]  # fmt: skip
+
+
 def extract_entity(
     settings: Settings,
     spec: EntitySpec,
-    interval_start: datetime,
-    interval_end: datetime,
-    previous: dict[str, Any] | None = None,
-    has_history: bool = False,
+    interval: Interval,
+    history: History | None = None,
     files: Iterable[str] | None = None,
     records_fn: Callable[[Window], Iterable[RawRecord]] | None = None,
 ) -> BatchResult:
-    """Read one entity's drop (files, or an API through ``records_fn``) into the landing zone."""
-    window = choose_window(
-        previous, has_history, interval_start, interval_end, settings.lookback_days
-    )
+    """Read one entity's drop (files, or an API through ``records_fn``) into the landing zone.
+
+    Counts: ``rows_read = rows_loaded + rows_quarantined``. Records dated outside the window
+    (``rows_outside_window``) and bad records already quarantined by another batch
+    (``rows_previously_quarantined``) belong to other batches and are not read again.
+    """
+    history = (history or History()).for_entity(spec)
+    bid = batch_id_for(spec, interval)
+    window = choose_window(history, bid, interval, settings.lookback_days)
     if records_fn is not None:
         files = []
     else:
@@ -505,12 +693,12 @@ def extract_entity(
             if files is not None
             else list_drop_files(settings.sources, spec.source, spec.entity)
         )
-    out = landing_dir_for(settings, spec, interval_start)
+    out = landing_dir_for(settings, spec, interval)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.parquet"):
         old.unlink()
     result = BatchResult(
-        batch_id=batch_id_for(spec, interval_start),
+        batch_id=bid,
         source=spec.source,
         entity=spec.entity,
         landing_dir=str(out),
@@ -530,41 +718,56 @@ def extract_entity(
             part += 1
             rows = []
 
-    def all_records() -> Iterator[RawRecord]:
-        if records_fn is not None:
-            yield from records_fn(window)
-            return
-        for path in files:
-            yield from read_records(path, spec)
-
-    for raw in all_records():
+    def take(raw: RawRecord, file_window: Window, read: FileRead | None) -> None:
         if raw.error:
-            result.rows_read += 1
-            quarantined.append(_q(spec, result, raw, raw.error))
-            continue
-        checked = validate_record(spec, normalize(spec.source, spec.entity, raw.record))
-        if checked.row is None:
-            result.rows_read += 1
-            quarantined.append(_q(spec, result, raw, checked.reason or "invalid"))
-            continue
-        if not window.contains(checked.record_ts):
+            checked = Validated(reason=raw.error)
+        else:
+            checked = validate_record(spec, normalize(spec.source, spec.entity, raw.record))
+        if not file_window.contains(checked.record_ts):
             result.rows_outside_window += 1
-            continue
+            if read is not None and file_window.is_late(checked.record_ts):
+                read.rows_later += 1
+            return
+        if checked.row is None:
+            q = _q(spec, result, raw, checked.reason or "invalid", checked.record_ts)
+            holder = history.quarantined.get(q["fingerprint"])
+            if holder is not None and holder != bid:
+                result.rows_previously_quarantined += 1
+                return
+            result.rows_read += 1
+            if read is not None:
+                read.rows_read += 1
+            quarantined.append(q)
+            return
         result.rows_read += 1
+        if read is not None:
+            read.rows_read += 1
         checked.row["_source_file"] = raw.source_file
         checked.row["_line"] = str(raw.line)
         rows.append(checked.row)
         result.rows_loaded += 1
         if len(rows) >= CHUNK_ROWS:
             flush()
+
+    if records_fn is not None:
+        for raw in records_fn(window):
+            take(raw, window, None)
+    for path in files:
+        fp = file_fingerprint(path)
+        mode = plan_file(path, fp, history, bid)
+        read = FileRead(path, fp, mode)
+        if mode != "skipped":
+            file_window = window if mode == "lookback" else Window(None, window.end)
+            for raw in read_records(path, spec):
+                take(raw, file_window, read)
+        result.file_reads.append(read.as_dict())
     flush()
     result.rows_quarantined = len(quarantined)
-    qcols = ["source", "entity", "batch_id", "source_file", "line_no", "reason", "raw_payload"]
-    _write_parquet(quarantined, out / "quarantine.parquet", qcols)
+    _write_parquet(quarantined, out / "quarantine.parquet", QUARANTINE_COLUMNS)
     (out / "manifest.json").write_text(json.dumps(result.as_dict(), indent=2))
     landing_url = _landing_url()
     if landing_url:
-        result.landing_dir = publish_landing(out, landing_url, spec, interval_start)
+        result.landing_dir = publish_landing(out, landing_url, spec, interval)
     return result
 
 
@@ -576,10 +779,9 @@ def _landing_url() -> str | None:
     return url.rstrip("/") if url.startswith("s3://") else None
 
 
-def publish_landing(local: Path, url: str, spec: EntitySpec, interval_start: datetime) -> str:
+def publish_landing(local: Path, url: str, spec: EntitySpec, interval: Interval) -> str:
     """Upload a batch's landing folder to S3 (parts first, manifest last); replace old parts."""
-    ds = interval_start.astimezone(UTC).strftime("%Y-%m-%d")
-    prefix_url = f"{url}/source={spec.source}/entity={spec.entity}/date={ds}"
+    prefix_url = f"{url}/source={spec.source}/entity={spec.entity}/date={interval.ds}"
     bucket, prefix = _s3_split(prefix_url + "/")
     client = s3_client()
     stale = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
@@ -606,10 +808,17 @@ def _local_landing(landing_dir: str) -> Path:
     return target
 
 
-def _q(spec: EntitySpec, result: BatchResult, raw: RawRecord, reason: str) -> dict[str, Any]:
+def _q(
+    spec: EntitySpec,
+    result: BatchResult,
+    raw: RawRecord,
+    reason: str,
+    record_ts: datetime | None = None,
+) -> dict[str, Any]:
     payload = raw.payload
     if payload is None:
         payload = json.dumps(raw.record, ensure_ascii=False, default=str)
+    payload = payload.rstrip("\r\n")[:10000]
     return {
         "source": spec.source,
         "entity": spec.entity,
@@ -617,16 +826,37 @@ def _q(spec: EntitySpec, result: BatchResult, raw: RawRecord, reason: str) -> di
         "source_file": raw.source_file,
         "line_no": str(raw.line),
         "reason": reason,
-        "raw_payload": payload.rstrip("\r\n")[:10000],
+        "raw_payload": payload,
+        "fingerprint": quarantine_fingerprint(spec, reason, payload),
+        "record_ts": format_timestamp(record_ts) if record_ts else None,
     }
+
+
+def load_history(wh: Any, source: str | None = None) -> History:
+    """What earlier batches did (empty when nothing has been loaded yet)."""
+    history = History()
+    if wh.table_exists("load_batches"):
+        frame = wh.df("select * from load_batches")
+        history.batches = {r["batch_id"]: r for r in frame.to_dict("records")}
+    if wh.table_exists("load_files"):
+        where, params = ("where source = %s", (source,)) if source else ("", ())
+        history.files = wh.df(f"select * from load_files {where}", params).to_dict("records")
+    if wh.table_exists("quarantine") and "fingerprint" in wh.columns("quarantine"):
+        where, params = ("and source = %s", (source,)) if source else ("", ())
+        history.quarantined = {
+            fp: bid
+            for fp, bid in wh.query(
+                f"select fingerprint, min(batch_id) from quarantine "
+                f"where fingerprint is not null {where} group by fingerprint",
+                params,
+            )
+        }
+    return history
 
 
 def previous_batches(wh: Any) -> dict[str, dict[str, Any]]:
     """load_batches rows by batch id (empty when nothing has been loaded yet)."""
-    if not wh.table_exists("load_batches"):
-        return {}
-    frame = wh.df("select * from load_batches")
-    return {r["batch_id"]: r for r in frame.to_dict("records")}
+    return load_history(wh).batches
 
 
 def connector_for(source: str) -> str:
@@ -645,7 +875,12 @@ def connector_for(source: str) -> str:
 
 
 def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] | None:
-    """A record source for entities that have an API extractor (else None: files)."""
+    """A record source for entities that have an API extractor (else None: files).
+
+    Extraction is incremental by update time: the first load lists every object; later
+    ones read Stripe's events feed (every change to an old object arrives as an event with
+    the object's new state) and HubSpot's search by ``lastmodifieddate``.
+    """
     from profilecast import api
 
     if spec.source == "billing" and spec.entity in api.STRIPE_ENTITIES:
@@ -658,11 +893,18 @@ def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] 
     def records(window: Window) -> Iterator[RawRecord]:
         conn = api.get_connection(conn_id)
         if lister == "stripe":
-            items = api.stripe_list(conn, spec.entity, created_gte=window.start)
-            path = api.STRIPE_ENTITIES[spec.entity]
-        else:
+            if window.start is None:
+                items = api.stripe_list(conn, spec.entity)
+                path = api.STRIPE_ENTITIES[spec.entity]
+            else:
+                items = api.stripe_changed(conn, spec.entity, window.start, window.end)
+                path = "/v1/events"
+        elif window.start is None:
             items = api.hubspot_list(conn, spec.entity)
             path = api.HUBSPOT_ENTITIES[spec.entity]
+        else:
+            items = api.hubspot_modified(conn, spec.entity, window.start, window.end)
+            path = api.HUBSPOT_ENTITIES[spec.entity] + "/search"
         for n, item in enumerate(items, start=1):
             yield RawRecord(f"api:{conn.base_url}{path}", n, record=item)
 
@@ -672,9 +914,8 @@ def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] 
 def extract_source(
     settings: Settings,
     source: str,
-    interval_start: datetime,
-    interval_end: datetime,
-    previous: dict[str, dict[str, Any]],
+    interval: Interval,
+    history: History,
 ) -> list[dict[str, Any]]:
     """Extract every entity of one source; returns the batch manifests."""
     results = []
@@ -684,17 +925,11 @@ def extract_source(
         records_fn = api_records_fn(spec) if use_api else None
         files = [] if records_fn else list_drop_files(settings.sources, spec.source, spec.entity)
         any_files = any_files or bool(files) or records_fn is not None
-        bid = batch_id_for(spec, interval_start)
-        has_history = any(
-            b["source"] == spec.source and b["entity"] == spec.entity for b in previous.values()
-        )
         results.append(
             extract_entity(
-                settings, spec, interval_start, interval_end,
-                previous=previous.get(bid), has_history=has_history, files=files,
-                records_fn=records_fn,
+                settings, spec, interval, history=history, files=files, records_fn=records_fn
             ).as_dict()
-        )  # fmt: skip
+        )
     if not any_files and source in settings.required_sources:
         raise SourceError(
             f"source '{source}' has no files under {settings.sources}/{source}/ and is listed "
@@ -743,6 +978,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
                     "rows_loaded": loaded,
                     "rows_quarantined": len(q),
                     "rows_outside_window": m["rows_outside_window"],
+                    "rows_previously_quarantined": m.get("rows_previously_quarantined", 0),
                     "window_start": m["window_start"],
                     "window_end": m["window_end"],
                     "source_files": len(m["files"]),
@@ -760,8 +996,23 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
                 "rows_loaded": "bigint",
                 "rows_quarantined": "bigint",
                 "rows_outside_window": "bigint",
+                "rows_previously_quarantined": "bigint",
                 "source_files": "integer",
             },
+        )
+        reads = pd.DataFrame(
+            [
+                {"batch_id": m["batch_id"], "source": m["source"], "entity": m["entity"], **r}
+                for r in m.get("file_reads", [])
+            ],
+            columns=["batch_id", "source", "entity", *FILE_READ_COLUMNS],
+        )
+        wh.replace_rows(
+            "load_files",
+            "batch_id",
+            m["batch_id"],
+            reads,
+            column_types={"rows_read": "bigint", "rows_later": "bigint"},
         )
         done.append(batch.iloc[0].to_dict())
     return done

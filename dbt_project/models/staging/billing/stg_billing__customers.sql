@@ -19,7 +19,7 @@ renamed as (
         upper(nullif({{ json_text('address', ['country']) }}, '')) as country,
         coalesce(deleted = 'true', false) as is_deleted,
         cast(created as timestamp) as created_at,
-        row_number() over (partition by id order by _loaded_at desc) as version_rank
+        row_number() over (partition by id order by _record_ts desc nulls last, _loaded_at desc) as version_rank
     from source
 
 ),

@@ -21,7 +21,7 @@ renamed as (
         cast(current_period_end as timestamp) as current_period_end_at,
         cast(canceled_at as timestamp) as canceled_at,
         row_number() over (
-            partition by id order by cast(canceled_at as timestamp) desc nulls last, _loaded_at desc
+            partition by id order by _record_ts desc nulls last, _loaded_at desc
         ) as version_rank
     from source
 
