@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format airflow lock clean benchmark benchmark-deps browser
+.PHONY: help install demo simulate test lint format airflow lock clean benchmark benchmark-deps browser
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent)
 demo: $(STAMP) ## Generate a sample and run the whole DAG for one date, then print the summary
 	$(VENV)/bin/profilecast generate --contacts $(DEMO_CONTACTS) --seed $(DEMO_SEED) --end-date $(DEMO_DATE) --out $(PROFILECAST_HOME)/sample
 	PROFILECAST_SOURCES=$${PROFILECAST_SOURCES:-$(PROFILECAST_HOME)/sample} $(VENV)/bin/profilecast run --date $(DEMO_DATE)
+
+SIM_CONTACTS ?= 3000
+SIM_DAYS ?= 5
+simulate: $(STAMP) ## Run SIM_DAYS daily intervals under a real scheduler and check the invariants
+	$(VENV)/bin/profilecast simulate --contacts $(SIM_CONTACTS) --days $(SIM_DAYS)
 
 browser: ## Install Debian's chromium for the preview test (as root; nothing when present)
 	@command -v chromium >/dev/null 2>&1 || { \

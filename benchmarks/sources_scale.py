@@ -24,9 +24,10 @@ import json, sys
 from datetime import datetime, timezone
 from profilecast.config import load_settings
 from profilecast import sources
+from profilecast.interval import Interval
 s = load_settings()
 st = datetime(2026, 10, 31, tzinfo=timezone.utc); en = datetime(2026, 11, 1, tzinfo=timezone.utc)
-json.dump(sources.extract_source(s, sys.argv[1], st, en, {}), open(sys.argv[2], 'w'))
+json.dump(sources.extract_source(s, sys.argv[1], Interval(st, en), sources.History()), open(sys.argv[2], 'w'))
 """
 CODE_LOAD = """
 import json, sys

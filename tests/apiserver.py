@@ -124,7 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
             start = int(body.get("after") or 0)
             limit = int(body.get("limit", 10))
-            page: dict[str, Any] = {"total": len(objects), "results": objects[start : start + limit]}
+            page: dict[str, Any] = {
+                "total": len(objects),
+                "results": objects[start : start + limit],
+            }
             if start + limit < len(objects):
                 page["paging"] = {"next": {"after": str(start + limit)}}
             self._send(200, page)

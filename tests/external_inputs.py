@@ -15,6 +15,7 @@ from typing import Any
 
 from profilecast import sources
 from profilecast.config import Settings
+from profilecast.interval import Interval
 
 EXTERNAL = Path(__file__).resolve().parents[2] / "shared" / "external"
 # Far-future interval end and no history: every record is in the window.
@@ -42,7 +43,7 @@ def _summarise(result: sources.BatchResult) -> dict[str, Any]:
 
 def extract_files(settings: Settings, source: str, entity: str, files: list[Path]) -> dict:
     result = sources.extract_entity(
-        settings, _spec(source, entity), START, END, files=[str(f) for f in files]
+        settings, _spec(source, entity), Interval(START, END), files=[str(f) for f in files]
     )
     return _summarise(result)
 
@@ -93,7 +94,7 @@ def stripe_api(settings: Settings, server: Any) -> dict[str, dict]:
     out = {}
     for spec in sources.specs_for("billing"):
         fn = sources.api_records_fn(spec)
-        result = sources.extract_entity(settings, spec, START, END, records_fn=fn)
+        result = sources.extract_entity(settings, spec, Interval(START, END), records_fn=fn)
         out[spec.entity] = _summarise(result)
     return out
 

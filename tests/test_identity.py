@@ -26,13 +26,14 @@ def _build(monkeypatch, home: Path, drop: Path, start=START, end=END):
     monkeypatch.setenv("PROFILECAST_SOURCES", str(drop))
     settings = load_settings()
     with connect(settings, read_only=True) as wh:
-        from profilecast.sources import previous_batches
+        from profilecast.sources import load_history
 
-        prev = previous_batches(wh)
+        prev = load_history(wh)
     from profilecast import sources
+    from profilecast.interval import Interval
 
     manifests = [
-        sources.extract_source(settings, s, start, end, prev)
+        sources.extract_source(settings, s, Interval.of(start, end), prev)
         for s in ("crm", "billing", "web", "esp")
     ]
     pipeline.load(manifests, end, settings)

@@ -257,3 +257,18 @@ def test_render_shards_partition_the_audience(copy_of):
     sets = [keys(p) for p in parts]
     assert all(sets) and sum(len(s) for s in sets) == len(keys(whole)) == whole["rendered"]
     assert set().union(*sets) == keys(whole)
+
+
+def test_stale_data_stops_the_run_and_says_how_stale(copy_of, tmp_path, monkeypatch):
+    """Freshness is critical: a run whose newest event is weeks old never reaches render."""
+    monkeypatch.setenv("PROFILECAST_FRESHNESS_HOURS", "48")
+    weeks_later = (END + timedelta(days=21)).strftime("%Y-%m-%d %H:%M:%S")
+    with connect(copy_of, read_only=True) as wh:
+        with pytest.raises(QualityGateError) as exc:
+            run_gate(wh, copy_of.expectations_dir, DS, weeks_later, tmp_path / "report")
+    message = str(exc.value)
+    assert "[CRITICAL]" in message and "data is stale: the newest event is" in message
+    assert "allowed: 48 hours" in message
+    monkeypatch.setenv("PROFILECAST_FRESHNESS_HOURS", str(24 * 30))  # a wider allowance passes
+    with connect(copy_of, read_only=True) as wh:
+        run_gate(wh, copy_of.expectations_dir, DS, weeks_later, tmp_path / "report2")

@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from profilecast import sources
-from profilecast.sources import ENTITIES, SourceError, choose_window, validate_record
+from profilecast.interval import Interval
+from profilecast.sources import (
+    ENTITIES,
+    History,
+    SourceError,
+    choose_window,
+    validate_record,
+)
 from profilecast.warehouse import connect
 
 CONTACTS = next(s for s in ENTITIES if s.table == "crm__contacts")
@@ -39,18 +46,23 @@ def test_new_columns_are_kept_in_extra():
 
 
 def test_timestamps_normalised_to_utc():
-    v = validate_record(WEB, {"anonymousId": "x", "timestamp": "2026-10-31T10:00:00+02:00"})
+    v = validate_record(
+        WEB, {"type": "page", "anonymousId": "x", "timestamp": "2026-10-31T10:00:00+02:00"}
+    )
     assert v.row["timestamp"].startswith("2026-10-31 08:00:00")
-    v = validate_record(WEB, {"anonymousId": "x", "timestamp": 1793440800})
+    v = validate_record(WEB, {"type": "page", "anonymousId": "x", "timestamp": 1793440800})
     assert v.record_ts == datetime.fromtimestamp(1793440800, tz=UTC)
 
 
 def test_windows():
-    assert choose_window(None, False, START, END, 3).start is None  # first load: all history
-    w = choose_window(None, True, START, END, 3)
+    iv = Interval(START, END)
+    assert choose_window(History(), "b2", iv, 3).start is None  # first load: all history
+    earlier = History(batches={"b1": {"window_start": None}})
+    w = choose_window(earlier, "b2", iv, 3)
     assert w.start == START - timedelta(days=3) and w.end == END
     # A rerun keeps the window its batch had (so rerunning the first interval reloads history).
-    assert choose_window({"window_start": None}, True, START, END, 3).start is None
+    assert choose_window(History(batches={"b2": {"window_start": None}, **earlier.batches}),
+                         "b2", iv, 3).start is None  # fmt: skip
 
 
 def test_csv_as_people_export_it(tmp_path, pc_env):
@@ -64,7 +76,7 @@ def test_csv_as_people_export_it(tmp_path, pc_env):
     )
     (drop / "contacts.csv").write_text(content, encoding="utf-8", newline="")
     result = sources.extract_entity(
-        pc_env, CONTACTS, START, END, files=[str(drop / "contacts.csv")]
+        pc_env, CONTACTS, Interval(START, END), files=[str(drop / "contacts.csv")]
     )
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
     import pyarrow.parquet as pq
@@ -82,7 +94,7 @@ def test_missing_required_column_fails_with_file_and_column(tmp_path, pc_env):
     path = tmp_path / "contacts.csv"
     path.write_text("id,first_name\n1,Ann\n")
     with pytest.raises(SourceError) as exc:
-        sources.extract_entity(pc_env, CONTACTS, START, END, files=[str(path)])
+        sources.extract_entity(pc_env, CONTACTS, Interval(START, END), files=[str(path)])
     assert str(path) in str(exc.value) and "contact_id" in str(exc.value)
 
 
@@ -95,7 +107,7 @@ def test_gzip_and_segment_batch_envelope(tmp_path, pc_env):
                        {"type": "track", "event": "no id", "timestamp": "2026-10-31T02:00:00Z"}]}  # fmt: skip
     with gzip.open(path, "wt") as fh:
         fh.write(json.dumps(batch) + "\n{broken\n")
-    r = sources.extract_entity(pc_env, WEB, START, END, files=[str(path)])
+    r = sources.extract_entity(pc_env, WEB, Interval(START, END), files=[str(path)])
     assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (4, 2, 2)
 
 
@@ -104,8 +116,8 @@ def test_load_accounts_for_every_row_and_reruns_replace(pc_env):
         manifests = []
         for src in ("crm", "billing", "web", "esp"):
             with connect(pc_env, read_only=True) as wh:
-                prev = sources.previous_batches(wh)
-            manifests += sources.extract_source(pc_env, src, START, END, prev)
+                prev = sources.load_history(wh)
+            manifests += sources.extract_source(pc_env, src, Interval(START, END), prev)
         with connect(pc_env) as wh:
             sources.ensure_raw_tables(wh)
             sources.load_raw(wh, manifests, END)
@@ -133,6 +145,8 @@ def test_missing_required_source_fails(tmp_path, pc_env, monkeypatch):
     from dataclasses import replace
 
     empty = replace(pc_env, sources=str(tmp_path / "nothing"))
-    assert sources.extract_source(empty, "web", START, END, {})[0]["rows_read"] == 0
+    assert (
+        sources.extract_source(empty, "web", Interval(START, END), History())[0]["rows_read"] == 0
+    )
     with pytest.raises(SourceError, match="crm"):
-        sources.extract_source(empty, "crm", START, END, {})
+        sources.extract_source(empty, "crm", Interval(START, END), History())

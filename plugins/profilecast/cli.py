@@ -84,6 +84,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         end_date=date.fromisoformat(args.end_date),
         progress=None if args.quiet else print_progress,
         workers=args.workers,
+        days_of_change=args.days_of_change,
     )
     elapsed = time.perf_counter() - start
     for rel, n in sorted(counts.items()):
@@ -321,6 +322,31 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from profilecast.simulate import render_table, simulate
+
+    base = load_settings()
+    home = Path(args.home).resolve() if args.home else base.home / "simulation"
+    os.environ["PROFILECAST_HOME"] = str(home)
+    os.environ["PROFILECAST_SOURCES"] = str(home / "sources")
+    os.environ.pop("PROFILECAST_EXPORT_URL", None)
+    settings = load_settings()
+    first = date.fromisoformat(args.start_date)
+    print(f"simulating {args.days} day(s) from {first} with {args.contacts:,} contacts in {home}")
+    start = time.perf_counter()
+    steps = simulate(settings, args.contacts, args.days, args.seed, first)
+    print()
+    print(render_table(steps))
+    ok = (
+        bool(steps)
+        and all(s.ok for s in steps)
+        and len([s for s in steps if s.label.startswith("day")]) == args.days
+    )
+    print(f"\nsimulation {'PASSED' if ok else 'FAILED'} in {time.perf_counter() - start:.0f}s; "
+          f"Airflow logs: {settings.home / 'logs'}")  # fmt: skip
+    return 0 if ok else 1
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -342,7 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--workers", type=int, default=1, help="processes (files become part folders)")
     g.add_argument("--quiet", action="store_true")
+    g.add_argument("--days-of-change", type=int, default=0,
+                   help="also write one increment per day after --end-date (increments/<day>/)")  # fmt: skip
     g.set_defaults(func=cmd_generate)
+    sim = sub.add_parser(
+        "simulate", help="run consecutive daily intervals under a real scheduler and check them"
+    )
+    sim.add_argument("--contacts", type=int, default=3000)
+    sim.add_argument("--days", type=int, default=5)
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--start-date", default="2026-11-01",
+                     help="the first simulated interval (history ends the day before)")  # fmt: skip
+    sim.add_argument("--home", default=None,
+                     help="PROFILECAST_HOME of the simulation (default: $PROFILECAST_HOME/simulation; emptied first)")  # fmt: skip
+    sim.set_defaults(func=cmd_simulate)
     r = sub.add_parser("run", help="run the customer_profiles DAG for one data interval")
     r.add_argument("--date", required=True, help="the data interval's start, YYYY-MM-DD")
     r.set_defaults(func=cmd_run)

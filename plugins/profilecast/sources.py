@@ -295,6 +295,12 @@ def validate_record(spec: EntitySpec, record: Any) -> Validated:
     if not isinstance(record, dict):
         return Validated(reason=f"not an object (got {type(record).__name__})")
     present = {k: v for k, v in record.items() if k is not None}
+    if (
+        spec.source == "web"
+        and not present.get("type")
+        and present.get("action") in SEGMENT_REQUIRED
+    ):
+        present["type"] = present.pop("action")  # the HTTP API's legacy name for type
     record_ts = record_timestamp(spec, present)
     if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
         return Validated(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -275,6 +276,21 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL it when its parent dies.
+
+    A task killed mid-build (SIGKILL, OOM killer, a lost worker) would otherwise leave dbt
+    running on its own, holding DuckDB's write lock, and the task's retry would fail on it.
+    Elsewhere than Linux this does nothing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def dbt_executable() -> str:
     candidate = Path(sys.executable).with_name("dbt")
     return str(candidate) if candidate.exists() else "dbt"
@@ -300,7 +316,9 @@ def run_dbt(
     merged = {**settings.dbt_vars, **(dbt_vars or {})}
     if merged:
         cmd += ["--vars", json.dumps(merged)]
-    proc = subprocess.run(cmd, env=dbt_env(settings), capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, env=dbt_env(settings), capture_output=True, text=True, preexec_fn=die_with_parent
+    )
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-60:])

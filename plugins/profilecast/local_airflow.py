@@ -1,0 +1,241 @@
+"""A real Airflow on this machine: scheduler, DAG processor, triggerer and API server.
+
+``airflow dags test`` runs every task in one process with no executor, which is not how
+anybody runs Airflow. :class:`LocalAirflow` starts the four components as separate processes
+on the project's Airflow home (SQLite metadata, the LocalExecutor), and drives DAG runs
+through the public REST API (``/api/v2``) as an operator or an external trigger would:
+trigger, wait, clear (rerun) and backfill. The API listens on loopback only and uses the
+SimpleAuthManager with every request treated as admin, which is for this harness alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import Settings
+from profilecast.interval import Interval
+
+DAG_ID = "customer_profiles"
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+TERMINAL = {"success", "failed"}
+
+
+class AirflowError(RuntimeError):
+    """A component did not start, or a DAG run did not end well."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: str
+    seconds: float
+    failed_tasks: list[str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalAirflow:
+    """Start with ``with LocalAirflow(settings) as af:``; every component stops on exit."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        from profilecast.cli import airflow_env, ensure_airflow
+
+        self.settings = settings
+        self.port = port or free_port()
+        ensure_airflow(settings)
+        env = airflow_env(settings)
+        env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": (
+                    f"http://127.0.0.1:{self.port}/execution/"
+                ),
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                # Simulated days are not today: the harness creates each day's run (as the
+                # clock would) and the scheduler must not add a run for the real today.
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            }
+        )
+        self.env = env
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.log_dir = settings.home / "logs" / "airflow"
+        self.base = f"http://127.0.0.1:{self.port}/api/v2"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> LocalAirflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 180) -> None:
+        from profilecast.cli import _airflow_bin
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            log = (self.log_dir / f"{name}.log").open("ab")
+            self.procs[name] = subprocess.Popen(
+                [_airflow_bin(), name],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                health = self.api("GET", "/monitor/health")
+                dag = self.api("GET", f"/dags/{DAG_ID}")
+                if health.get("scheduler", {}).get("status") == "healthy" and dag:
+                    break
+            except (OSError, AirflowError):
+                pass
+            time.sleep(1)
+        else:
+            raise AirflowError(
+                f"Airflow did not become ready in {timeout:.0f}s; logs: {self.log_dir}"
+            )
+        self.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+
+    def stop(self) -> None:
+        """SIGTERM every component's process group, then SIGKILL what is left of it (the
+        executor's workers live in the scheduler's group)."""
+        for proc in self.procs.values():
+            _killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        self.procs.clear()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise AirflowError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
+
+    # -- REST API -------------------------------------------------------------------------
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise AirflowError(
+                f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}"
+            ) from exc
+        return json.loads(text) if text else None
+
+    def trigger(self, interval: Interval, conf: dict[str, Any] | None = None) -> str:
+        """A run of the daily interval, as the schedule would create it (logical date = the
+        interval's start); returns its run id."""
+        run_id = f"simulated__{interval.start.isoformat()}"
+        self.api("POST", f"/dags/{DAG_ID}/dagRuns", {
+            "dag_run_id": run_id,
+            "logical_date": interval.start.isoformat(),
+            "data_interval_start": interval.start.isoformat(),
+            "data_interval_end": interval.end.isoformat(),
+            "conf": conf or {},
+        })  # fmt: skip
+        return run_id
+
+    def clear(self, run_id: str) -> None:
+        """Rerun a finished DAG run from its first task (what "Clear" does in the UI)."""
+        self.api("POST", f"/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
+
+    def backfill(self, interval: Interval) -> str:
+        """Backfill one earlier interval (reprocessing it if it already ran); returns the run
+        id the scheduler creates or takes over for it."""
+        self.api("POST", "/backfills", {
+            "dag_id": DAG_ID,
+            "from_date": interval.start.isoformat(),
+            "to_date": interval.start.isoformat(),
+            "reprocess_behavior": "completed",
+            "max_active_runs": 1,
+        })  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = self.api("GET", f"/dags/{DAG_ID}/dagRuns?limit=100&order_by=-run_after")
+            for run in runs.get("dag_runs", []):
+                start = run.get("data_interval_start")
+                if run.get("run_type") == "backfill" and start and _same(start, interval.start):
+                    return run["dag_run_id"]
+                if start and _same(start, interval.start) and run["state"] in ("queued", "running"):
+                    return run["dag_run_id"]
+            time.sleep(1)
+        raise AirflowError(f"the backfill of {interval.ds} created no DAG run")
+
+    def wait(self, run_id: str, timeout: float = 3600, since: float | None = None) -> RunResult:
+        """Wait for a run to end; returns its state and the tasks that failed."""
+        start = since or time.monotonic()
+        deadline = start + timeout
+        state = "queued"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            run = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+            state = run["state"]
+            if state in TERMINAL:
+                break
+            time.sleep(2)
+        else:
+            raise AirflowError(f"DAG run {run_id} still {state} after {timeout:.0f}s")
+        tis = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200")
+        failed = [
+            f"{t['task_id']}[{t.get('map_index', -1)}] {t['state']}"
+            for t in tis.get("task_instances", [])
+            if t["state"] not in ("success", "skipped")
+        ]
+        return RunResult(run_id, state, time.monotonic() - start, failed)
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _same(text: str, when: Any) -> bool:
+    from profilecast.interval import utc
+
+    return utc(text) == when
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    import shutil
+
+    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -1,0 +1,269 @@
+"""Day after day: run dates from Airflow's own pendulum values, incremental file reads,
+quarantine counted once, hostile input, the manifest on resume, stale data, and a person's
+`profilecast run` beside other runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pendulum
+import pytest
+from profilecast import pipeline
+from profilecast.interval import Interval, utc
+from profilecast.sources import ENTITIES, validate_record
+from profilecast.warehouse import connect
+
+CONTACTS = next(s for s in ENTITIES if s.table == "crm__contacts")
+WEB = next(s for s in ENTITIES if s.table == "web__events")
+ESP = next(s for s in ENTITIES if s.table == "esp__events")
+DAY1 = pendulum.datetime(2026, 11, 1, tz="UTC")
+
+
+# --- one timezone-aware interval type -----------------------------------------------------
+def test_pendulum_arithmetic_is_the_trap_and_interval_avoids_it():
+    """pendulum + stdlib UTC minus a timedelta is naive: the crash of every second day."""
+    naive = DAY1.astimezone(UTC) - timedelta(days=3)
+    assert naive.tzinfo is None  # the trap, as Airflow hands it over
+    iv = Interval.of(DAY1, DAY1.add(days=1))
+    assert type(iv.start) is datetime and iv.start.tzinfo is UTC
+    assert iv.lookback(3) < datetime(2026, 11, 1, tzinfo=UTC)  # compares, no TypeError
+    assert (iv.ds, iv.as_of, iv.stamp) == ("2026-11-01", "2026-11-02 00:00:00", "20261101T000000")
+
+
+def test_interval_from_every_shape_airflow_or_a_person_gives():
+    berlin = pendulum.datetime(2026, 11, 1, 1, tz="Europe/Berlin")  # 00:00 UTC
+    shapes = [DAY1, berlin, datetime(2026, 11, 1), "2026-11-01T00:00:00+00:00",
+              "2026-11-01T00:00:00Z", datetime(2026, 11, 1, tzinfo=UTC)]  # fmt: skip
+    assert {Interval.of(s).start for s in shapes} == {datetime(2026, 11, 1, tzinfo=UTC)}
+    assert Interval.day("2026-11-01") == Interval.of(DAY1, DAY1.add(days=1))
+    assert utc(pendulum.datetime(2026, 3, 29, 3, tz="Europe/London")).hour == 2
+    with pytest.raises(ValueError):
+        Interval.of(DAY1, DAY1)
+
+
+def _drop(path, rows, header):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+HEADER = ["contact_id", "email", "first_name", "updated_at"]
+
+
+def _extract_load(settings, start):
+    """Extract and load the CRM for one daily interval with Airflow's pendulum values."""
+    end = start.add(days=1)
+    manifests = [pipeline.extract("crm", start, end, settings)]
+    pipeline.load(manifests, end, settings)
+    return {m["entity"]: m for m in manifests[0]}["contacts"]
+
+
+@pytest.fixture()
+def crm_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROFILECAST_SOURCES", str(tmp_path / "src"))
+    from profilecast.config import load_settings
+
+    return load_settings(), tmp_path / "src" / "crm"
+
+
+def test_consecutive_intervals_read_new_files_and_skip_loaded_ones(crm_home):
+    settings, crm = crm_home
+    _drop(crm / "contacts.csv", [["1", "a@example.com", "Ann", "2026-10-20T10:00:00Z"],
+                                 ["", "", "NoIds", "2026-10-20T10:00:00Z"],
+                                 ["", "", "Undated", ""]], HEADER)  # fmt: skip
+    first = _extract_load(settings, DAY1)
+    assert (first["rows_read"], first["rows_loaded"], first["rows_quarantined"]) == (3, 1, 2)
+
+    # Day 2: the history file is unchanged (skipped); a new daily file holds an update and a
+    # record stamped two weeks ago that arrived late: both load, the lookback does not drop it.
+    _drop(crm / "contacts" / "2026-11-02.csv", [["1", "a2@example.com", "Ann", "2026-11-02T08:00:00Z"],
+                                               ["2", "b@example.com", "Bo", "2026-10-19T08:00:00Z"]],
+          HEADER)  # fmt: skip
+    second = _extract_load(settings, DAY1.add(days=1))
+    modes = {os.path.basename(f["path"]): f["mode"] for f in second["file_reads"]}
+    assert modes == {"contacts.csv": "skipped", "2026-11-02.csv": "full"}
+    assert (second["rows_read"], second["rows_loaded"], second["rows_quarantined"]) == (2, 2, 0)
+
+    # Day 3: the history file is rewritten in place (a snapshot export): read again with the
+    # lookback window; its two bad rows were quarantined on day 1 and are not counted again.
+    with (crm / "contacts.csv").open("a", newline="") as fh:
+        csv.writer(fh).writerow(["3", "c@example.com", "Cy", "2026-11-03T07:00:00Z"])
+    third = _extract_load(settings, DAY1.add(days=2))
+    modes = {os.path.basename(f["path"]): f["mode"] for f in third["file_reads"]}
+    assert modes == {"contacts.csv": "lookback", "2026-11-02.csv": "skipped"}
+    # The undated bad row belongs to no interval: quarantined on day 1, skipped now. The
+    # dated one (2026-10-20) lies before the lookback window, like Ann's day-1 row.
+    assert third["rows_previously_quarantined"] == 1
+    assert third["rows_outside_window"] == 2
+    assert (third["rows_read"], third["rows_loaded"], third["rows_quarantined"]) == (1, 1, 0)
+    with connect(settings, read_only=True) as wh:
+        batches = wh.df("select * from load_batches order by batch_id")
+        assert (batches.rows_read == batches.rows_loaded + batches.rows_quarantined).all()
+        assert wh.query("select count(*) from quarantine")[0][0] == 2
+
+    # A rerun of day 2 replaces its batch and reads the same files the same way.
+    again = _extract_load(settings, DAY1.add(days=1))
+    assert (again["rows_read"], again["rows_loaded"]) == (2, 2)
+    with connect(settings, read_only=True) as wh:
+        assert wh.query("select count(*) from raw.crm__contacts")[0][0] == 4
+
+
+def test_a_backfill_that_read_a_future_file_partly_leaves_it_for_its_own_day(crm_home):
+    settings, crm = crm_home
+    _drop(crm / "contacts.csv", [["1", "a@example.com", "Ann", "2026-10-20T10:00:00Z"]], HEADER)
+    _extract_load(settings, DAY1)
+    _drop(crm / "contacts" / "late.csv", [["5", "e@example.com", "Ed", "2026-11-01T05:00:00Z"],
+                                          ["6", "f@example.com", "Fi", "2026-11-04T05:00:00Z"]],
+          HEADER)  # fmt: skip
+    backfill = _extract_load(settings, DAY1)  # rerun of day 1: record 6 is not due yet
+    late = next(f for f in backfill["file_reads"] if f["path"].endswith("late.csv"))
+    assert (late["rows_read"], late["rows_later"]) == (1, 1)
+    day4 = _extract_load(settings, DAY1.add(days=3))
+    late = next(f for f in day4["file_reads"] if f["path"].endswith("late.csv"))
+    assert late["mode"] == "full" and late["rows_read"] == 2
+
+
+# --- hostile input ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ({"contact_id": "1", "email": "a@b.co", "first_name": "An\x00n"}, "U+0000"),
+        ({"contact_id": "1", "email": "a@b.co", "city": "Pa\x1bris"}, "control character in city"),
+        ({"contact_id": "1", "email": "a@b.co", "note": {"x": ["ok", "bad\x07"]}}, "note.x[1]"),
+    ],
+)
+def test_control_characters_quarantine_the_record(record, reason):
+    v = validate_record(CONTACTS, record)
+    assert v.row is None and reason in v.reason
+
+
+def test_tabs_and_newlines_are_text_not_control_characters():
+    v = validate_record(
+        CONTACTS, {"contact_id": "1", "email": "a@b.co", "city": "Line\tone\r\nTwo"}
+    )
+    assert v.row is not None
+
+
+def test_invalid_email_quarantines_when_it_is_the_only_identifier():
+    v = validate_record(ESP, {"email": "not an email", "event": "open", "timestamp": 1793440800})
+    assert v.row is None and v.reason.startswith("invalid email syntax in email")
+    assert v.record_ts is not None  # dated: belongs to one interval, quarantined once
+
+
+def test_invalid_email_is_cleaned_and_kept_aside_when_the_record_has_another_id():
+    v = validate_record(CONTACTS, {"contact_id": "7", "email": "ann@@example", "first_name": "Ann"})
+    assert v.row["email"] is None and "email:invalid_email" in v.row["_flags"]
+    assert json.loads(v.row["_extra"]) == {"email_rejected": "ann@@example"}
+    ok = validate_record(CONTACTS, {"contact_id": "7", "email": "  Ann.O'Neil+x@Example.co.uk "})
+    assert ok.row["email"].strip() == "Ann.O'Neil+x@Example.co.uk" and not ok.row["_flags"]
+
+
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        ({"userId": "u", "event": "Clicked"}, "Segment spec: missing type"),
+        ({"type": "track", "userId": "u"}, "Segment spec: track call without event"),
+        ({"type": "alias", "userId": "u"}, "Segment spec: alias call without previousId"),
+        ({"type": "group", "userId": "u"}, "Segment spec: group call without groupId"),
+        ({"type": "purchase", "userId": "u"}, "Segment spec: unknown type 'purchase'"),
+    ],
+)
+def test_segment_spec_required_fields(event, reason):
+    assert validate_record(WEB, event).reason == reason
+
+
+def test_segment_legacy_action_is_read_as_type():
+    v = validate_record(WEB, {"action": "track", "event": "Signed Up", "userId": "u"})
+    assert v.row["type"] == "track"
+
+
+# --- export: the manifest on resume -------------------------------------------------------
+def test_resume_after_a_crash_before_the_manifest_writes_the_manifest(tmp_path, monkeypatch):
+    from profilecast import formats
+    from profilecast.export import Target, export_campaign
+
+    from .esp_formats import messages_in
+    from .test_export import DS, _rendered, _Wh
+
+    monkeypatch.setattr(formats, "MESSAGES_PER_FILE", 10)
+    wh = _Wh()
+    target = Target((tmp_path / "out").as_uri())
+    rendered = _rendered(tmp_path, 25)
+    real_write = Target.write
+
+    def dies_at_manifest(self, rel, data, content_type, overwrite=False):
+        if rel.endswith("manifest.json"):
+            raise KeyboardInterrupt("killed after the last batch committed")
+        return real_write(self, rel, data, content_type, overwrite)
+
+    monkeypatch.setattr(Target, "write", dies_at_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        export_campaign(wh, target, "c1", DS, [rendered], "run-1")
+    folder = tmp_path / "out" / "c1" / DS
+    assert not (folder / "manifest.json").exists()
+    assert wh.query("select count(*) from send_ledger")[0][0] == 25  # the ledger says sent
+    monkeypatch.setattr(Target, "write", real_write)
+    resumed = export_campaign(wh, target, "c1", DS, [rendered], "run-2")
+    assert resumed["exported"] == 0  # nothing new to write ...
+    messages = messages_in(folder)  # ... but the ESP's commit marker now lists all 25
+    assert len(messages) == 25 == len({m["message_key"] for m in messages})
+
+
+# --- a person's run beside other runs -----------------------------------------------------
+def test_airflow_env_finds_airflow_without_an_activated_virtualenv(pc_env):
+    import sys
+
+    from profilecast.cli import airflow_env
+
+    env = airflow_env(replace(pc_env))
+    found = shutil.which("airflow", path=env["PATH"])
+    assert found and os.path.dirname(found) == os.path.dirname(sys.executable)
+
+
+def test_a_second_run_of_the_same_interval_is_refused_with_the_holder(pc_env):
+    from profilecast.cli import IntervalBusy, interval_lock
+
+    iv = Interval.day("2026-11-01")
+    with interval_lock(pc_env, iv):
+        with pytest.raises(
+            IntervalBusy, match=r"interval 2026-11-01 is held by `profilecast run` pid"
+        ):
+            with interval_lock(pc_env, iv):
+                pass
+    with interval_lock(pc_env, iv):  # released: the next run may go
+        pass
+
+
+def test_run_refuses_while_a_dag_run_holds_the_interval(pc_env, monkeypatch, capsys):
+    from profilecast import cli
+
+    pc_env.airflow_home.mkdir(parents=True)
+    con = sqlite3.connect(pc_env.airflow_home / "airflow.db")
+    con.execute("create table dag_run (dag_id text, run_id text, run_type text, state text, "
+                "data_interval_start text)")  # fmt: skip
+    con.execute("insert into dag_run values ('customer_profiles', 'scheduled__2026-11-01T00:00:00"
+                "+00:00', 'scheduled', 'running', '2026-11-01 00:00:00.000000')")  # fmt: skip
+    con.commit()
+    con.close()
+    monkeypatch.setattr(cli, "ensure_airflow", lambda s: {})
+    assert cli.main(["run", "--date", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert "held by DAG run scheduled__2026-11-01T00:00:00+00:00 (scheduled, running)" in err
+    assert cli.active_runs_for(pc_env, Interval.day("2026-11-02")) == []
+
+
+def test_first_failure_is_read_from_the_log():
+    from profilecast.cli import first_failure
+
+    log = "noise\nPROFILECAST_TASK_FAILED task_id=load_raw error=SourceError: boom\nmore\n"
+    assert first_failure(log) == "task load_raw failed: SourceError: boom"
+    assert first_failure("all good") is None
