@@ -129,7 +129,12 @@ def test_a_backfill_that_read_a_future_file_partly_leaves_it_for_its_own_day(crm
     assert (late["rows_read"], late["rows_later"]) == (1, 1)
     day4 = _extract_load(settings, DAY1.add(days=3))
     late = next(f for f in day4["file_reads"] if f["path"].endswith("late.csv"))
-    assert late["mode"] == "full" and late["rows_read"] == 2
+    assert late["mode"] == "rest" and late["rows_read"] == 1  # record 6, not 5 again
+    day5 = _extract_load(settings, DAY1.add(days=4))
+    assert {f["mode"] for f in day5["file_reads"]} == {"skipped"}
+    with connect(settings, read_only=True) as wh:
+        ids = sorted(r[0] for r in wh.query("select contact_id from raw.crm__contacts"))
+    assert ids == ["1", "5", "6"]  # each record once: nothing read twice
 
 
 # --- hostile input ------------------------------------------------------------------------

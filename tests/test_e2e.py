@@ -92,3 +92,20 @@ def test_failed_gate_stops_before_render_and_export(airflow_home, tmp_path):
         r[0] for r in db.execute("select table_name from information_schema.tables").fetchall()
     }
     assert "send_ledger" not in tables
+
+
+def test_a_failing_task_is_reported_at_once_not_after_its_retries(airflow_home, tmp_path):
+    """`profilecast run` is a person waiting: the first failure ends the run (no retry with
+    backoff) and is printed with its error and the log's path."""
+    drop = tmp_path / "no-crm"
+    generate(drop, contacts=50, seed=3)
+    import shutil
+
+    shutil.rmtree(drop / "crm")  # the CRM is a required source
+    home = airflow_home / "failfast"
+    result = _run(home, drop)
+    assert result.returncode == 1
+    assert "task extract_crm failed: SourceError: source 'crm' has no files" in result.stderr
+    assert "full log:" in result.stderr
+    log = next((home / "logs").glob("dags-test-*.log")).read_text()
+    assert "up_for_retry" not in log.lower() and "AirflowFailException" in log

@@ -99,7 +99,8 @@ def test_profiles_have_every_layer(copy_of):
         ("update customer_profiles set engagement_score = 11 where customer_id = "
          "(select min(customer_id) from customer_profiles)",
          "expect_column_values_to_be_between on customer_profiles.engagement_score"),
-        ("update segment_runs set previous_size = 1, change_pct = 5000 where segment = 'cart_abandoners'",
+        ("update segment_runs set size = size + 1000, previous_size = 1, change_pct = 5000 "
+         "where segment = 'cart_abandoners'",
          "expect_column_values_to_be_in_set on segment_sizes.is_within_band"),
         ("update load_batches set rows_loaded = rows_loaded - 1 where batch_id like 'crm__contacts%'",
          "expect_column_values_to_be_between on raw_layer.rows_unaccounted"),

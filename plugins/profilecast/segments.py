@@ -27,6 +27,8 @@ class Segment:
     sql: str = ""
     min_change_pct: float = -50.0
     max_change_pct: float = 100.0
+    #: a change of at most this many members passes whatever its percentage (2 -> 5 is +150%)
+    band_min_rows: int = 50
 
 
 def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
@@ -53,6 +55,7 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
                 sql=str(node.get("raw_code") or ""),
                 min_change_pct=float(meta.get("min_change_pct", -50.0)),
                 max_change_pct=float(meta.get("max_change_pct", 100.0)),
+                band_min_rows=int(meta.get("band_min_rows", 50)),
             )
         )
     return sorted(found, key=lambda s: s.name)
@@ -162,6 +165,7 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
                 "description": meta[name].description if name in meta else None,
                 "min_change_pct": meta[name].min_change_pct if name in meta else None,
                 "max_change_pct": meta[name].max_change_pct if name in meta else None,
+                "band_min_rows": meta[name].band_min_rows if name in meta else None,
             }
         )
     wh.replace_rows(
@@ -176,6 +180,7 @@ def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> lis
             "change_pct": "double precision",
             "min_change_pct": "double precision",
             "max_change_pct": "double precision",
+            "band_min_rows": "integer",
             "is_retired": "boolean",
         },
     )

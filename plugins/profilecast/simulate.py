@@ -405,9 +405,22 @@ def render_table(steps: list[Step]) -> str:
         last = steps[-1].checks.get(key) if steps else None
         mark = "PASS" if passed == len(steps) and steps else "FAIL"
         lines.append(
-            f"{mark} {text:53s} {passed:>4d}/{len(steps):<4d}  {last.detail if last else ''}"
+            f"{mark} {text:62s} {passed:>4d}/{len(steps):<4d}  {last.detail if last else ''}"
         )
     lines.append("-" * 120)
+    keys = [k for k, _ in INVARIANTS]
+    lines.append(
+        f"  {'step':24s} {'state':8s} {'wall':>8s}  " + " ".join(f"{k[:8]:>8s}" for k in keys)
+    )
     for s in steps:
-        lines.append(f"  {s.label:24s} {s.run.state:8s} wall {s.seconds:7.1f}s")
+        marks = " ".join(
+            f"{'ok' if s.checks.get(k, Check(False, '')).ok else 'FAIL':>8s}" for k in keys
+        )
+        lines.append(f"  {s.label:24s} {s.run.state:8s} {s.seconds:7.1f}s  {marks}")
+    lines.append("-" * 120)
+    for s in steps:
+        for k in ("row_accounting", "updates", "opt_outs", "stable_ids"):
+            c = s.checks.get(k)
+            if c:
+                lines.append(f"  {s.label:24s} {k:15s} {c.detail}")
     return "\n".join(lines)

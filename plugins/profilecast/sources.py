@@ -545,7 +545,7 @@ class FileRead:
 
     path: str
     fingerprint: str
-    mode: str  # "full" (no lower bound), "lookback" (changed file), "skipped" (loaded before)
+    mode: str  # "full", "rest", "lookback" or "skipped": see plan_file
     rows_read: int = 0
     rows_later: int = 0  # records dated after the window: the file is not done with
 
@@ -637,22 +637,34 @@ def file_fingerprint(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def plan_file(path: str, fingerprint: str, history: History, batch_id: str) -> str:
+def plan_file(
+    path: str, fingerprint: str, history: History, batch_id: str, window: Window
+) -> tuple[str, Window | None]:
     """How to read a drop file, from the batches that read it before (this one excluded).
 
     ``skipped``: another batch read this very file (same fingerprint) to its end, so all its
-    records are in raw already. ``lookback``: the file was read before but has changed since
-    (a snapshot rewritten in place): only the window's records are new. ``full``: a file
-    never read, or read only up to an earlier interval's end: every record up to the
-    window's end is taken, however old (late drops are not lost to the lookback).
+    records are in raw already. ``rest``: the same file was read before, but only up to an
+    earlier interval's end (it held records dated later): only those later records are new.
+    ``lookback``: the file has changed since it was read (a snapshot rewritten in place):
+    the window's records are taken. ``full``: a file never read: every record up to the
+    window's end, however old (late drops are not lost to the lookback).
     """
-    earlier = [f for f in history.files if f["path"] == path and f["batch_id"] != batch_id]
+    earlier = [
+        f for f in history.files
+        if f["path"] == path and f["batch_id"] != batch_id and f["mode"] != "skipped"
+    ]  # fmt: skip
     same = [f for f in earlier if f["fingerprint"] == fingerprint]
-    if any(f["mode"] != "skipped" and int(f["rows_later"] or 0) == 0 for f in same):
-        return "skipped"
-    if earlier and not same:
-        return "lookback"
-    return "full"
+    if any(int(f["rows_later"] or 0) == 0 for f in same):
+        return "skipped", None
+    if same:
+        ends = [history.batches.get(f["batch_id"], {}).get("window_end") for f in same]
+        ends = [parse_timestamp(e) for e in ends if e]
+        if ends:
+            return "rest", Window(max(e for e in ends if e is not None), window.end)
+        return "full", Window(None, window.end)
+    if earlier:
+        return "lookback", window
+    return "full", Window(None, window.end)
 
 
 def quarantine_fingerprint(spec: EntitySpec, reason: str, payload: str) -> str:
@@ -760,10 +772,9 @@ def extract_entity(
             take(raw, window, None)
     for path in files:
         fp = file_fingerprint(path)
-        mode = plan_file(path, fp, history, bid)
+        mode, file_window = plan_file(path, fp, history, bid, window)
         read = FileRead(path, fp, mode)
-        if mode != "skipped":
-            file_window = window if mode == "lookback" else Window(None, window.end)
+        if file_window is not None:
             for raw in read_records(path, spec):
                 take(raw, file_window, read)
         result.file_reads.append(read.as_dict())

@@ -26,6 +26,15 @@ crm_keys as (
 
 ),
 
+previous_emails as (
+
+    -- Addresses a contact had before its current one (after a CRM email change).
+    select distinct crm_keys.record_key, {{ normalize_email('history.email') }} as email_normalized
+    from {{ ref('stg_crm__contact_emails') }} as history
+    inner join crm_keys on crm_keys.contact_id = history.contact_id
+
+),
+
 final as (
 
     select records.record_key as node_a, email_centres.centre as node_b, 'email' as rule
@@ -42,6 +51,13 @@ final as (
     from records
     inner join crm_keys on crm_keys.contact_id = records.crm_contact_id
     where records.source in ('billing', 'web_user')
+
+    union all
+
+    select records.record_key, previous_emails.record_key, 'crm_previous_email'
+    from records
+    inner join previous_emails on previous_emails.email_normalized = records.email_normalized
+    where records.record_key <> previous_emails.record_key
 
     union all
 
