@@ -115,6 +115,16 @@ def test_consecutive_intervals_read_new_files_and_skip_loaded_ones(crm_home):
     assert (again["rows_read"], again["rows_loaded"]) == (2, 2)
     with connect(settings, read_only=True) as wh:
         assert wh.query("select count(*) from raw.crm__contacts")[0][0] == 4
+    # A backfill of day 1, after later days skipped the history file: day 1's batch still
+    # holds the history afterwards (it is the only batch that ever held it).
+    backfill = _extract_load(settings, DAY1)
+    assert {os.path.basename(f["path"]): f["mode"] for f in backfill["file_reads"]} == {
+        "contacts.csv": "lookback",  # rewritten since day 1 read it: read again
+        "2026-11-02.csv": "skipped",  # day 2's batch holds it
+    }
+    with connect(settings, read_only=True) as wh:
+        ids = sorted(r[0] for r in wh.query("select distinct contact_id from raw.crm__contacts"))
+    assert ids == ["1", "2", "3"]
 
 
 def test_a_backfill_that_read_a_future_file_partly_leaves_it_for_its_own_day(crm_home):

@@ -202,7 +202,7 @@ def _person_day(
         _change(truth, ds, "billing_email_change", st, "billing", "customers", st.cus_id,
                 {"email": st.billing_email})  # fmt: skip
     sub = st.subscription
-    if sub and not sub["canceled"]:
+    if sub and not sub["canceled"] and sub["created"] < _unix(day_start):  # started already
         r = rng.random()
         if r < DAILY_RATES["cancellation"]:
             t = at()

@@ -546,6 +546,7 @@ class FileRead:
     path: str
     fingerprint: str
     mode: str  # "full", "rest", "lookback" or "skipped": see plan_file
+    read_from: str | None = None  # the lower bound the records were read from (None: none)
     rows_read: int = 0
     rows_later: int = 0  # records dated after the window: the file is not done with
 
@@ -553,7 +554,7 @@ class FileRead:
         return dict(self.__dict__)
 
 
-FILE_READ_COLUMNS = ("path", "fingerprint", "mode", "rows_read", "rows_later")
+FILE_READ_COLUMNS = ("path", "fingerprint", "mode", "read_from", "rows_read", "rows_later")
 
 
 @dataclass
@@ -649,6 +650,17 @@ def plan_file(
     the window's records are taken. ``full``: a file never read: every record up to the
     window's end, however old (late drops are not lost to the lookback).
     """
+    own = [f for f in history.files if f["path"] == path and f["batch_id"] == batch_id]
+    if own:
+        # A rerun replaces this batch's rows, so it must hold again what it held: the same
+        # file read from the same lower bound (a changed file: the window's records).
+        before = own[0]
+        if before["mode"] == "skipped":
+            return "skipped", None
+        if before["fingerprint"] != fingerprint:
+            return "lookback", window
+        start = parse_timestamp(before.get("read_from")) if before.get("read_from") else None
+        return str(before["mode"]), Window(start, window.end)
     earlier = [
         f for f in history.files
         if f["path"] == path and f["batch_id"] != batch_id and f["mode"] != "skipped"
@@ -774,6 +786,8 @@ def extract_entity(
         fp = file_fingerprint(path)
         mode, file_window = plan_file(path, fp, history, bid, window)
         read = FileRead(path, fp, mode)
+        if file_window is not None and file_window.start is not None:
+            read.read_from = format_timestamp(file_window.start)
         if file_window is not None:
             for raw in read_records(path, spec):
                 take(raw, file_window, read)
