@@ -28,6 +28,7 @@ def main(ds: str, kill_task: str | None, delay: float) -> None:
     start, end = iv.start, iv.end
 
     def task(name: str, fn, *args, **kwargs):
+        print(f"TASK {name} start", flush=True)
         if name == kill_task:
             threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
             fn(*args, **kwargs)

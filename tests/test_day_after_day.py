@@ -282,3 +282,24 @@ def test_first_failure_is_read_from_the_log():
     log = "noise\nPROFILECAST_TASK_FAILED task_id=load_raw error=SourceError: boom\nmore\n"
     assert first_failure(log) == "task load_raw failed: SourceError: boom"
     assert first_failure("all good") is None
+
+
+def test_a_backfill_respects_the_frequency_cap_of_sends_made_by_later_days():
+    from profilecast.render import build_audiences
+
+    from .test_export import DS, _audience_wh, _campaign
+
+    wh = _audience_wh()  # "capped" got mail on 2026-10-30, three-day cap
+    wh.execute("insert into send_ledger values ('k2', 'other', 'ok', '2026-11-01')")  # after DS
+    wh.execute("insert into send_ledger values ('k3', 'c', 'old_tent_complaint', '2026-11-05')")
+    build_audiences(wh, [_campaign("c")], DS)
+    got = {r[0] for r in wh.query("select customer_id from campaign_audiences")}
+    # "ok" was mailed the day after DS (a later run went first): a backfill of DS keeps out;
+    # a send five days later is outside the cap.
+    assert "ok" not in got and "capped" not in got and "old_tent_complaint" in got
+    # A rerun of the same date keeps the people it already mailed (their keys are in the
+    # ledger, so the export writes nothing twice).
+    wh.execute(f"insert into send_ledger values ('k4', 'c', 'old_tent_complaint', '{DS}')")
+    build_audiences(wh, [_campaign("c")], DS)
+    again = {r[0] for r in wh.query("select customer_id from campaign_audiences")}
+    assert again == got

@@ -179,8 +179,26 @@ class LocalAirflow:
 
     def backfill(self, interval: Interval) -> str:
         """Backfill one earlier interval (reprocessing it if it already ran); returns the run
-        id the scheduler creates or takes over for it."""
-        self.api("POST", "/backfills", {
+        id the scheduler creates or takes over for it.
+
+        On SQLite, Airflow refuses to create a backfill while another component holds the
+        database (HTTP 503, "Database is locked"): the request is retried with backoff."""
+        from tenacity import (
+            retry,
+            retry_if_exception,
+            stop_after_attempt,
+            wait_exponential,
+        )
+
+        create = retry(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, AirflowError) and "HTTP 503" in str(e)
+            ),
+            wait=wait_exponential(multiplier=1, max=15),
+            stop=stop_after_attempt(12),
+            reraise=True,
+        )(self.api)
+        create("POST", "/backfills", {
             "dag_id": DAG_ID,
             "from_date": interval.start.isoformat(),
             "to_date": interval.start.isoformat(),

@@ -175,13 +175,16 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     # Transactional mail (receipts, account notices) ignores marketing opt-outs but never
     # goes to an address that bounced or complained, or to no address at all.
     reachable = set(profiles.loc[profiles["is_reachable"].astype(bool), "customer_id"])
-    recent: dict[str, str] = {}
+    # Days from run_date to each customer's nearest send on another date, before or after:
+    # a backfill or a rerun of an earlier day must respect sends made by later days too.
+    nearest: dict[str, int] = {}
     if wh.table_exists("send_ledger"):
-        for cid, ds in wh.query(
-            "select customer_id, max(run_date) from send_ledger where run_date < %s group by 1",
-            (run_date,),
+        for cid, days in wh.query(
+            "select customer_id, min(abs(cast(run_date as date) - cast(%s as date))) "
+            "from send_ledger where cast(run_date as date) <> cast(%s as date) group by 1",
+            (run_date, run_date),
         ):
-            recent[cid] = str(ds)
+            nearest[cid] = int(days)
     by_segment = members.groupby("segment")["customer_id"].apply(set).to_dict()
     taken: set[str] = set()
     rows = []
@@ -201,7 +204,7 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             audience = {
                 cid
                 for cid in audience
-                if cid not in recent or _days_between(recent[cid], run_date) >= c.frequency_cap_days
+                if cid not in nearest or nearest[cid] >= c.frequency_cap_days
             }
         audience -= taken
         taken |= audience
@@ -234,12 +237,6 @@ def complained_about(profiles: Any, product: str, run_date: str, window_days: in
         pd.to_datetime(profiles["last_complaint_at"]) >= cutoff
     )
     return set(profiles.loc[hit, "customer_id"])
-
-
-def _days_between(earlier: str, later: str) -> int:
-    from datetime import date
-
-    return (date.fromisoformat(later[:10]) - date.fromisoformat(earlier[:10])).days
 
 
 def rendered_path(rendered_dir: Path, run_date: str, campaign_id: str) -> Path:

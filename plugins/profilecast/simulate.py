@@ -340,15 +340,16 @@ def _check_updates(con: Any, changes: list[dict[str, str]], ds: str, latest: str
 # The run
 # ------------------------------------------------------------------------------------------
 def plan_steps(first: date, days: int) -> list[tuple[str, str, date]]:
-    """(label, action, day): the daily runs, with one rerun of a finished interval (after
-    the third day) and one backfill of an earlier interval (after the fourth day)."""
+    """(label, action, day): the daily runs, with one rerun of a finished interval (the
+    second, after the third day) and one backfill of an earlier interval (the first, after
+    the fourth day, or after the third when there are only three)."""
     steps: list[tuple[str, str, date]] = []
     for k in range(days):
         day = first + timedelta(days=k)
         steps.append((f"day {k + 1} {day}", "run", day))
-        if k == 2 and days >= 3:
+        if k == 2:
             steps.append((f"rerun {first + timedelta(days=1)}", "rerun", first + timedelta(days=1)))
-        if k == 3 and days >= 4:
+        if k == min(3, days - 1) and k >= 2:
             steps.append((f"backfill {first}", "backfill", first))
     return steps
 
@@ -397,6 +398,9 @@ def simulate(
             step = Step(label, interval, result, time.monotonic() - started)
             steps.append(step)
             step.checks = check_day(world, step, steps)
+            report = home / "reports" / "simulation.txt"
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(render_table(steps) + "\n")  # readable while it runs
             printer(f"{label:24s} {result.state:8s} {step.seconds:7.1f}s  "
                     + ("ok" if step.ok else "FAILED: " + ", ".join(
                         k for k, c in step.checks.items() if not c.ok)))  # fmt: skip
