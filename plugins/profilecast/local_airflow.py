@@ -123,6 +123,14 @@ class LocalAirflow:
     def stop(self) -> None:
         """SIGTERM every component's process group, then SIGKILL what is left of it (the
         executor's workers live in the scheduler's group)."""
+        import psutil
+
+        descendants = []
+        for proc in self.procs.values():
+            try:  # e.g. the scheduler's log server, which leaves its process group
+                descendants += psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
         for proc in self.procs.values():
             _killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
@@ -133,6 +141,11 @@ class LocalAirflow:
                 pass
             _killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for child in descendants:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.procs.clear()
 
     def _check_alive(self) -> None:
