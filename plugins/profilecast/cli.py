@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from profilecast.config import Settings, load_settings
@@ -245,7 +245,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     ds = args.date
-    as_of = (date.fromisoformat(ds) + timedelta(days=1)).isoformat() + " 00:00:00"
+    as_of = Interval.day(ds).as_of
     report_dir = settings.reports_dir / ds / "quality"
     try:
         with connect(settings, read_only=True) as wh:

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings
@@ -264,9 +263,3 @@ def _same(text: str, when: Any) -> bool:
     from profilecast.interval import utc
 
     return utc(text) == when
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    import shutil
-
-    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -885,11 +885,6 @@ def load_history(wh: Any, source: str | None = None) -> History:
     return history
 
 
-def previous_batches(wh: Any) -> dict[str, dict[str, Any]]:
-    """load_batches rows by batch id (empty when nothing has been loaded yet)."""
-    return load_history(wh).batches
-
-
 def connector_for(source: str) -> str:
     """``files`` (default) or ``api``, from PROFILECAST_CONNECTORS=billing=api,crm=api."""
     import os
