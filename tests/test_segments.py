@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from profilecast import cli, pipeline
 from profilecast.config import REPO_ROOT, load_settings
-from profilecast.segments import customer_tags
 from profilecast.warehouse import connect
 
 DAY = datetime(2026, 10, 31, tzinfo=UTC)
@@ -115,22 +114,3 @@ def test_add_and_retire_a_segment(tmp_path, monkeypatch, sample_dir, capsys):
     assert closed == members and retired
     assert cli.main(["segments"]) == 0
     assert "camping_curious (retired)" in capsys.readouterr().out
-
-
-def test_customer_tags_bring_main_tags_along():
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {"customer_id": ["a", "a"], "segment": ["vip", "frequent"],
-         "tags": ["LoyalCustomer|LoyalCustomer > HighSpender", "LoyalCustomer > FrequentBuyer"]}
-    )  # fmt: skip
-    tags = customer_tags(frame)
-    assert set(tags.tag_path) == {
-        "LoyalCustomer",
-        "LoyalCustomer > HighSpender",
-        "LoyalCustomer > FrequentBuyer",
-    }
-    main = tags[tags.tag_path == "LoyalCustomer"].iloc[0]
-    assert main.segments == "frequent,vip" and pd.isna(main.parent_tag)
-    sub = tags[tags.tag_path == "LoyalCustomer > HighSpender"].iloc[0]
-    assert sub.parent_tag == "LoyalCustomer" and sub.tag == "HighSpender"

@@ -77,3 +77,8 @@
 {% macro last_activity_at() -%}
   coalesce(greatest(last_open_at, last_click_at, last_seen_at), crm_created_at)
 {%- endmacro %}
+
+{#- Values joined with a separator, in sorted order (DuckDB and PostgreSQL alike). -#}
+{% macro ordered_string_agg(expr, separator) -%}
+  string_agg({{ expr }}, '{{ separator }}' order by {{ expr }})
+{%- endmacro %}

@@ -6,7 +6,7 @@ with
 
 resolved as (
 
-    select * from {{ ref('int_identities_resolved') }}
+    select * from {{ ref('int_identity_clusters_resolved') }}
 
 ),
 

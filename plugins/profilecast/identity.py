@@ -1,9 +1,8 @@
-"""State that identity resolution keeps between runs, and accuracy measurement.
+"""Identity figures for a run, and accuracy measurement against the generator's truth.
 
-dbt computes clusters and ids (``int_identities_resolved``); it reads the previous run's
-assignment from ``identity_registry``. After each build :func:`persist_identity_state`
-replaces the registry with the new assignment (keeping each id's first-assigned time) and
-appends this run's merges to ``identity_merge_history``.
+dbt owns identity state: ``identity_registry`` (every record's stable customer id) and the
+``identity_merge_history`` / ``identity_split_history`` tables are incremental models in
+``dbt_project/models/state/``. This module only reads them.
 """
 
 from __future__ import annotations
@@ -12,52 +11,21 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def ensure_state_tables(wh: Any) -> None:
-    if not wh.table_exists("identity_registry"):
-        wh.execute(
-            "create table identity_registry (source varchar, source_record_id varchar, "
-            "customer_id varchar, first_assigned_at timestamp)"
-        )
-    if not wh.table_exists("identity_merge_history"):
-        wh.execute(
-            "create table identity_merge_history (run_date date, merged_customer_id varchar, "
-            "survivor_customer_id varchar)"
-        )
-
-
-def persist_identity_state(wh: Any, run_date: str, as_of: str) -> dict[str, int]:
-    """Record this run's merges and make its assignment the registry for the next run."""
-    wh.begin()
-    try:
-        wh.execute(
-            "insert into identity_merge_history (run_date, merged_customer_id, survivor_customer_id) "
-            "select cast(%s as date), m.merged_customer_id, m.survivor_customer_id "
-            "from int_identity_merges_detected m where not exists (select 1 from "
-            "identity_merge_history h where h.merged_customer_id = m.merged_customer_id "
-            "and h.survivor_customer_id = m.survivor_customer_id)",
-            (run_date,),
-        )
-        wh.execute(
-            "create table identity_registry_next as "
-            "select r.source, r.source_record_id, r.customer_id, "
-            "coalesce(p.first_assigned_at, cast(%s as timestamp)) as first_assigned_at "
-            "from int_identities_resolved r left join ("
-            "  select customer_id, min(first_assigned_at) as first_assigned_at "
-            "  from identity_registry group by customer_id"
-            ") p on p.customer_id = r.customer_id",
-            (as_of,),
-        )
-        wh.execute("drop table identity_registry")
-        wh.execute("alter table identity_registry_next rename to identity_registry")
-        wh.commit()
-    except Exception:
-        wh.rollback()
-        raise
+def identity_figures(wh: Any, run_date: str) -> dict[str, int]:
+    """Merges and splits recorded on ``run_date``; records and customer ids now."""
     merges = wh.query(
         "select count(*) from identity_merge_history where run_date = %s", (run_date,)
     )
-    ids = wh.query("select count(distinct customer_id) from identity_registry")
-    return {"merges": int(merges[0][0]), "customers": int(ids[0][0])}
+    splits = wh.query(
+        "select count(*) from identity_split_history where run_date = %s", (run_date,)
+    )
+    ids = wh.query("select count(*), count(distinct customer_id) from identity_registry")
+    return {
+        "merges": int(merges[0][0]),
+        "splits": int(splits[0][0]),
+        "records": int(ids[0][0]),
+        "customers": int(ids[0][1]),
+    }
 
 
 def pairwise_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:

@@ -59,23 +59,26 @@ def transform(
     interval_start: Any, interval_end: Any, settings: Settings | None = None
 ) -> dict[str, Any]:
     """dbt build (models, tests, unit tests) then the segment tables."""
-    from profilecast.identity import ensure_state_tables, persist_identity_state
-    from profilecast.segments import build_segment_tables, segments_from_manifest
-    from profilecast.warehouse import connect, dbt_manifest, run_dbt
+    from profilecast.identity import identity_figures
+    from profilecast.segments import segment_model_names
+    from profilecast.warehouse import connect, dbt_build
 
     settings = settings or load_settings()
-    with connect(settings) as wh:
-        ensure_state_tables(wh)
-    run_dbt(settings, "build", dbt_vars={"as_of": as_of_of(interval_end)})
-    segs = segments_from_manifest(dbt_manifest(settings))
     ds = run_date_of(interval_start)
-    with connect(settings) as wh:
-        identity = persist_identity_state(wh, ds, as_of_of(interval_end))
-        runs = build_segment_tables(wh, segs, ds)
-    return {
-        "segments": {r["segment"]: r["size"] for r in runs if not r["is_retired"]},
-        "identity": identity,
+    dbt_vars = {
+        "as_of": as_of_of(interval_end),
+        "run_date": ds,
+        "segment_models": segment_model_names(settings.dbt_project_dir),
     }
+    dbt_build(settings, dbt_vars)
+    with connect(settings) as wh:
+        identity = identity_figures(wh, ds)
+        sizes = wh.query(
+            "select segment, size from segment_runs where run_date = %s and not is_retired "
+            "order by segment",
+            (ds,),
+        )
+    return {"segments": {s: int(n) for s, n in sizes}, "identity": identity}
 
 
 def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:

@@ -1,10 +1,12 @@
-"""Segment tables built from whatever models live in ``dbt_project/models/segments/``.
+"""Segments: the models in ``dbt_project/models/segments/``, one segment per file.
 
-After ``dbt build``, the manifest lists the segment models and their ``config(meta=...)``.
-This module unions them into ``customer_segments`` (current membership), keeps
-``segment_membership_history`` (one row per entry, closed on exit) and ``segment_runs``
-(size per run and the change against the previous run). No registry to edit: adding a
-segment file is enough, and removing one retires it (its history is closed, not deleted).
+dbt builds everything about them (``models/activation/``): ``customer_segments`` (current
+membership), ``segment_membership_history`` (one row per stay, closed on exit),
+``segment_runs`` (size per run and the change against the previous run) and
+``customer_tags``. The pipeline passes the folder's list of files to dbt on each build, so
+adding a segment file is enough, and removing one retires it (its history is closed, not
+deleted). This module lists the files, reads their metadata from dbt's manifest, and
+explains one customer's membership.
 """
 
 from __future__ import annotations
@@ -61,173 +63,13 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
     return sorted(found, key=lambda s: s.name)
 
 
-def build_segment_tables(wh: Any, segments: list[Segment], run_date: str) -> list[dict[str, Any]]:
-    """(Re)build customer_segments and update history and run sizes for ``run_date``.
+def segment_model_names(dbt_project_dir: Any) -> list[str]:
+    """The segment models: every ``.sql`` file under ``models/segments/`` (dbt names a model
+    after its file). Passed to dbt as var ``segment_models`` on every build."""
+    from pathlib import Path
 
-    Idempotent for a run date: rerunning it yields the same tables.
-    """
-    import pandas as pd
-
-    schema = wh.schema
-    frames = []
-    for seg in segments:
-        ids = wh.df(f"select distinct customer_id from {schema}.{seg.relation}")
-        ids["segment"] = seg.name
-        ids["tags"] = "|".join(seg.tags)
-        ids["kind"] = seg.kind
-        frames.append(ids)
-    current = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["customer_id", "segment", "tags", "kind"])
-    )
-
-    types = {"entered_at": "date", "exited_at": "date", "run_date": "date"}
-    if not wh.table_exists("segment_membership_history"):
-        wh.execute(
-            "create table segment_membership_history ("
-            "customer_id varchar, segment varchar, entered_at date, exited_at date)"
-        )
-    # Undo anything a previous attempt of this same run date recorded, then apply it again.
-    wh.execute("delete from segment_membership_history where entered_at = %s", (run_date,))
-    wh.execute(
-        "update segment_membership_history set exited_at = null where exited_at = %s",
-        (run_date,),
-    )
-    open_rows = wh.df(
-        "select customer_id, segment, entered_at from segment_membership_history "
-        "where exited_at is null"
-    )
-    cur_keys = set(zip(current["customer_id"], current["segment"], strict=True))
-    open_keys = set(zip(open_rows["customer_id"], open_rows["segment"], strict=True))
-    exits = open_keys - cur_keys
-    entries = cur_keys - open_keys
-    wh.begin()
-    try:
-        for cid, seg in exits:
-            wh.execute(
-                "update segment_membership_history set exited_at = %s "
-                "where customer_id = %s and segment = %s and exited_at is null",
-                (run_date, cid, seg),
-            )
-        if entries:
-            new = pd.DataFrame(sorted(entries), columns=["customer_id", "segment"])
-            new["entered_at"] = run_date
-            new["exited_at"] = None
-            wh._insert_frame("segment_membership_history", new)
-        wh.commit()
-    except Exception:
-        wh.rollback()
-        raise
-
-    entered = wh.df(
-        "select customer_id, segment, entered_at from segment_membership_history "
-        "where exited_at is null"
-    )
-    membership = current.merge(entered, on=["customer_id", "segment"], how="left")
-    membership["entered_at"] = membership["entered_at"].astype(str)
-    _replace_all(
-        wh,
-        "customer_segments",
-        membership[["customer_id", "segment", "tags", "kind", "entered_at"]],
-        types,
-    )
-
-    _replace_all(wh, "customer_tags", customer_tags(current), {})
-
-    # Sizes per run and change against the previous run of each segment.
-    previous = {}
-    if wh.table_exists("segment_runs"):
-        rows = wh.query(
-            "select segment, size from segment_runs r where run_date = ("
-            "select max(run_date) from segment_runs p where p.segment = r.segment "
-            "and p.run_date < %s)",
-            (run_date,),
-        )
-        previous = {seg: size for seg, size in rows}
-    sizes = current.groupby("segment").size().to_dict() if len(current) else {}
-    meta = {s.name: s for s in segments}
-    run_rows = []
-    for name in sorted(set(meta) | set(previous)):
-        size = int(sizes.get(name, 0))
-        prev = previous.get(name)
-        change = None if not prev else round((size - prev) / prev * 100, 2)
-        run_rows.append(
-            {
-                "run_date": run_date,
-                "segment": name,
-                "size": size,
-                "previous_size": prev,
-                "change_pct": change,
-                "is_retired": name not in meta,
-                "kind": meta[name].kind if name in meta else None,
-                "owner": meta[name].owner if name in meta else None,
-                "description": meta[name].description if name in meta else None,
-                "min_change_pct": meta[name].min_change_pct if name in meta else None,
-                "max_change_pct": meta[name].max_change_pct if name in meta else None,
-                "band_min_rows": meta[name].band_min_rows if name in meta else None,
-            }
-        )
-    wh.replace_rows(
-        "segment_runs",
-        "run_date",
-        run_date,
-        pd.DataFrame(run_rows),
-        column_types={
-            "run_date": "date",
-            "size": "bigint",
-            "previous_size": "bigint",
-            "change_pct": "double precision",
-            "min_change_pct": "double precision",
-            "max_change_pct": "double precision",
-            "band_min_rows": "integer",
-            "is_retired": "boolean",
-        },
-    )
-    return run_rows
-
-
-def _replace_all(wh: Any, table: str, frame: Any, types: dict[str, str]) -> None:
-    if wh.table_exists(table):
-        wh.execute(f"drop table {table}")
-    cols = ", ".join(f'"{c}" {types.get(c, "varchar")}' for c in frame.columns)
-    wh.execute(f"create table {table} ({cols})")
-    if len(frame):
-        wh._insert_frame(table, frame)
-
-
-def customer_tags(membership: Any) -> Any:
-    """Hierarchical tags per customer from their segments' ``segment_tags``.
-
-    ``"LoyalCustomer > HighSpender"`` yields the main tag ``LoyalCustomer`` and the sub-tag
-    ``HighSpender``; a sub-tag always brings its main tag along. One row per customer and
-    tag path, with the segments that assigned it.
-    """
-    import pandas as pd
-
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for cid, seg, tags in zip(
-        membership["customer_id"], membership["segment"], membership["tags"], strict=True
-    ):
-        for tag in filter(None, str(tags or "").split("|")):
-            parts = [p.strip() for p in tag.split(">") if p.strip()]
-            for depth in range(1, len(parts) + 1):
-                path = " > ".join(parts[:depth])
-                row = rows.setdefault(
-                    (cid, path),
-                    {
-                        "customer_id": cid,
-                        "tag_path": path,
-                        "main_tag": parts[0],
-                        "tag": parts[depth - 1],
-                        "parent_tag": parts[depth - 2] if depth > 1 else None,
-                        "segments": set(),
-                    },
-                )
-                row["segments"].add(seg)
-    out = [{**r, "segments": ",".join(sorted(r["segments"]))} for r in rows.values()]
-    cols = ["customer_id", "tag_path", "main_tag", "tag", "parent_tag", "segments"]
-    return pd.DataFrame(out, columns=cols)
+    folder = Path(dbt_project_dir) / SEGMENTS_PATH_PREFIX
+    return sorted(p.stem for p in folder.rglob("*.sql"))
 
 
 def explain(wh: Any, segments: list[Segment], customer_id: str) -> list[str]:

@@ -29,7 +29,7 @@ INVARIANTS = (
     ("exactly_once", "no message_key exported twice"),
     ("frequency_cap", "no campaign more often than its frequency cap"),
     ("opt_outs", "nobody exported on/after their opt-out day"),
-    ("stable_ids", "customer ids stable unless merged (and merges recorded)"),
+    ("stable_ids", "customer ids stable unless a recorded merge or split"),
     ("row_accounting", "rows read = loaded + quarantined; no re-quarantine"),
     ("updates", "updates to old CRM/billing records reach profiles that day"),
     ("manifests", "every exported batch listed in a manifest"),
@@ -228,15 +228,20 @@ def check_day(world: World, step: Step, all_steps: list[Step]) -> dict[str, Chec
             + (f": {violations[:3]}" if violations else ""),
         )
 
-        # Stable ids: a record keeps its customer id unless identity_merge_history says why.
+        # Stable ids: a record keeps its customer id unless the merge or split history
+        # says why.
         now = {(s, r): c for s, r, c in con.execute(
             "select source, source_record_id, customer_id from customer_identity_map").fetchall()}  # fmt: skip
         merges = set(con.execute(
             "select merged_customer_id, survivor_customer_id from identity_merge_history"
         ).fetchall()) if _has(con, "identity_merge_history") else set()  # fmt: skip
+        splits = set(con.execute(
+            "select split_customer_id, new_customer_id from identity_split_history"
+        ).fetchall()) if _has(con, "identity_split_history") else set()  # fmt: skip
         changed = [(k, world.identity[k], c) for k, c in now.items()
                    if k in world.identity and world.identity[k] != c]  # fmt: skip
-        unexplained = [x for x in changed if (x[1], x[2]) not in merges]
+        unexplained = [x for x in changed if (x[1], x[2]) not in merges | splits]
+        split_moves = sum(1 for x in changed if (x[1], x[2]) in splits)
         truth_merges = [
             c for c in changes if c["kind"] == "crm_merge" and c["day"] <= step.interval.ds
         ]
@@ -247,7 +252,8 @@ def check_day(world: World, step: Step, all_steps: list[Step]) -> dict[str, Chec
         )  # fmt: skip
         checks["stable_ids"] = Check(
             not unexplained,
-            f"{len(changed)} id change(s), {len(unexplained)} unexplained; truth merges "
+            f"{len(changed)} id change(s) ({split_moves} by a recorded split), "
+            f"{len(unexplained)} unexplained; truth merges "
             f"{joined}/{len(truth_merges)} joined"
             + (f"; e.g. {unexplained[:2]}" if unexplained else ""),
         )

@@ -1,229 +1,35 @@
--- Final clusters and stable customer ids.
---
--- 1. Connected components over every accepted edge (deterministic and fuzzy).
--- 2. Over-merge guards: a cluster larger than var identity_max_cluster_size, or one that
---    ends up holding two ids of an exclusive source through a chain of fuzzy edges, falls
---    back to its deterministic clusters.
--- 3. Stable ids: each cluster keeps the oldest customer_id its records had in the previous
---    run (identity_registry, written after every build). When clusters merge, that survivor
---    keeps its id and the others are recorded in int_identity_merges_detected; when a
---    cluster splits, the part with the most records keeps the id. A cluster with no
---    previous id gets 'pc_' + a hash of its smallest record key, so unchanged data yields
---    identical ids run after run.
+-- One row per source record: its cluster, the rule that placed it, and its stable
+-- customer_id from identity_registry.
 with
 
-records as (
+clusters as (
 
-    select * from {{ ref('int_identity_records_unioned') }}
-
-),
-
-deterministic as (
-
-    select * from {{ ref('int_identity_clusters_deterministic') }}
-
-),
-
-edges as (
-
-    select * from {{ ref('int_identity_edges_scored') }}
+    select * from {{ ref('int_identity_clusters_resolved') }}
 
 ),
 
 registry as (
 
-    select * from {{ source('state', 'identity_registry') }}
-
-),
-
-accepted as (
-
-    select node_a, node_b from edges where is_accepted
-
-),
-
-nodes as (
-
-    select record_key as node from records
-
-),
-
-{{ connected_components('labels', 'nodes', 'accepted', rounds=10) }},
-
-clustered as (
-
-    select
-        deterministic.record_key,
-        deterministic.source,
-        deterministic.source_record_id,
-        deterministic.deterministic_label,
-        labels.label as full_label
-    from deterministic
-    inner join labels_10 as labels on labels.node = deterministic.record_key
-
-),
-
-full_sizes as (
-
-    select full_label, count(*) as records_count
-    from clustered
-    group by full_label
-
-),
-
-exclusive_counts as (
-
-    select full_label, max(deterministic_clusters) as max_exclusive_ids
-    from (
-        select full_label, source, count(distinct deterministic_label) as deterministic_clusters
-        from clustered
-        where source in ({% for s in var('identity_exclusive_sources') %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
-        group by full_label, source
-    ) as per_source
-    group by full_label
-
-),
-
-cluster_checks as (
-
-    select
-        full_sizes.full_label,
-        full_sizes.records_count,
-        coalesce(exclusive_counts.max_exclusive_ids, 0) as max_exclusive_ids
-    from full_sizes
-    left join exclusive_counts on exclusive_counts.full_label = full_sizes.full_label
-
-),
-
-guarded as (
-
-    select
-        clustered.*,
-        case
-            when cluster_checks.records_count > {{ var('identity_max_cluster_size') }}
-                or cluster_checks.max_exclusive_ids > 1
-            then clustered.deterministic_label
-            else clustered.full_label
-        end as cluster_label,
-        cluster_checks.records_count > {{ var('identity_max_cluster_size') }} as is_oversized
-    from clustered
-    inner join cluster_checks on cluster_checks.full_label = clustered.full_label
-
-),
-
-cluster_sizes as (
-
-    select cluster_label, count(*) as records_count
-    from guarded
-    group by cluster_label
-
-),
-
-previous_ids as (
-
-    select
-        guarded.cluster_label,
-        registry.customer_id,
-        min(registry.first_assigned_at) as first_assigned_at,
-        count(*) as records_with_id
-    from guarded
-    inner join registry
-        on registry.source = guarded.source
-        and registry.source_record_id = guarded.source_record_id
-    group by guarded.cluster_label, registry.customer_id
-
-),
-
-preferred as (
-
-    select
-        cluster_label,
-        customer_id,
-        row_number() over (
-            partition by cluster_label
-            order by first_assigned_at, records_with_id desc, customer_id
-        ) as preference
-    from previous_ids
-
-),
-
-claims as (
-
-    select
-        preferred.cluster_label,
-        preferred.customer_id,
-        row_number() over (
-            partition by preferred.customer_id
-            order by cluster_sizes.records_count desc, preferred.cluster_label
-        ) as claim_rank
-    from preferred
-    inner join cluster_sizes on cluster_sizes.cluster_label = preferred.cluster_label
-    where preferred.preference = 1
-
-),
-
-assigned as (
-
-    select
-        cluster_sizes.cluster_label,
-        coalesce(claims.customer_id, {{ hash_id('pc_', 'cluster_sizes.cluster_label') }}) as customer_id
-    from cluster_sizes
-    left join claims
-        on claims.cluster_label = cluster_sizes.cluster_label and claims.claim_rank = 1
-
-),
-
-incident as (
-
-    select node_a as record_key, rule, score from edges where is_accepted
-    union all
-    select node_b, rule, score from edges where is_accepted
-
-),
-
-best_rule as (
-
-    select
-        record_key,
-        rule,
-        score,
-        row_number() over (
-            partition by record_key
-            order by case when rule = 'fuzzy' then 1 else 0 end,
-                     case rule
-                         when 'billing_metadata_crm_contact_id' then 1
-                         when 'web_user_id' then 2
-                         when 'anonymous_id_to_user_id' then 3
-                         when 'email' then 4
-                         else 5
-                     end,
-                     score desc
-        ) as rule_rank
-    from incident
+    select * from {{ ref('identity_registry') }}
 
 ),
 
 final as (
 
     select
-        guarded.source,
-        guarded.source_record_id,
-        guarded.record_key,
-        assigned.customer_id,
-        guarded.cluster_label,
-        guarded.full_label,
-        guarded.is_oversized,
-        coalesce(best_rule.rule, 'singleton') as match_rule,
-        cast(
-            case
-                when best_rule.rule = 'fuzzy' then 1.0 - 1.0 / (1.0 + power(2.0, best_rule.score))
-                else 1.0
-            end as numeric(5, 4)
-        ) as match_score
-    from guarded
-    inner join assigned on assigned.cluster_label = guarded.cluster_label
-    left join best_rule
-        on best_rule.record_key = guarded.record_key and best_rule.rule_rank = 1
+        clusters.source,
+        clusters.source_record_id,
+        clusters.record_key,
+        registry.customer_id,
+        clusters.cluster_label,
+        clusters.full_label,
+        clusters.is_oversized,
+        clusters.match_rule,
+        clusters.match_score
+    from clusters
+    inner join registry
+        on registry.source = clusters.source
+        and registry.source_record_id = clusters.source_record_id
 
 )
 

@@ -26,12 +26,33 @@ crm_keys as (
 
 ),
 
+billing_keys as (
+
+    select source_record_id as billing_customer_id, record_key
+    from records
+    where source = 'billing'
+
+),
+
 previous_emails as (
 
-    -- Addresses a contact had before its current one (after a CRM email change).
-    select distinct crm_keys.record_key, {{ normalize_email('history.email') }} as email_normalized
+    -- Addresses a CRM contact or a billing customer had before its current one (after an
+    -- email change in that system).
+    select distinct
+        crm_keys.record_key,
+        {{ normalize_email('history.email') }} as email_normalized,
+        'crm_previous_email' as rule
     from {{ ref('stg_crm__contact_emails') }} as history
     inner join crm_keys on crm_keys.contact_id = history.contact_id
+
+    union
+
+    select distinct
+        billing_keys.record_key,
+        {{ normalize_email('history.email') }} as email_normalized,
+        'billing_previous_email' as rule
+    from {{ ref('stg_billing__customer_emails') }} as history
+    inner join billing_keys on billing_keys.billing_customer_id = history.billing_customer_id
 
 ),
 
@@ -54,7 +75,7 @@ final as (
 
     union all
 
-    select records.record_key, previous_emails.record_key, 'crm_previous_email'
+    select records.record_key, previous_emails.record_key, previous_emails.rule
     from records
     inner join previous_emails on previous_emails.email_normalized = records.email_normalized
     where records.record_key <> previous_emails.record_key
