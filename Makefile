@@ -16,11 +16,11 @@ DEMO_SEED ?= 42
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml dev/pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(UV) pip install --python $(PY) --quiet -r requirements.lock
-	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+	$(UV) pip install --python $(PY) --quiet --no-deps -e . -e dev
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install pinned dependencies (idempotent)
@@ -43,11 +43,13 @@ browser: ## Install Debian's chromium for the preview test (as root; nothing whe
 test: $(STAMP) browser ## Run lint and the whole test suite (unit, DAG integrity, end to end)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint dbt_project/models
 	$(PY) -m pytest -q -p no:cacheprovider
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check, sqlfluff on the dbt models
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint dbt_project/models
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

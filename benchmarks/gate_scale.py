@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def _time_gate(settings, label: str) -> None:
-    from profilecast.quality import run_gate
+    from profilecast.quality.gate import run_gate
     from profilecast.warehouse import connect
 
     with connect(settings, read_only=True) as wh:

@@ -50,8 +50,8 @@ def _historical() -> tuple[list[list[str]], dict[str, str]]:
 def run(name: str, threshold: float | None = None) -> dict:
     from profilecast import pipeline
     from profilecast.config import load_settings
-    from profilecast.identity import pairwise_scores
     from profilecast.warehouse import connect
+    from profilecast_dev.accuracy import pairwise_scores
 
     rows, truth = {"fake_1000": _fake_1000, "historical_50k": _historical}[name]()
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,9 +33,9 @@ def main() -> None:
 
     from profilecast import pipeline
     from profilecast.config import load_settings
-    from profilecast.generate import generate
-    from profilecast.identity import accuracy_against_truth
     from profilecast.warehouse import connect
+    from profilecast_dev.accuracy import accuracy_against_truth
+    from profilecast_dev.generate import generate
 
     settings = load_settings()
     start, end = datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)

@@ -26,9 +26,10 @@ def main() -> None:
 
     tmp = Path(args.out or tempfile.mkdtemp(prefix="pc-render-"))
     os.environ["PROFILECAST_HOME"] = str(tmp / "home")
+    from profilecast.campaigns import load_campaigns, message_key, render_campaign
     from profilecast.config import load_settings
-    from profilecast.export import Target, export_campaign
-    from profilecast.render import load_campaigns, message_key, render_campaign
+    from profilecast.export.batches import export_campaign
+    from profilecast.storage import ObjectStore
     from profilecast.warehouse import connect
 
     settings = load_settings()
@@ -63,7 +64,7 @@ def main() -> None:
                 frame[["run_date", "campaign_id", "customer_id", "message_key", "kind"]],
             )
     report = {"recipients": n, "campaigns": {}}
-    target = Target((tmp / "exports").as_uri())
+    target = ObjectStore((tmp / "exports").as_uri())
     for c in campaigns:
         with connect(settings, read_only=True) as wh:
             t = time.perf_counter()

@@ -173,11 +173,11 @@ def run(name: str, home: Path | None = None, drop: Path | None = None) -> dict:
     from splink.backends.duckdb import DuckDBAPI
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
-    from profilecast.identity import pairwise_scores
+    from profilecast_dev.accuracy import pairwise_scores
 
     t0 = time.perf_counter()
     if name == "generator":
-        from profilecast.generate import read_truth
+        from profilecast_dev.generate import read_truth
 
         df, linker = _generator_model(home, DuckDBAPI())
         truth = {

@@ -15,9 +15,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
+from profilecast.config import DAG_ID, WAREHOUSE_POOL
+from profilecast.sources.catalog import SOURCE_NAMES
 
-SOURCES = ("crm", "billing", "web", "esp")
-WAREHOUSE_POOL = "profilecast_warehouse"
 RAW_ASSET = Asset("profilecast://warehouse/raw")
 PROFILES_ASSET = Asset("profilecast://warehouse/customer_profiles")
 EXPORTS_ASSET = Asset("profilecast://exports")
@@ -45,7 +45,7 @@ def _step(name: str, *args, **kwargs):
 
 
 @dag(
-    dag_id="customer_profiles",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -108,7 +108,7 @@ def customer_profiles():
         print("PROFILECAST_SUMMARY", summary)
         return summary
 
-    extracted = [extract.override(task_id=f"extract_{s}")(s) for s in SOURCES]
+    extracted = [extract.override(task_id=f"extract_{s}")(s) for s in SOURCE_NAMES]
     loaded = load_raw(extracted)
     built = dbt_build(loaded)
     sizes = build_audiences(built)

@@ -13,7 +13,7 @@ SHARED_EXTERNAL = REPO.parent / "shared" / "external"
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """A small deterministic drop of all four sources (generated once per session)."""
-    from profilecast.generate import generate
+    from profilecast_dev.generate import generate
 
     out = tmp_path_factory.mktemp("sample")
     generate(out, contacts=400, seed=7)

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from profilecast.formats import validate_ses_request
+from profilecast.export.formats import validate_ses_request
 
 SENDGRID_SCHEMA = (
     Path(__file__).resolve().parents[2]

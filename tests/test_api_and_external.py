@@ -7,9 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from profilecast import api, sources
+from profilecast import sources
 from profilecast.interval import Interval
 from profilecast.sources import History
+from profilecast.sources.connectors import api
 
 from . import external_inputs as ext
 from .apiserver import API_KEY, FakeApi

@@ -34,7 +34,8 @@ def test_duckdb_memory_limit_defaults_below_the_machine_ram(monkeypatch):
 
 
 def test_dbt_and_profilecast_connections_share_the_memory_cap(monkeypatch, tmp_path):
-    from profilecast.warehouse import connect, dbt_env
+    from profilecast.warehouse import connect
+    from profilecast.warehouse.dbt import dbt_env
 
     monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path))
     monkeypatch.setenv("PROFILECAST_DUCKDB_MEMORY_LIMIT", "1GB")

@@ -203,30 +203,31 @@ def test_segment_legacy_action_is_read_as_type():
 
 # --- export: the manifest on resume -------------------------------------------------------
 def test_resume_after_a_crash_before_the_manifest_writes_the_manifest(tmp_path, monkeypatch):
-    from profilecast import formats
-    from profilecast.export import Target, export_campaign
+    from profilecast.export import formats
+    from profilecast.export.batches import export_campaign
+    from profilecast.storage import ObjectStore
 
     from .esp_formats import messages_in
     from .test_export import DS, _rendered, _Wh
 
     monkeypatch.setattr(formats, "MESSAGES_PER_FILE", 10)
     wh = _Wh()
-    target = Target((tmp_path / "out").as_uri())
+    target = ObjectStore((tmp_path / "out").as_uri())
     rendered = _rendered(tmp_path, 25)
-    real_write = Target.write
+    real_write = ObjectStore.write
 
     def dies_at_manifest(self, rel, data, content_type, overwrite=False):
         if rel.endswith("manifest.json"):
             raise KeyboardInterrupt("killed after the last batch committed")
         return real_write(self, rel, data, content_type, overwrite)
 
-    monkeypatch.setattr(Target, "write", dies_at_manifest)
+    monkeypatch.setattr(ObjectStore, "write", dies_at_manifest)
     with pytest.raises(KeyboardInterrupt):
         export_campaign(wh, target, "c1", DS, [rendered], "run-1")
     folder = tmp_path / "out" / "c1" / DS
     assert not (folder / "manifest.json").exists()
     assert wh.query("select count(*) from send_ledger")[0][0] == 25  # the ledger says sent
-    monkeypatch.setattr(Target, "write", real_write)
+    monkeypatch.setattr(ObjectStore, "write", real_write)
     resumed = export_campaign(wh, target, "c1", DS, [rendered], "run-2")
     assert resumed["exported"] == 0  # nothing new to write ...
     messages = messages_in(folder)  # ... but the ESP's commit marker now lists all 25
@@ -285,7 +286,7 @@ def test_first_failure_is_read_from_the_log():
 
 
 def test_a_backfill_respects_the_frequency_cap_of_sends_made_by_later_days():
-    from profilecast.render import build_audiences
+    from profilecast.campaigns import build_audiences
 
     from .test_export import DS, _audience_wh, _campaign
 

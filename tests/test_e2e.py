@@ -8,7 +8,7 @@ import subprocess
 
 import duckdb
 import pytest
-from profilecast.generate import generate
+from profilecast_dev.generate import generate
 
 from .conftest import clean_env, venv_bin
 from .esp_formats import messages_in

@@ -9,10 +9,11 @@ from dataclasses import replace
 
 import duckdb
 import pytest
-from profilecast import export as export_mod
-from profilecast import formats
-from profilecast.export import Conflict, Target, export_campaign
-from profilecast.render import Campaign, build_audiences, message_key
+from profilecast import storage as storage_mod
+from profilecast.campaigns import Campaign, build_audiences, message_key
+from profilecast.export import formats
+from profilecast.export.batches import export_campaign
+from profilecast.storage import Conflict, ObjectStore
 
 DS = "2026-10-31"
 
@@ -50,7 +51,7 @@ def test_s3_export_with_manifest_sse_and_no_rewrites(tmp_path, s3_env):
     bucket = f"esp-{uuid.uuid4().hex[:8]}"
     s3_env.create_bucket(Bucket=bucket)
     wh = _Wh()
-    target = Target(f"s3://{bucket}/outbound")
+    target = ObjectStore(f"s3://{bucket}/outbound")
     rendered = _rendered(tmp_path, 120)
     for fmt in ("ses",):
         first = export_campaign(wh, target, "c1", DS, [rendered], "run-1", fmt=fmt)
@@ -77,9 +78,9 @@ def test_conditional_writes_never_overwrite_silently(tmp_path, kind, request):
         s3 = request.getfixturevalue("s3_env")
         bucket = f"cond-{uuid.uuid4().hex[:8]}"
         s3.create_bucket(Bucket=bucket)
-        target = Target(f"s3://{bucket}/x")
+        target = ObjectStore(f"s3://{bucket}/x")
     else:
-        target = Target((tmp_path / "out").as_uri())
+        target = ObjectStore((tmp_path / "out").as_uri())
     target.write("a/batch.gz", b"one", "application/gzip")
     target.write("a/batch.gz", b"one", "application/gzip")  # identical retry: fine
     with pytest.raises(Conflict):
@@ -90,10 +91,10 @@ def test_conditional_writes_never_overwrite_silently(tmp_path, kind, request):
 def test_multipart_upload_for_large_batches(s3_env, monkeypatch):
     bucket = f"mp-{uuid.uuid4().hex[:8]}"
     s3_env.create_bucket(Bucket=bucket)
-    monkeypatch.setattr(export_mod, "MULTIPART_BYTES", 1024 * 1024)
-    monkeypatch.setattr(export_mod, "PART_BYTES", 5 * 1024 * 1024)
+    monkeypatch.setenv("PROFILECAST_MULTIPART_BYTES", str(1024 * 1024))
+    monkeypatch.setattr(storage_mod, "PART_BYTES", 5 * 1024 * 1024)
     data = os.urandom(6 * 1024 * 1024)
-    target = Target(f"s3://{bucket}/big")
+    target = ObjectStore(f"s3://{bucket}/big")
     target.write("f.gz", data, "application/gzip")
     head = s3_env.head_object(Bucket=bucket, Key="big/f.gz")
     assert head["ContentLength"] == len(data) and "-2" in head["ETag"]  # two parts
@@ -103,9 +104,9 @@ def test_multipart_upload_for_large_batches(s3_env, monkeypatch):
 def test_crash_midway_then_resume_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "MESSAGES_PER_FILE", 10)
     wh = _Wh()
-    target = Target((tmp_path / "out").as_uri())
+    target = ObjectStore((tmp_path / "out").as_uri())
     rendered = _rendered(tmp_path, 35)
-    real_write = Target.write
+    real_write = ObjectStore.write
     calls = {"n": 0}
 
     def crashing(self, rel, data, content_type, overwrite=False):
@@ -115,11 +116,11 @@ def test_crash_midway_then_resume_loses_and_duplicates_nothing(tmp_path, monkeyp
                 raise KeyboardInterrupt("killed")
         return real_write(self, rel, data, content_type, overwrite)
 
-    monkeypatch.setattr(Target, "write", crashing)
+    monkeypatch.setattr(ObjectStore, "write", crashing)
     with pytest.raises(KeyboardInterrupt):
         export_campaign(wh, target, "c1", DS, [rendered], "run-1")
     assert wh.query("select count(*) from send_ledger")[0][0] == 20  # two batches committed
-    monkeypatch.setattr(Target, "write", real_write)
+    monkeypatch.setattr(ObjectStore, "write", real_write)
     resumed = export_campaign(wh, target, "c1", DS, [rendered], "run-2")
     assert resumed["exported"] == 15
     from .esp_formats import messages_in
@@ -204,13 +205,14 @@ def test_one_campaign_per_customer_by_priority():
 KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from profilecast import formats
+from profilecast.export import formats
 from profilecast.config import load_settings
-from profilecast.export import Target, export_campaign
+from profilecast.export.batches import export_campaign
+from profilecast.storage import ObjectStore
 from profilecast.warehouse import connect
 
 formats.MESSAGES_PER_FILE = 10
-real_write = Target.write
+real_write = ObjectStore.write
 count = {"n": 0}
 
 def write(self, rel, data, content_type, overwrite=False):
@@ -224,9 +226,9 @@ def write(self, rel, data, content_type, overwrite=False):
             os.kill(os.getpid(), signal.SIGKILL)
     return real_write(self, rel, data, content_type, overwrite)
 
-Target.write = write
+ObjectStore.write = write
 with connect(load_settings()) as wh:
-    export_campaign(wh, Target(sys.argv[1]), "c1", "2026-10-31", [Path(sys.argv[2])], "run-killed")
+    export_campaign(wh, ObjectStore(sys.argv[1]), "c1", "2026-10-31", [Path(sys.argv[2])], "run-killed")
 """
 
 
@@ -249,7 +251,7 @@ def test_export_killed_with_sigkill_then_rerun(tmp_path, monkeypatch):
     settings = load_settings()
     with connect(settings) as wh:
         assert wh.query("select count(*) from send_ledger")[0][0] == 20
-        resumed = export_campaign(wh, Target(url), "c1", DS, [rendered], "run-2")
+        resumed = export_campaign(wh, ObjectStore(url), "c1", DS, [rendered], "run-2")
         assert resumed["exported"] == 15
         n, distinct = wh.query("select count(*), count(distinct message_key) from send_ledger")[0]
     assert n == distinct == 35
@@ -265,7 +267,7 @@ def test_sendgrid_bodies_match_the_published_schema(tmp_path):
     if not SENDGRID_SCHEMA.exists():
         pytest.skip("../shared/external/esp_sendgrid is not present beside this clone")
     wh = _Wh()
-    target = Target((tmp_path / "out").as_uri())
+    target = ObjectStore((tmp_path / "out").as_uri())
     export_campaign(wh, target, "c1", DS, [_rendered(tmp_path, 1500)], "r", fmt="sendgrid")
     import gzip
     import json

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from profilecast.generate import generate
+from profilecast_dev.generate import generate
 
 from .conftest import clean_env
 from .fault_driver import TASKS

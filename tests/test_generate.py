@@ -5,7 +5,7 @@ import hashlib
 import json
 from datetime import date
 
-from profilecast.generate import generate
+from profilecast_dev.generate import generate
 
 
 def _digest(folder):

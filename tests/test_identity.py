@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from profilecast import pipeline
 from profilecast.config import load_settings
-from profilecast.generate import generate
-from profilecast.identity import accuracy_against_truth, pairwise_scores
 from profilecast.warehouse import connect
+from profilecast_dev.accuracy import accuracy_against_truth, pairwise_scores
+from profilecast_dev.generate import generate
 
 START = datetime(2026, 10, 31, tzinfo=UTC)
 END = START + timedelta(days=1)

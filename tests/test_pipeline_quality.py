@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from profilecast import pipeline
-from profilecast.quality import QualityGateError, mask_emails, run_gate
+from profilecast.quality.gate import QualityGateError, mask_emails, run_gate
 from profilecast.warehouse import connect
 
 START = datetime(2026, 10, 31, tzinfo=UTC)
@@ -236,7 +236,7 @@ def test_preview_renders_in_headless_chromium(copy_of, tmp_path, monkeypatch):
 def test_preview_check_catches_a_broken_image(tmp_path):
     import re
 
-    from profilecast.render import PREVIEW_SCRIPT
+    from profilecast.campaigns.preview import PREVIEW_SCRIPT
 
     (tmp_path / "m.html").write_text('<p>Hi</p><img src="file:///nonexistent/logo.png">')
     index = tmp_path / "index.html"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 from jinja2.exceptions import SecurityError
-from profilecast.render import (
+from profilecast.campaigns import (
     Campaign,
     CampaignError,
     CompiledCampaign,

@@ -53,3 +53,25 @@
     {%- endfor -%}
     {{ return(rows) }}
 {%- endmacro %}
+
+{#- The body of an inactivity segment: customers with no open, click or visit in the last
+    `days` days (relative to var as_of). -#}
+{% macro inactive_customers(days) -%}
+with
+
+profiles as (
+
+    select * from {{ ref('customer_profiles') }}
+
+),
+
+final as (
+
+    select customer_id
+    from profiles
+    where {{ last_activity_at() }} < {{ days_before(as_of(), days) }}
+
+)
+
+select * from final
+{%- endmacro %}

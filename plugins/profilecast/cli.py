@@ -4,85 +4,51 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-from profilecast.config import Settings, load_settings
-from profilecast.interval import Interval, utc
-
-DAG_ID = "customer_profiles"
-POOL = "profilecast_warehouse"
-
-
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """The environment Airflow runs with: the project's home, DAGs and SQLite metadata."""
-    env = dict(os.environ)
-    home = settings.airflow_home
-    # Airflow starts its components as `airflow ...` from PATH (standalone, the executor):
-    # put this interpreter's scripts first, so nothing needs an activated virtualenv.
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep)
-                                              if p and p != bin_dir)])  # fmt: skip
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "PROFILECAST_HOME": str(settings.home),
-            "PROFILECAST_SOURCES": settings.sources,
-            "PROFILECAST_EXPORT_URL": settings.export_url,
-            "PROFILECAST_DBT_TARGET": settings.dbt_target,
-            "GX_ANALYTICS_ENABLED": "false",
-            "NO_COLOR": "1",
-        }
-    )
-    return env
+from profilecast import pipeline
+from profilecast.config import DAG_ID, Settings, load_settings, set_process_env
+from profilecast.interval import Interval
+from profilecast.local_airflow import (
+    IntervalBusy,
+    active_runs_for,
+    airflow_bin,
+    ensure_airflow,
+    interval_lock,
+)
 
 
-def _airflow_bin() -> str:
-    candidate = Path(sys.executable).with_name("airflow")
-    return str(candidate) if candidate.exists() else "airflow"
+def _dev(module: str) -> Any:
+    """A module of the development package (sample data, simulation), with a clear error
+    when only the production package is installed."""
+    import importlib
 
-
-def ensure_airflow(settings: Settings) -> dict[str, str]:
-    """Initialise Airflow's SQLite metadata and the warehouse pool (once)."""
-    env = airflow_env(settings)
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    marker = settings.airflow_home / ".profilecast-initialised"
-    if not marker.exists():
-        subprocess.run([_airflow_bin(), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run(
-            [_airflow_bin(), "pools", "set", POOL, "1", "DuckDB allows one writing process"],
-            env=env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        marker.write_text(datetime.now().isoformat())
-    return env
+    try:
+        return importlib.import_module(f"profilecast_dev.{module}")
+    except ModuleNotFoundError as exc:
+        raise SystemExit(
+            "this command needs profilecast's development package: "
+            "`make install`, or `pip install -e dev/` in the repository"
+        ) from exc
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from profilecast.generate import generate, print_progress
+    gen = _dev("generate")
 
     start = time.perf_counter()
-    counts = generate(
+    counts = gen.generate(
         Path(args.out),
         contacts=args.contacts,
         seed=args.seed,
-        days=args.days,
-        end_date=date.fromisoformat(args.end_date),
-        progress=None if args.quiet else print_progress,
+        days=gen.DEFAULT_DAYS if args.days is None else args.days,
+        end_date=date.fromisoformat(args.end_date) if args.end_date else gen.DEFAULT_END_DATE,
+        progress=None if args.quiet else gen.print_progress,
         workers=args.workers,
         days_of_change=args.days_of_change,
     )
@@ -91,64 +57,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"  {rel:32s} {n:>12,}")
     print(f"generated {args.contacts:,} contacts into {args.out} in {elapsed:.1f}s")
     return 0
-
-
-def active_runs_for(settings: Settings, interval: Interval) -> list[tuple[str, str, str]]:
-    """(run_id, run_type, state) of queued or running DAG runs over ``interval`` in the
-    project's Airflow metadata (empty when there is none yet)."""
-    import sqlite3
-
-    db = settings.airflow_home / "airflow.db"
-    if not db.exists():
-        return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = con.execute(
-            "select run_id, run_type, state, data_interval_start from dag_run "
-            "where dag_id = ? and state in ('queued', 'running')",
-            (DAG_ID,),
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        con.close()
-    return [
-        (run_id, run_type, state)
-        for run_id, run_type, state, start in rows
-        if start and utc(start) == interval.start
-    ]
-
-
-@contextmanager
-def interval_lock(settings: Settings, interval: Interval) -> Iterator[None]:
-    """Hold the interval for one person's run; a second one is refused with who holds it."""
-    import fcntl
-
-    folder = settings.airflow_home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{DAG_ID}-{interval.ds}.lock"
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise IntervalBusy(
-                f"interval {interval.ds} is held by {holder}; wait for it to finish"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"`profilecast run` pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-
-
-class IntervalBusy(RuntimeError):
-    """Another run holds the data interval."""
 
 
 def first_failure(log_text: str) -> str | None:
@@ -186,7 +94,7 @@ def _run_locked(settings: Settings, env: dict[str, str], interval: Interval) -> 
     start = time.perf_counter()
     with log_path.open("w") as log:
         proc = subprocess.run(
-            [_airflow_bin(), "dags", "test", DAG_ID, logical,
+            [airflow_bin(), "dags", "test", DAG_ID, logical,
              "--conf", json.dumps({"fail_fast": True})],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -240,20 +148,11 @@ def print_summary(s: dict, settings: Settings) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from profilecast.quality import QualityGateError, run_gate
-    from profilecast.warehouse import connect
-
     settings = load_settings()
-    ds = args.date
-    as_of = Interval.day(ds).as_of
-    report_dir = settings.reports_dir / ds / "quality"
+    report_dir = settings.reports_dir / args.date / "quality"
     try:
-        with connect(settings, read_only=True) as wh:
-            outcomes = run_gate(
-                wh, settings.expectations_dir, ds, as_of, report_dir,
-                docs_root=settings.home / "gx",
-            )  # fmt: skip
-    except QualityGateError as exc:
+        outcomes = pipeline.validate(args.date, settings)
+    except pipeline.QualityGateError as exc:
         print(str(exc), file=sys.stderr)
         print(f"report: {report_dir / 'index.html'}", file=sys.stderr)
         return 1
@@ -266,18 +165,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
-    from profilecast.warehouse import connect
-
-    settings = load_settings()
-    with connect(settings, read_only=True) as wh:
-        if not wh.table_exists("segment_runs"):
-            print("no segment runs yet: run `profilecast run --date ...` first")
-            return 1
-        rows = wh.query(
-            "select segment, size, previous_size, change_pct, kind, owner, is_retired "
-            "from segment_runs where run_date = (select max(run_date) from segment_runs) "
-            "order by segment"
-        )
+    rows = pipeline.latest_segment_runs(load_settings())
+    if rows is None:
+        print("no segment runs yet: run `profilecast run --date ...` first")
+        return 1
     print(f"{'segment':24s} {'size':>8s} {'previous':>9s} {'change':>8s}  kind         owner")
     for seg, size, prev, chg, kind, owner, retired in rows:
         chg_s = "" if chg is None else f"{chg:+.1f}%"
@@ -290,53 +181,44 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from profilecast.segments import explain, segments_from_manifest
-    from profilecast.warehouse import connect, dbt_manifest
-
-    settings = load_settings()
     try:
-        segments = segments_from_manifest(dbt_manifest(settings))
+        lines = pipeline.explain(args.customer_id, load_settings())
     except FileNotFoundError:
         print("no dbt manifest yet: run `profilecast run --date ...` first", file=sys.stderr)
         return 1
-    with connect(settings, read_only=True) as wh:
-        lines = explain(wh, segments, args.customer_id)
     print("\n".join(lines))
     return 1 if lines[0].startswith("no profile") else 0
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from profilecast.render import load_campaigns, write_preview
-    from profilecast.warehouse import connect
-
     settings = load_settings()
-    campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
-    if args.campaign not in campaigns:
-        print(f"unknown campaign {args.campaign!r}; known: {', '.join(sorted(campaigns))}",
-              file=sys.stderr)  # fmt: skip
-        return 1
     out = Path(args.out) if args.out else settings.home / "preview" / args.campaign
-    with connect(settings, read_only=True) as wh:
-        index = write_preview(wh, campaigns[args.campaign], out, args.n)
+    try:
+        index = pipeline.preview(args.campaign, out, args.n, settings)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 1
     print(f"preview: {index}")
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from profilecast.simulate import render_table, simulate
+    sim = _dev("simulate")
 
     base = load_settings()
     home = Path(args.home).resolve() if args.home else base.home / "simulation"
-    os.environ["PROFILECAST_HOME"] = str(home)
-    os.environ["PROFILECAST_SOURCES"] = str(home / "sources")
-    os.environ.pop("PROFILECAST_EXPORT_URL", None)
+    set_process_env(
+        PROFILECAST_HOME=str(home),
+        PROFILECAST_SOURCES=str(home / "sources"),
+        PROFILECAST_EXPORT_URL=None,
+    )
     settings = load_settings()
     first = date.fromisoformat(args.start_date)
     print(f"simulating {args.days} day(s) from {first} with {args.contacts:,} contacts in {home}")
     start = time.perf_counter()
-    steps = simulate(settings, args.contacts, args.days, args.seed, first)
+    steps = sim.simulate(settings, args.contacts, args.days, args.seed, first)
     print()
-    print(render_table(steps))
+    print(sim.render_table(steps))
     ok = (
         bool(steps)
         and all(s.ok for s in steps)
@@ -351,20 +233,17 @@ def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
     print(f"AIRFLOW_HOME={settings.airflow_home}; the admin password is printed below")
-    return subprocess.call([_airflow_bin(), "standalone"], env=env)
+    return subprocess.call([airflow_bin(), "standalone"], env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from profilecast.generate import DEFAULT_DAYS, DEFAULT_END_DATE
-
     p = argparse.ArgumentParser(prog="profilecast", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="write a deterministic sample of all four sources")
     g.add_argument("--contacts", type=int, default=3000)
     g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--days", type=int, default=DEFAULT_DAYS)
-    g.add_argument("--end-date", default=DEFAULT_END_DATE.isoformat(),
-                   help=f"last day of history (default {DEFAULT_END_DATE})")  # fmt: skip
+    g.add_argument("--days", type=int, default=None, help="days of history (default 180)")
+    g.add_argument("--end-date", default=None, help="last day of history (default 2026-10-31)")
     g.add_argument("--out", required=True)
     g.add_argument("--workers", type=int, default=1, help="processes (files become part folders)")
     g.add_argument("--quiet", action="store_true")

@@ -15,7 +15,9 @@ from pathlib import Path
 #: The repository root (``plugins/profilecast/config.py`` -> three levels up).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-SOURCES = ("crm", "billing", "web", "esp")
+#: The DAG and the Airflow pool that serialises warehouse writers (DuckDB: one writer).
+DAG_ID = "customer_profiles"
+WAREHOUSE_POOL = "profilecast_warehouse"
 
 
 def _env(name: str, default: str) -> str:
@@ -138,3 +140,71 @@ def postgres_params() -> dict[str, str | int]:
         "dbname": _env("PROFILECAST_PG_DATABASE", "postgres"),
         "schema": _env("PROFILECAST_PG_SCHEMA", "profilecast"),
     }
+
+
+def landing_url() -> str | None:
+    """PROFILECAST_LANDING_URL=s3://bucket/prefix puts the landing zone on S3 (else None:
+    the landing zone is the local folder under PROFILECAST_HOME)."""
+    url = _env("PROFILECAST_LANDING_URL", "")
+    return url.rstrip("/") if url.startswith("s3://") else None
+
+
+def connectors() -> dict[str, str]:
+    """PROFILECAST_CONNECTORS=billing=api,crm=api -> {"billing": "api", "crm": "api"}."""
+    found = {}
+    for part in _env("PROFILECAST_CONNECTORS", "").split(","):
+        name, _, kind = part.strip().partition("=")
+        if name and kind:
+            found[name] = kind
+    return found
+
+
+def multipart_bytes() -> int:
+    """Objects at least this large go to S3 as multipart uploads (default 64 MiB)."""
+    return env_int("PROFILECAST_MULTIPART_BYTES", 64 * 1024 * 1024)
+
+
+def raw_schema_override() -> str | None:
+    """PROFILECAST_RAW_SCHEMA: the schema of the raw tables, when not the default."""
+    return os.environ.get("PROFILECAST_RAW_SCHEMA") or None
+
+
+def unsubscribe_secret() -> str:
+    """The key that signs one-click unsubscribe links (PROFILECAST_UNSUBSCRIBE_SECRET)."""
+    return _env("PROFILECAST_UNSUBSCRIBE_SECRET", "profilecast-demo-secret")
+
+
+def airflow_connection_uri(conn_id: str) -> str | None:
+    """An Airflow Connection given as ``AIRFLOW_CONN_<ID>`` (a URI or JSON), if set."""
+    return os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+
+
+def render_shards() -> int:
+    """Render tasks per campaign (PROFILECAST_RENDER_SHARDS, default 2)."""
+    return env_int("PROFILECAST_RENDER_SHARDS", 2)
+
+
+def process_env(**changes: str | None) -> dict[str, str]:
+    """A copy of this process's environment for a child process, with ``changes`` applied
+    (a value of None removes the variable)."""
+    env = dict(os.environ)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def set_process_env(**changes: str | None) -> None:
+    """Change this process's own environment (the CLI pointing itself at a new home)."""
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def quiet_gx() -> None:
+    """Great Expectations sends usage analytics unless told not to."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -15,20 +15,133 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from profilecast.config import Settings
-from profilecast.interval import Interval
+from profilecast.config import DAG_ID, WAREHOUSE_POOL, Settings, process_env
+from profilecast.interval import Interval, utc
 
-DAG_ID = "customer_profiles"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 TERMINAL = {"success", "failed"}
 
 
 class AirflowError(RuntimeError):
     """A component did not start, or a DAG run did not end well."""
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment Airflow runs with: the project's home, DAGs and SQLite metadata."""
+    env = process_env()
+    home = settings.airflow_home
+    # Airflow starts its components as `airflow ...` from PATH (standalone, the executor):
+    # put this interpreter's scripts first, so nothing needs an activated virtualenv.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep)
+                                              if p and p != bin_dir)])  # fmt: skip
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "PROFILECAST_HOME": str(settings.home),
+            "PROFILECAST_SOURCES": settings.sources,
+            "PROFILECAST_EXPORT_URL": settings.export_url,
+            "PROFILECAST_DBT_TARGET": settings.dbt_target,
+            "GX_ANALYTICS_ENABLED": "false",
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+def airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def ensure_airflow(settings: Settings) -> dict[str, str]:
+    """Initialise Airflow's SQLite metadata and the warehouse pool (once)."""
+    env = airflow_env(settings)
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    marker = settings.airflow_home / ".profilecast-initialised"
+    if not marker.exists():
+        subprocess.run([airflow_bin(), "db", "migrate"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [airflow_bin(), "pools", "set", WAREHOUSE_POOL, "1", "DuckDB allows one writing process"],
+            env=env, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        marker.write_text(datetime.now().isoformat())
+    return env
+
+
+def active_runs_for(settings: Settings, interval: Interval) -> list[tuple[str, str, str]]:
+    """(run_id, run_type, state) of queued or running DAG runs over ``interval`` in the
+    project's Airflow metadata (empty when there is none yet)."""
+    import sqlite3
+
+    db = settings.airflow_home / "airflow.db"
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(
+            "select run_id, run_type, state, data_interval_start from dag_run "
+            "where dag_id = ? and state in ('queued', 'running')",
+            (DAG_ID,),
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+    return [
+        (run_id, run_type, state)
+        for run_id, run_type, state, start in rows
+        if start and utc(start) == interval.start
+    ]
+
+
+@contextmanager
+def interval_lock(settings: Settings, interval: Interval) -> Iterator[None]:
+    """Hold the interval for one person's run; a second one is refused with who holds it."""
+    import fcntl
+
+    folder = settings.airflow_home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{DAG_ID}-{interval.ds}.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IntervalBusy(
+                f"interval {interval.ds} is held by {holder}; wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"`profilecast run` pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+
+
+class IntervalBusy(RuntimeError):
+    """Another run holds the data interval."""
 
 
 @dataclass
@@ -49,7 +162,6 @@ class LocalAirflow:
     """Start with ``with LocalAirflow(settings) as af:``; every component stops on exit."""
 
     def __init__(self, settings: Settings, port: int | None = None) -> None:
-        from profilecast.cli import airflow_env, ensure_airflow
 
         self.settings = settings
         self.port = port or free_port()
@@ -90,13 +202,12 @@ class LocalAirflow:
         self.stop()
 
     def start(self, timeout: float = 180) -> None:
-        from profilecast.cli import _airflow_bin
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in COMPONENTS:
             log = (self.log_dir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [_airflow_bin(), name],
+                [airflow_bin(), name],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,8 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import Settings, env_int, load_settings
+from profilecast import config
+from profilecast.config import Settings, load_settings
 from profilecast.interval import Interval, utc
+from profilecast.quality.gate import QualityGateError
+
+__all__ = ["QualityGateError"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,8 @@ def transform(
     interval_start: Any, interval_end: Any, settings: Settings | None = None
 ) -> dict[str, Any]:
     """dbt build (models, tests, unit tests) then the segment tables."""
-    from profilecast.identity import identity_figures
-    from profilecast.segments import segment_model_names
+    from profilecast.activation.identity import identity_figures
+    from profilecast.activation.segments import segment_model_names
     from profilecast.warehouse import connect, dbt_build
 
     settings = settings or load_settings()
@@ -82,7 +86,7 @@ def transform(
 
 
 def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:
-    from profilecast.render import build_audiences, load_campaigns
+    from profilecast.campaigns import build_audiences, load_campaigns
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
@@ -93,22 +97,76 @@ def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str
 
 def gate(interval_start: Any, interval_end: Any, settings: Settings | None = None) -> str:
     """Run the expectation suites; raises QualityGateError when a critical one fails."""
-    from profilecast.quality import run_gate
+    settings = settings or load_settings()
+    ds = run_date_of(interval_start)
+    _run_gate(ds, as_of_of(interval_end), settings)
+    return str(settings.reports_dir / ds / "quality" / "index.html")
+
+
+def _run_gate(ds: str, as_of: str, settings: Settings) -> list[Any]:
+    from profilecast.quality.gate import run_gate
+    from profilecast.warehouse import connect
+
+    report_dir = settings.reports_dir / ds / "quality"
+    with connect(settings, read_only=True) as wh:
+        return run_gate(
+            wh, settings.expectations_dir, ds, as_of, report_dir,
+            docs_root=settings.home / "gx",
+        )  # fmt: skip
+
+
+def validate(ds: str, settings: Settings | None = None) -> list[Any]:
+    """The quality gate for run date ``ds`` against the warehouse as it is now (the CLI's
+    ``validate``); returns every outcome, raises QualityGateError on a critical failure."""
+    settings = settings or load_settings()
+    return _run_gate(ds, Interval.day(ds).as_of, settings)
+
+
+def latest_segment_runs(settings: Settings | None = None) -> list[tuple] | None:
+    """Each segment's latest run (segment, size, previous, change %, kind, owner, retired),
+    or None before the first build."""
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
-    ds = run_date_of(interval_start)
-    report_dir = settings.reports_dir / ds / "quality"
     with connect(settings, read_only=True) as wh:
-        run_gate(
-            wh, settings.expectations_dir, ds, as_of_of(interval_end), report_dir,
-            docs_root=settings.home / "gx",
-        )  # fmt: skip
-    return str(report_dir / "index.html")
+        if not wh.table_exists("segment_runs"):
+            return None
+        return wh.query(
+            "select segment, size, previous_size, change_pct, kind, owner, is_retired "
+            "from segment_runs where run_date = (select max(run_date) from segment_runs) "
+            "order by segment"
+        )
+
+
+def explain(customer_id: str, settings: Settings | None = None) -> list[str]:
+    """Why a customer is in or out of each segment (raises FileNotFoundError before the
+    first dbt build)."""
+    from profilecast.activation.segments import explain as explain_customer
+    from profilecast.activation.segments import segments_from_manifest
+    from profilecast.warehouse import connect, dbt_manifest
+
+    settings = settings or load_settings()
+    segments = segments_from_manifest(dbt_manifest(settings))
+    with connect(settings, read_only=True) as wh:
+        return explain_customer(wh, segments, customer_id)
+
+
+def preview(campaign_id: str, out: Path, n: int = 20, settings: Settings | None = None) -> Path:
+    """Render ``n`` sample messages of a campaign with an index page; KeyError names the
+    known campaigns when ``campaign_id`` is not one."""
+    from profilecast.campaigns import load_campaigns, write_preview
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
+    if campaign_id not in campaigns:
+        raise KeyError(f"unknown campaign {campaign_id!r}; known: {', '.join(sorted(campaigns))}")
+    with connect(settings, read_only=True) as wh:
+        return write_preview(wh, campaigns[campaign_id], out, n)
 
 
 def campaign_ids(settings: Settings | None = None) -> list[str]:
-    from profilecast.render import load_campaigns
+    from profilecast.campaigns import load_campaigns
 
     settings = settings or load_settings()
     return [c.campaign_id for c in load_campaigns(settings.campaigns_dir)]
@@ -117,7 +175,7 @@ def campaign_ids(settings: Settings | None = None) -> list[str]:
 def render_shards(settings: Settings | None = None) -> list[dict[str, Any]]:
     """One render task per (campaign, shard): PROFILECAST_RENDER_SHARDS shards per campaign
     (default 2), so more Airflow workers render faster."""
-    shards = env_int("PROFILECAST_RENDER_SHARDS", 2)
+    shards = config.render_shards()
     return [
         {"campaign_id": c, "shard": k, "shards": shards}
         for c in campaign_ids(settings)
@@ -132,7 +190,7 @@ def render(
     shard: int = 0,
     shards: int = 1,
 ) -> dict[str, Any]:
-    from profilecast.render import load_campaigns, render_campaign
+    from profilecast.campaigns import load_campaigns, render_campaign
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
@@ -150,11 +208,12 @@ def export(
     run_id: str,
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
-    from profilecast.export import Target, export_campaign
+    from profilecast.export.batches import export_campaign
+    from profilecast.storage import ObjectStore
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
-    target = Target(settings.export_url)
+    target = ObjectStore(settings.export_url)
     ds = run_date_of(interval_start)
     by_campaign: dict[str, list[dict[str, Any]]] = {}
     for item in rendered:

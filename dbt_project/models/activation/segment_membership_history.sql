@@ -27,7 +27,7 @@ members as (
 
 {% if is_incremental() %}
 
-prior as (
+recorded_stays as (
 
     select customer_id, segment, entered_at, exited_at from {{ this }}
 
@@ -37,15 +37,15 @@ applies as (
 
     select
         coalesce(max(case when exited_at > entered_at then exited_at else entered_at end), {{ run_date() }})
-            <= {{ run_date() }} as is_latest
-    from prior
+        <= {{ run_date() }} as is_latest
+    from recorded_stays
 
 ),
 
 open_before as (
 
     -- Stays open at the start of R (a close on R by an earlier attempt is undone).
-    select * from prior
+    select * from recorded_stays
     where entered_at < {{ run_date() }}
         and (exited_at is null or exited_at >= {{ run_date() }})
 
@@ -53,7 +53,7 @@ open_before as (
 
 opened_on_run_date as (
 
-    select * from prior where entered_at = {{ run_date() }}
+    select * from recorded_stays where entered_at = {{ run_date() }}
 
 ),
 
@@ -100,11 +100,11 @@ final as (
     cross join applies
     where applies.is_latest
         and not exists (
-            select 1 from prior
-            where prior.customer_id = changes.customer_id
-                and prior.segment = changes.segment
-                and prior.entered_at = changes.entered_at
-                and prior.exited_at is not distinct from changes.exited_at
+            select 1 from recorded_stays
+            where recorded_stays.customer_id = changes.customer_id
+                and recorded_stays.segment = changes.segment
+                and recorded_stays.entered_at = changes.entered_at
+                and recorded_stays.exited_at is not distinct from changes.exited_at
         )
 
 )

@@ -39,14 +39,21 @@ earlier as (
 
 ),
 
+latest_runs as (
+
+    select segment, max(run_date) as run_date
+    from earlier
+    group by segment
+
+),
+
 previous as (
 
     select earlier.segment, earlier.size
     from earlier
-    inner join (
-        select segment, max(run_date) as run_date from earlier group by segment
-    ) as latest
-        on latest.segment = earlier.segment and latest.run_date = earlier.run_date
+    inner join latest_runs
+        on latest_runs.segment = earlier.segment
+        and latest_runs.run_date = earlier.run_date
 
 ),
 

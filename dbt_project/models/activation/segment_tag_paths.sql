@@ -9,7 +9,7 @@ paths as (
 
     {%- set rows = [] -%}
     {%- for name in segment_models() -%}
-        {%- for tag in segment_meta(name).segment_tags -%}
+    {%- for tag in segment_meta(name).segment_tags -%}
             {%- for p in tag_paths(tag | string) -%}
                 {%- set row = (name, p.tag_path, p.main_tag, p.tag, p.parent_tag) -%}
                 {%- if row not in rows %}{% do rows.append(row) %}{% endif -%}

@@ -103,7 +103,7 @@ cart as (
 
     select
         customer_id,
-        string_agg(product_name, ', ' order by added_at desc, product_name) as cart_items,
+        string_agg(product_name, ', ' order by added_at desc, product_name asc) as cart_items,
         count(*) as cart_items_count,
         max(added_at) as last_cart_added_at
     from cart_adds

@@ -29,7 +29,8 @@ counted as (
             when event_type = 'open'
                 and occurred_at >= {{ days_before(as_of(), 60) }}
                 and occurred_at < {{ days_before(as_of(), 30) }}
-            then esp_message_id end) as opens_prev_30d,
+                then esp_message_id
+        end) as opens_prev_30d,
         max(case when event_type = 'open' then occurred_at end) as last_open_at,
         max(case when event_type = 'click' then occurred_at end) as last_click_at,
         max(case when event_type = 'delivered' then occurred_at end) as last_send_at

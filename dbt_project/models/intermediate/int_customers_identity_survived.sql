@@ -66,7 +66,8 @@ candidates as (
 
     {% set crm_attributes = ['first_name', 'last_name', 'email', 'phone', 'company', 'job_title', 'industry', 'city', 'country', 'postcode'] %}
     {% for attribute in crm_attributes %}
-    select customer_id, 'crm' as source, '{{ attribute }}' as attribute,
+    select
+        customer_id, 'crm' as source, '{{ attribute }}' as attribute,
         cast({{ 'lower(' ~ attribute ~ ')' if attribute == 'email' else attribute }} as varchar) as attribute_value,
         coalesce(updated_at, created_at) as observed_at
     from contacts
@@ -107,7 +108,7 @@ ranked as (
         candidates.source,
         row_number() over (
             partition by candidates.customer_id, candidates.attribute
-            order by rules.priority, candidates.observed_at desc nulls last, candidates.attribute_value
+            order by rules.priority asc, candidates.observed_at desc nulls last, candidates.attribute_value asc
         ) as survivor_rank
     from candidates
     inner join rules

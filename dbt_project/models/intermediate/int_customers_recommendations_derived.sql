@@ -90,14 +90,14 @@ ranked as (
         candidates.*,
         row_number() over (
             partition by candidates.customer_id, candidates.product_name
-            order by source_rank
+            order by candidates.source_rank
         ) as duplicate_rank
     from candidates
     where not exists (
-        select 1 from bought
-        where bought.customer_id = candidates.customer_id
-            and bought.product_name = candidates.product_name
-    )
+            select 1 from bought
+            where bought.customer_id = candidates.customer_id
+                and bought.product_name = candidates.product_name
+        )
 
 ),
 
@@ -107,7 +107,7 @@ ordered as (
         *,
         row_number() over (
             partition by customer_id
-            order by source_rank, recency desc nulls last, strength desc, product_name
+            order by source_rank asc, recency desc nulls last, strength desc, product_name asc
         ) as recommendation_rank
     from ranked
     where duplicate_rank = 1

@@ -110,8 +110,9 @@ subscriptions_ranked as (
         end as mrr,
         row_number() over (
             partition by identities.customer_id
-            order by case when subs.status in ('active', 'trialing', 'past_due') then 0 else 1 end,
-                     subs.created_at desc
+            order by
+                case when subs.status in ('active', 'trialing', 'past_due') then 0 else 1 end,
+                subs.created_at desc
         ) as subscription_rank
     from {{ ref('stg_billing__subscriptions') }} as subs
     inner join identities
@@ -164,20 +165,27 @@ final as (
         order_revenue + subscription_revenue - refunded_amount as net_revenue,
         case when orders_count > 0 then order_revenue / orders_count end as average_order_value,
         case when orders_count > 0 then ntile(5) over (
-            partition by case when orders_count > 0 then 1 else 0 end order by last_order_at) end as rfm_recency,
+                    partition by case when orders_count > 0 then 1 else 0 end order by last_order_at
+                )
+        end as rfm_recency,
         case when orders_count > 0 then ntile(5) over (
-            partition by case when orders_count > 0 then 1 else 0 end order by orders_count) end as rfm_frequency,
+                    partition by case when orders_count > 0 then 1 else 0 end order by orders_count
+                )
+        end as rfm_frequency,
         case when orders_count > 0 then ntile(5) over (
-            partition by case when orders_count > 0 then 1 else 0 end order by order_revenue) end as rfm_monetary,
+                    partition by case when orders_count > 0 then 1 else 0 end order by order_revenue
+                )
+        end as rfm_monetary,
         order_revenue + subscription_revenue - refunded_amount
-            + 12 * mrr
-            + case
-                when orders_count > 0 then
+        + 12 * mrr
+        + case
+            when orders_count > 0
+                then
                     (order_revenue / orders_count)
                     * orders_count * 30.0 / greatest({{ days_between('first_order_at', as_of()) }}, 30)
                     * 12
-                else 0
-              end as predicted_ltv
+            else 0
+        end as predicted_ltv
     from joined
 
 )

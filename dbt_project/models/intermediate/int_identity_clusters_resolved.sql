@@ -91,7 +91,7 @@ guarded as (
         case
             when cluster_checks.records_count > {{ var('identity_max_cluster_size') }}
                 or cluster_checks.max_exclusive_ids > 1
-            then clustered.deterministic_label
+                then clustered.deterministic_label
             else clustered.full_label
         end as cluster_label,
         cluster_checks.records_count > {{ var('identity_max_cluster_size') }} as is_oversized
@@ -116,15 +116,16 @@ best_rule as (
         score,
         row_number() over (
             partition by record_key
-            order by case when rule = 'fuzzy' then 1 else 0 end,
-                     case rule
-                         when 'billing_metadata_crm_contact_id' then 1
-                         when 'web_user_id' then 2
-                         when 'anonymous_id_to_user_id' then 3
-                         when 'email' then 4
-                         else 5
-                     end,
-                     score desc
+            order by
+                case when rule = 'fuzzy' then 1 else 0 end,
+                case rule
+                    when 'billing_metadata_crm_contact_id' then 1
+                    when 'web_user_id' then 2
+                    when 'anonymous_id_to_user_id' then 3
+                    when 'email' then 4
+                    else 5
+                end,
+                score desc
         ) as rule_rank
     from incident
 

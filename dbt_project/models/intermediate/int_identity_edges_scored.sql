@@ -58,7 +58,7 @@ weights as (
 
 ),
 
-prior as (
+prior_odds as (
 
     select
         ln(p / (1.0 - p)) / ln(2.0) as prior_weight
@@ -66,15 +66,17 @@ prior as (
         select
             least(
                 greatest(strict.pairs_count, 1) / {{ var('identity_prior_recall') }}
-                    / greatest(candidates.records_count * (candidates.records_count - 1) / 2.0, 1.0),
+                / greatest(candidates.records_count * (candidates.records_count - 1) / 2.0, 1.0),
                 0.5
             ) as p
         from (
             select count(*) as pairs_count
             from pairs
             where {{ identity_exact('first_name') }} and {{ identity_exact('last_name') }}
-                and ({{ identity_exact('birth_date') }} or {{ identity_exact('postcode') }}
-                    or {{ identity_exact('phone') }} or {{ identity_exact('email') }})
+                and (
+                    {{ identity_exact('birth_date') }} or {{ identity_exact('postcode') }}
+                    or {{ identity_exact('phone') }} or {{ identity_exact('email') }}
+                )
         ) as strict
         cross join (
             select count(*) as records_count
@@ -100,22 +102,25 @@ compared as materialized (
             when pairs.g_{{ c.name }} < 0 then null
             {%- if c.tf %}
             when w_{{ c.name }}.level_label = 'exact' and tf_{{ c.name }}.term_frequency is not null
-                then ln(w_{{ c.name }}.m_probability
-                    / greatest(tf_{{ c.name }}.term_frequency, {{ var('identity_term_frequency_min_u') }})) / ln(2.0)
+                then ln(
+                        w_{{ c.name }}.m_probability
+                        / greatest(tf_{{ c.name }}.term_frequency, {{ var('identity_term_frequency_min_u') }})
+                    ) / ln(2.0
+                    )
             {%- endif %}
             else w_{{ c.name }}.match_weight
         end as weight_{{ c.name }},
         w_{{ c.name }}.level_label as level_{{ c.name }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from pairs
-    {%- for c in comparisons %}
+        {%- for c in comparisons %}
     left join weights as w_{{ c.name }}
         on w_{{ c.name }}.comparison = '{{ c.name }}' and w_{{ c.name }}.level = pairs.g_{{ c.name }}
     {%- if c.tf %}
     left join term_frequencies as tf_{{ c.name }}
         on tf_{{ c.name }}.comparison = '{{ c.name }}' and tf_{{ c.name }}.value = pairs.{{ c.name }}_value
     {%- endif %}
-    {%- endfor %}
+        {%- endfor %}
     where pairs.is_same_cluster = 0
 
 ),
@@ -127,21 +132,22 @@ scored as (
         compared.node_b,
         compared.label_a,
         compared.label_b,
-        prior.prior_weight
+        prior_odds.prior_weight
         {%- for c in comparisons %}
-            + coalesce(compared.weight_{{ c.name }}, 0.0)
+        + coalesce(compared.weight_{{ c.name }}, 0.0)
         {%- endfor %} as score,
-        concat_ws(', '
-        {%- for c in comparisons %},
+        concat_ws(
+            ', '
+            {%- for c in comparisons %},
             case
                 when compared.level_{{ c.name }} is not null and compared.weight_{{ c.name }} is not null
                     then '{{ c.name }} ' || compared.level_{{ c.name }} || ' '
                         || cast(round(cast(compared.weight_{{ c.name }} as numeric), 1) as varchar)
             end
-        {%- endfor %}
+            {%- endfor %}
         ) as match_details
     from compared
-    cross join prior
+    cross join prior_odds
 
 ),
 
@@ -179,10 +185,10 @@ fuzzy_edges as (
             when scored.score < {{ var('identity_match_threshold') }} then 'below_threshold'
             when conflicts.source is not null then 'different_' || conflicts.source || '_ids'
         end as rejection_reason,
-        'prior ' || cast(round(cast(prior.prior_weight as numeric), 1) as varchar) || ', '
-            || scored.match_details as match_details
+        'prior ' || cast(round(cast(prior_odds.prior_weight as numeric), 1) as varchar) || ', '
+        || scored.match_details as match_details
     from scored
-    cross join prior
+    cross join prior_odds
     left join conflicts
         on conflicts.node_a = scored.node_a and conflicts.node_b = scored.node_b
 

@@ -10,7 +10,8 @@
 -- var identity_m_prior_pairs pairs; a session without pairs keeps the priors.
 {%- set sessions = identity_em_sessions() %}
 {%- set comparisons = identity_comparisons() %}
-{%- set iterations = var('identity_em_iterations') %}
+{#- | int(15): a real var is already an integer; sqlfluff's lint-time stand-in is not -#}
+{%- set iterations = var('identity_em_iterations') | int(15) %}
 with
 
 pairs as (
@@ -88,7 +89,7 @@ m_0 as (
 
 lambda_0 as (
 
-    select session, cast(0.5 as double precision) as lambda from session_patterns group by session
+    select session, cast(0.5 as double precision) as match_rate from session_patterns group by session
 
 ),
 {%- for i in range(iterations) %}
@@ -100,8 +101,10 @@ posterior_{{ i + 1 }} as (
         sp.session,
         sp.pattern_id,
         sp.pairs_count,
-        1.0 / (1.0 + (1.0 - l.lambda) / l.lambda
-            * exp(-least(greatest(coalesce(llr.log_ratio, 0.0), -60.0), 60.0))) as match_probability
+        1.0 / (
+            1.0 + (1.0 - l.match_rate) / l.match_rate
+            * exp(-least(greatest(coalesce(llr.log_ratio, 0.0), -60.0), 60.0))
+        ) as match_probability
     from session_patterns as sp
     inner join lambda_{{ i }} as l on l.session = sp.session
     left join (
@@ -121,8 +124,10 @@ m_{{ i + 1 }} as (
         priors.comparison,
         priors.level,
         (coalesce(weighted.matched, 0.0) + {{ var('identity_m_prior_pairs') }} * priors.m_prior)
-            / (coalesce(sum(weighted.matched) over (partition by priors.comparison), 0.0)
-                + {{ var('identity_m_prior_pairs') }}) as m_probability
+        / (
+            coalesce(sum(weighted.matched) over (partition by priors.comparison), 0.0)
+            + {{ var('identity_m_prior_pairs') }}
+        ) as m_probability
     from priors
     left join (
         select pl.comparison, pl.level, sum(pl.pairs_count * p.match_probability) as matched
@@ -137,7 +142,7 @@ lambda_{{ i + 1 }} as (
 
     select
         session,
-        least(greatest(sum(pairs_count * match_probability) / sum(pairs_count), 0.001), 0.999) as lambda
+        least(greatest(sum(pairs_count * match_probability) / sum(pairs_count), 0.001), 0.999) as match_rate
     from posterior_{{ i + 1 }}
     group by session
 

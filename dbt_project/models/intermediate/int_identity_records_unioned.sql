@@ -201,8 +201,8 @@ keyed as (
         case
             when length(regexp_replace(coalesce(unioned.phone, ''), '[^0-9]', '', 'g')) < 9 then null
             when right(regexp_replace(unioned.phone, '[^0-9]', '', 'g'), 9) in (
-                {% for p in var('identity_placeholder_phones') %}'{{ p[-9:] }}'{% if not loop.last %}, {% endif %}{% endfor %}
-            ) then null
+                    {% for p in var('identity_placeholder_phones') %}'{{ p[-9:] }}'{% if not loop.last %}, {% endif %}{% endfor %}
+                ) then null
             else right(regexp_replace(unioned.phone, '[^0-9]', '', 'g'), 9)
         end as phone_key,
         unioned.birth_date,
@@ -223,7 +223,7 @@ final as (
     select
         *,
         source in ('crm', 'billing')
-            and (first_name_key is not null or last_name_key is not null) as is_fuzzy_candidate
+        and (first_name_key is not null or last_name_key is not null) as is_fuzzy_candidate
     from keyed
 
 )

@@ -65,7 +65,7 @@ final as (
         priors.level_label,
         coalesce(observed.pairs, 0) as sampled_pairs,
         (coalesce(observed.pairs, 0) + {{ var('identity_u_prior_pairs') }} * priors.u_prior)
-            / (coalesce(totals.pairs, 0) + {{ var('identity_u_prior_pairs') }}) as u_probability
+        / (coalesce(totals.pairs, 0) + {{ var('identity_u_prior_pairs') }}) as u_probability
     from priors
     left join observed on observed.comparison = priors.comparison and observed.level = priors.level
     left join totals on totals.comparison = priors.comparison

@@ -24,7 +24,7 @@ final as (
 
     select
         *,
-        row_number() over (partition by product_name order by orders_together desc, co_product_name) as co_rank
+        row_number() over (partition by product_name order by orders_together desc, co_product_name asc) as co_rank
     from pairs
 
 )

@@ -250,7 +250,7 @@ final as (
             not coalesce(has_valid_email, false)
             or bounced_at is not null
             or coalesce(greatest(last_open_at, last_click_at, last_seen_at, last_order_at), crm_created_at)
-                < {{ days_before(as_of(), var('stale_after_days')) }}
+            < {{ days_before(as_of(), var('stale_after_days')) }}
             as boolean
         ) as is_stale,
         {{ as_of() }} as profile_as_of

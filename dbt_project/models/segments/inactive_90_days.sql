@@ -6,20 +6,4 @@
     'segment_tags': ['Lifecycle', 'Lifecycle > Inactive'],
 }) }}
 
-with
-
-profiles as (
-
-    select * from {{ ref('customer_profiles') }}
-
-),
-
-final as (
-
-    select customer_id
-    from profiles
-    where {{ last_activity_at() }} < {{ days_before(as_of(), 90) }}
-
-)
-
-select * from final
+{{ inactive_customers(90) }}

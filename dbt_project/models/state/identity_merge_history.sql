@@ -11,7 +11,7 @@ registry as (
 
 ),
 
-merges as (
+merge_pairs as (
 
     select distinct
         assigned_on as run_date,
@@ -24,13 +24,13 @@ merges as (
 
 final as (
 
-    select * from merges
+    select * from merge_pairs
     {% if is_incremental() %}
     where not exists (
-        select 1 from {{ this }} as recorded
-        where recorded.merged_customer_id = merges.merged_customer_id
-            and recorded.survivor_customer_id = merges.survivor_customer_id
-    )
+            select 1 from {{ this }} as recorded
+            where recorded.merged_customer_id = merge_pairs.merged_customer_id
+                and recorded.survivor_customer_id = merge_pairs.survivor_customer_id
+        )
     {% endif %}
 
 )

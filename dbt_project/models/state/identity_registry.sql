@@ -82,7 +82,7 @@ preferred as (
         customer_id,
         row_number() over (
             partition by cluster_label
-            order by first_assigned_at, records_with_id desc, customer_id
+            order by first_assigned_at asc, records_with_id desc, customer_id asc
         ) as preference
     from previous_ids
 
@@ -95,7 +95,7 @@ claims as (
         preferred.customer_id,
         row_number() over (
             partition by preferred.customer_id
-            order by cluster_sizes.records_count desc, preferred.cluster_label
+            order by cluster_sizes.records_count desc, preferred.cluster_label asc
         ) as claim_rank
     from preferred
     inner join cluster_sizes on cluster_sizes.cluster_label = preferred.cluster_label

@@ -11,7 +11,7 @@ registry as (
 
 ),
 
-splits as (
+split_pairs as (
 
     select
         assigned_on as run_date,
@@ -26,14 +26,14 @@ splits as (
 
 final as (
 
-    select * from splits
+    select * from split_pairs
     {% if is_incremental() %}
     where not exists (
-        select 1 from {{ this }} as recorded
-        where recorded.split_customer_id = splits.split_customer_id
-            and recorded.new_customer_id = splits.new_customer_id
-            and recorded.run_date = splits.run_date
-    )
+            select 1 from {{ this }} as recorded
+            where recorded.split_customer_id = split_pairs.split_customer_id
+                and recorded.new_customer_id = split_pairs.new_customer_id
+                and recorded.run_date = split_pairs.run_date
+        )
     {% endif %}
 
 )

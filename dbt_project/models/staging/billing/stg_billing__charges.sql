@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__charges') }}
+    select * from {{ source('billing', 'charges') }}
 
 ),
 
@@ -18,14 +18,14 @@ renamed as (
         invoice as invoice_id,
         nullif({{ json_text('metadata', ['order_id']) }}, '') as order_id,
         cast(created as timestamp) as created_at,
-        row_number() over (partition by id order by _loaded_at desc) as version_rank
+        {{ version_rank('id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -5,7 +5,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__customers') }}
+    select * from {{ source('billing', 'customers') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__customers') }}
+    select * from {{ source('billing', 'customers') }}
 
 ),
 
@@ -19,14 +19,14 @@ renamed as (
         upper(nullif({{ json_text('address', ['country']) }}, '')) as country,
         coalesce(deleted = 'true', false) as is_deleted,
         cast(created as timestamp) as created_at,
-        row_number() over (partition by id order by _record_ts desc nulls last, _loaded_at desc) as version_rank
+        {{ version_rank('id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__invoices') }}
+    select * from {{ source('billing', 'invoices') }}
 
 ),
 
@@ -17,14 +17,14 @@ renamed as (
         {{ minor_to_major('amount_paid', 'currency') }} as amount_paid,
         lower(currency) as currency,
         cast(created as timestamp) as created_at,
-        row_number() over (partition by id order by _loaded_at desc) as version_rank
+        {{ version_rank('id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__refunds') }}
+    select * from {{ source('billing', 'refunds') }}
 
 ),
 
@@ -16,14 +16,14 @@ renamed as (
         lower(status) as status,
         reason,
         cast(created as timestamp) as created_at,
-        row_number() over (partition by id order by _loaded_at desc) as version_rank
+        {{ version_rank('id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'billing__subscriptions') }}
+    select * from {{ source('billing', 'subscriptions') }}
 
 ),
 
@@ -20,16 +20,14 @@ renamed as (
         cast(created as timestamp) as created_at,
         cast(current_period_end as timestamp) as current_period_end_at,
         cast(canceled_at as timestamp) as canceled_at,
-        row_number() over (
-            partition by id order by _record_ts desc nulls last, _loaded_at desc
-        ) as version_rank
+        {{ version_rank('id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'crm__companies') }}
+    select * from {{ source('crm', 'companies') }}
 
 ),
 
@@ -15,14 +15,14 @@ renamed as (
         nullif(trim(industry), '') as industry,
         cast(nullif(trim(employees), '') as integer) as employee_count,
         upper(nullif(trim(country), '')) as country,
-        row_number() over (partition by company_id order by _loaded_at desc) as version_rank
+        {{ version_rank('company_id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

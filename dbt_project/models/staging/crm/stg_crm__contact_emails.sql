@@ -6,7 +6,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'crm__contacts') }}
+    select * from {{ source('crm', 'contacts') }}
 
 ),
 

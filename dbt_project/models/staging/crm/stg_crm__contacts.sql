@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'crm__contacts') }}
+    select * from {{ source('crm', 'contacts') }}
 
 ),
 
@@ -29,17 +29,14 @@ renamed as (
         _flags as quality_flags,
         _batch_id as batch_id,
         cast(_loaded_at as timestamp) as loaded_at,
-        row_number() over (
-            partition by contact_id
-            order by cast(updated_at as timestamp) desc nulls last, _loaded_at desc
-        ) as version_rank
+        {{ version_rank('contact_id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'crm__tickets') }}
+    select * from {{ source('crm', 'tickets') }}
 
 ),
 
@@ -19,17 +19,14 @@ renamed as (
         lower(priority) as priority,
         cast(created_at as timestamp) as created_at,
         cast(updated_at as timestamp) as updated_at,
-        row_number() over (
-            partition by ticket_id
-            order by cast(updated_at as timestamp) desc nulls last, _loaded_at desc
-        ) as version_rank
+        {{ version_rank('ticket_id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

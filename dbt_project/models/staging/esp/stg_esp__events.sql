@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'esp__events') }}
+    select * from {{ source('esp', 'events') }}
 
 ),
 
@@ -19,14 +19,14 @@ renamed as (
         asm_group_id,
         category,
         cast("timestamp" as timestamp) as occurred_at,
-        row_number() over (partition by sg_event_id order by _loaded_at desc) as version_rank
+        {{ version_rank('sg_event_id') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'web__events') }}
+    select * from {{ source('web', 'events') }}
 
 ),
 
@@ -27,14 +27,14 @@ renamed as (
         lower({{ json_text('properties', ['currency']) }}) as currency,
         cast("timestamp" as timestamp) as occurred_at,
         cast("receivedAt" as timestamp) as received_at,
-        row_number() over (partition by "messageId" order by _loaded_at desc) as version_rank
+        {{ version_rank('"messageId"') }}
     from source
 
 ),
 
 final as (
 
-    select * from renamed where version_rank = 1
+    {{ latest_version('renamed') }}
 
 )
 

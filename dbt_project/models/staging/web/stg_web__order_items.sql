@@ -11,7 +11,7 @@ events as (
 source as (
 
     select "messageId" as event_id, properties
-    from {{ source('raw', 'web__events') }}
+    from {{ source('web', 'events') }}
     where event = 'Order Completed'
 
 ),

@@ -54,7 +54,8 @@ def segments_from_manifest(manifest: dict[str, Any]) -> list[Segment]:
                 priority=int(meta.get("priority", 50)),
                 kind=kind,
                 tags=tuple(str(t) for t in meta.get("segment_tags", []) or []),
-                sql=str(node.get("raw_code") or ""),
+                # compiled: a rule written with a macro still names the columns it reads
+                sql=str(node.get("compiled_code") or node.get("raw_code") or ""),
                 min_change_pct=float(meta.get("min_change_pct", -50.0)),
                 max_change_pct=float(meta.get("max_change_pct", 100.0)),
                 band_min_rows=int(meta.get("band_min_rows", 50)),

@@ -18,15 +18,11 @@ Every batch file is gzip JSON lines; what a line is depends on the format:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-SCHEMAS = {
-    "jsonl": "profilecast.jsonl/1",
-    "ses": "ses.SendBulkEmail/1",
-    "sendgrid": "sendgrid.mail_send/1",
-}
 MESSAGES_PER_FILE = 1000
 SES_ENTRIES_PER_REQUEST = 50
 SENDGRID_PERSONALIZATIONS_PER_BODY = 1000
@@ -105,25 +101,53 @@ def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ExportFormat:
+    """One ESP format: its schema version, how many messages a batch file holds, and the
+    lines a file's messages become. Adding a format is one entry in ``FORMATS``."""
+
+    name: str
+    schema: str
+    messages_per_file: int
+    lines: Callable[[list[dict[str, Any]]], list[str]]
+
+
+def _jsonl_lines(chunk: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps(m, ensure_ascii=False) for m in chunk]
+
+
+def _ses_lines(chunk: list[dict[str, Any]]) -> list[str]:
+    return [
+        json.dumps(ses_request(part), ensure_ascii=False)
+        for part in _chunks(chunk, SES_ENTRIES_PER_REQUEST)
+    ]
+
+
+def _sendgrid_lines(chunk: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps(sendgrid_body(chunk), ensure_ascii=False)]
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("jsonl", "profilecast.jsonl/1", MESSAGES_PER_FILE, _jsonl_lines),
+        ExportFormat("ses", "ses.SendBulkEmail/1", MESSAGES_PER_FILE, _ses_lines),
+        ExportFormat(
+            "sendgrid", "sendgrid.mail_send/1", SENDGRID_PERSONALIZATIONS_PER_BODY, _sendgrid_lines
+        ),
+    )
+}
+#: format name -> schema version (written into every manifest)
+SCHEMAS = {name: f.schema for name, f in FORMATS.items()}
+
+
 def batch_files(fmt: str, messages: list[dict[str, Any]]) -> Iterator[tuple[list[dict], list[str]]]:
     """(messages in the file, its lines) per batch file, for a sorted list of messages."""
-    if fmt == "jsonl":
-        for chunk in _chunks(messages, MESSAGES_PER_FILE):
-            yield chunk, [json.dumps(m, ensure_ascii=False) for m in chunk]
-    elif fmt == "ses":
-        for chunk in _chunks(messages, MESSAGES_PER_FILE):
-            yield (
-                chunk,
-                [
-                    json.dumps(ses_request(part), ensure_ascii=False)
-                    for part in _chunks(chunk, SES_ENTRIES_PER_REQUEST)
-                ],
-            )
-    elif fmt == "sendgrid":
-        for chunk in _chunks(messages, SENDGRID_PERSONALIZATIONS_PER_BODY):
-            yield chunk, [json.dumps(sendgrid_body(chunk), ensure_ascii=False)]
-    else:
-        raise ValueError(f"unknown export format {fmt!r} (use one of {sorted(SCHEMAS)})")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (use one of {sorted(FORMATS)})")
+    spec = FORMATS[fmt]
+    for chunk in _chunks(messages, spec.messages_per_file):
+        yield chunk, spec.lines(chunk)
 
 
 def validate_ses_request(request: dict[str, Any]) -> None:

@@ -414,7 +414,7 @@ def generate(
         if progress:
             progress(contacts, contacts)
     if days_of_change:
-        from profilecast.changes import write_increments
+        from profilecast_dev.changes import write_increments
 
         for k, v in write_increments(
             out, seed, contacts, states, end, days_of_change, companies
@@ -495,6 +495,26 @@ class PersonState:
     person: Person | None = None
 
 
+@dataclass
+class _PersonContext:
+    """What the record writers of one person share: the writers, their random stream, the
+    person and the state the daily changes build on."""
+
+    w: _Writers
+    tw: _Writers
+    seed: int
+    i: int
+    end: datetime
+    p: Person
+    rng: random.Random
+    state: PersonState
+    truth: str = "truth/records.csv"
+
+    def at(self, frac_lo: float = 0.0, frac_hi: float = 1.0) -> datetime:
+        span = (self.end - self.p.created_at).total_seconds()
+        return self.p.created_at + timedelta(seconds=span * self.rng.uniform(frac_lo, frac_hi))
+
+
 def _write_person(
     w: _Writers,
     seed: int,
@@ -505,56 +525,68 @@ def _write_person(
     sends: list[datetime],
     truth_w: _Writers | None = None,
 ) -> PersonState:
+    """Every record of person ``i`` in every source (one random stream per person, so the
+    output is the same whatever the number of workers)."""
     p = _make_person(seed, i, start, end, companies)
     rng = random.Random(f"{seed}-events-{i}")
-    truth = "truth/records.csv"
-    tw = truth_w or w
-    state = PersonState(index=i, person=p)
-    span = (end - p.created_at).total_seconds()
+    c = _PersonContext(w, truth_w or w, seed, i, end, p, rng, PersonState(index=i, person=p))
+    contact_id = _crm_contacts(c)
+    _tickets(c, contact_id)
+    currency = p.city[5]
+    cus_id = _billing(c, contact_id, currency)
+    _web_activity(c, contact_id, cus_id, currency)
+    _esp_feedback(c, sends)
+    return c.state
 
-    def at(frac_lo: float = 0.0, frac_hi: float = 1.0) -> datetime:
-        return p.created_at + timedelta(seconds=span * rng.uniform(frac_lo, frac_hi))
 
-    # --- CRM contact(s) -----------------------------------------------------------------
-    contact_id = str(1_000_000 + i * 2)
-    if rng.random() < RATES["crm_malformed"]:
-        row = _contact_row(p, rng, "", at())
+def _crm_contacts(c: _PersonContext) -> str:
+    # CRM contact(s) -----------------------------------------------------------------
+    contact_id = str(1_000_000 + c.i * 2)
+    if c.rng.random() < RATES["crm_malformed"]:
+        row = _contact_row(c.p, c.rng, "", c.at())
         row[1] = ""  # no contact id and no email: unusable, must be quarantined
-        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, row)
+        c.w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, row)
         contact_id = ""
     else:
-        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _contact_row(p, rng, contact_id, at()))
-        tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", contact_id, p.person_id])
-    state.contact_id = contact_id
-    if rng.random() < RATES["crm_duplicate"]:
-        dup_id = str(1_000_000 + i * 2 + 1)
-        state.dup_id = dup_id
-        w.csv_row("crm/contacts.csv", CONTACT_COLUMNS, _duplicate_contact(p, rng, dup_id, at()))
-        tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "contacts", dup_id, p.person_id])
+        c.w.csv_row(
+            "crm/contacts.csv", CONTACT_COLUMNS, _contact_row(c.p, c.rng, contact_id, c.at())
+        )
+        c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["crm", "contacts", contact_id, c.p.person_id])
+    c.state.contact_id = contact_id
+    if c.rng.random() < RATES["crm_duplicate"]:
+        dup_id = str(1_000_000 + c.i * 2 + 1)
+        c.state.dup_id = dup_id
+        c.w.csv_row(
+            "crm/contacts.csv", CONTACT_COLUMNS, _duplicate_contact(c.p, c.rng, dup_id, c.at())
+        )
+        c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["crm", "contacts", dup_id, c.p.person_id])
+    return contact_id
 
+
+def _tickets(c: _PersonContext, contact_id: str) -> None:
     # --- Support tickets ------------------------------------------------------------------
     complaint_products: list[str] = []
-    if contact_id and rng.random() < RATES["ticket_holder"]:
-        for t in range(rng.randint(1, 3)):
-            subject, body, sentiment = rng.choice(TICKET_TOPICS)
-            product = rng.choice(PRODUCTS)
-            opened = at(0.2, 1.0)
-            status = rng.choice(["open", "pending", "closed", "closed"])
+    if contact_id and c.rng.random() < RATES["ticket_holder"]:
+        for t in range(c.rng.randint(1, 3)):
+            subject, body, sentiment = c.rng.choice(TICKET_TOPICS)
+            product = c.rng.choice(PRODUCTS)
+            opened = c.at(0.2, 1.0)
+            status = c.rng.choice(["open", "pending", "closed", "closed"])
             updated = min(
-                opened + timedelta(hours=rng.randrange(1, 72)), end - timedelta(seconds=1)
+                opened + timedelta(hours=c.rng.randrange(1, 72)), c.end - timedelta(seconds=1)
             )
-            tid = f"T{i:08d}{t}"
-            w.json_row(
+            tid = f"T{c.i:08d}{t}"
+            c.w.json_row(
                 "crm/tickets.jsonl",
                 {
                     "ticket_id": tid,
                     "contact_id": contact_id,
-                    "email": p.email,
+                    "email": c.p.email,
                     "subject": subject,
                     "body": body.format(p=product[1]),
                     "product": product[1],
                     "status": status,
-                    "priority": rng.choice(["low", "normal", "high"]),
+                    "priority": c.rng.choice(["low", "normal", "high"]),
                     "created_at": _iso(opened),
                     "updated_at": _iso(updated),
                     "messages": [
@@ -563,55 +595,58 @@ def _write_person(
                     ],
                 },
             )  # fmt: skip
-            tw.csv_row(truth, TRUTH_COLUMNS, ["crm", "tickets", tid, p.person_id])
+            c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["crm", "tickets", tid, c.p.person_id])
             if sentiment == "negative":
                 complaint_products.append(product[1])
 
+
+def _billing(c: _PersonContext, contact_id: str, currency: str) -> str:
     # --- Billing (Stripe-shaped) ------------------------------------------------------------
-    currency = p.city[5]
     cus_id = ""
-    if rng.random() < RATES["billing_customer"]:
-        cus_id = f"cus_{_hid(seed, 'cus', i)}"
-        email = p.email
-        if rng.random() < RATES["billing_work_email"]:
-            email = f"{_ascii(p.first)[0]}{_ascii(p.last)}@{p.company_domain}"
+    if c.rng.random() < RATES["billing_customer"]:
+        cus_id = f"cus_{_hid(c.seed, 'cus', c.i)}"
+        email = c.p.email
+        if c.rng.random() < RATES["billing_work_email"]:
+            email = f"{_ascii(c.p.first)[0]}{_ascii(c.p.last)}@{c.p.company_domain}"
         meta = {}
-        if contact_id and rng.random() < RATES["billing_linked_metadata"]:
+        if contact_id and c.rng.random() < RATES["billing_linked_metadata"]:
             meta["crm_contact_id"] = contact_id
-        created = at(0.0, 0.5)
-        w.json_row(
+        created = c.at(0.0, 0.5)
+        c.w.json_row(
             "billing/customers.jsonl",
             {
                 "id": cus_id,
                 "object": "customer",
                 "email": email,
-                "name": f"{p.first} {p.last}",
-                "phone": p.phone if rng.random() < 0.5 else None,
+                "name": f"{c.p.first} {c.p.last}",
+                "phone": c.p.phone if c.rng.random() < 0.5 else None,
                 "currency": currency,
                 "created": _unix(created),
-                "address": {"city": p.city[0], "country": p.city[2], "postal_code": None},
+                "address": {"city": c.p.city[0], "country": c.p.city[2], "postal_code": None},
                 "metadata": meta,
                 "livemode": False,
             },
         )
-        tw.csv_row(truth, TRUTH_COLUMNS, ["billing", "customers", cus_id, p.person_id])
-        state.cus_id, state.billing_email = cus_id, email
-        if rng.random() < 0.5:
-            plan = rng.choice(PLANS)
-            sub_id = f"sub_{_hid(seed, 'sub', i)}"
-            sub_start = created + timedelta(days=rng.randrange(0, 5))
+        c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["billing", "customers", cus_id, c.p.person_id])
+        c.state.cus_id, c.state.billing_email = cus_id, email
+        if c.rng.random() < 0.5:
+            plan = c.rng.choice(PLANS)
+            sub_id = f"sub_{_hid(c.seed, 'sub', c.i)}"
+            sub_start = created + timedelta(days=c.rng.randrange(0, 5))
             canceled = (
-                sub_start + timedelta(days=rng.randrange(20, 200)) if rng.random() < 0.25 else None
+                sub_start + timedelta(days=c.rng.randrange(20, 200))
+                if c.rng.random() < 0.25
+                else None
             )
-            if canceled and canceled >= end:
+            if canceled and canceled >= c.end:
                 canceled = None
-            state.subscription = {"id": sub_id, "plan": plan[0], "created": _unix(sub_start),
+            c.state.subscription = {"id": sub_id, "plan": plan[0], "created": _unix(sub_start),
                                   "canceled": canceled is not None, "currency": currency}  # fmt: skip
-            w.json_row(
+            c.w.json_row(
                 "billing/subscriptions.jsonl",
                 {
                     "id": sub_id, "object": "subscription", "customer": cus_id,
-                    "status": "canceled" if canceled else rng.choice(["active", "active", "trialing", "past_due"]),
+                    "status": "canceled" if canceled else c.rng.choice(["active", "active", "trialing", "past_due"]),
                     "created": _unix(sub_start),
                     "current_period_start": _unix(sub_start), "current_period_end": _unix(sub_start + timedelta(days=30)),
                     "canceled_at": _unix(canceled) if canceled else None,
@@ -622,147 +657,178 @@ def _write_person(
                 },
             )  # fmt: skip
             k, t = 0, sub_start
-            while t < end and (canceled is None or t < canceled):
+            while t < c.end and (canceled is None or t < canceled):
                 inv_id = f"in_{_hid(sub_id, k)}"
-                w.json_row(
+                c.w.json_row(
                     "billing/invoices.jsonl",
                     {"id": inv_id, "object": "invoice", "customer": cus_id, "subscription": sub_id,
                      "status": "paid", "amount_due": plan[2], "amount_paid": plan[2], "currency": currency,
                      "created": _unix(t), "lines": {"object": "list", "data": [{"price": {"id": plan[0]}, "amount": plan[2]}]}},
                 )  # fmt: skip
-                w.json_row(
+                c.w.json_row(
                     "billing/charges.jsonl",
                     {"id": f"ch_{_hid(inv_id)}", "object": "charge", "customer": cus_id, "amount": plan[2],
                      "amount_refunded": 0, "currency": currency, "status": "succeeded", "paid": True,
                      "invoice": inv_id, "created": _unix(t), "metadata": {}},
                 )  # fmt: skip
                 k, t = k + 1, t + timedelta(days=30)
+    return cus_id
 
+
+def _web_activity(c: _PersonContext, contact_id: str, cus_id: str, currency: str) -> None:
     # --- Web analytics (Segment spec) -------------------------------------------------------
-    anon = str(uuid.UUID(int=random.Random(f"{seed}-anon-{i}").getrandbits(128)))
-    if rng.random() < RATES["web_visitor"]:
-        tw.csv_row(truth, TRUTH_COLUMNS, ["web", "anonymous_id", anon, p.person_id])
-        identifies = bool(contact_id) and rng.random() < RATES["web_identifies"]
-        state.anon, state.identifies = anon, identifies
-        n_sessions = 1 + int(rng.expovariate(1 / 3))
-        session_times = sorted(at() for _ in range(n_sessions))
-        identify_at = rng.randrange(n_sessions) if identifies else None
+    anon = str(uuid.UUID(int=random.Random(f"{c.seed}-anon-{c.i}").getrandbits(128)))
+    if c.rng.random() < RATES["web_visitor"]:
+        c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["web", "anonymous_id", anon, c.p.person_id])
+        identifies = bool(contact_id) and c.rng.random() < RATES["web_identifies"]
+        c.state.anon, c.state.identifies = anon, identifies
+        n_sessions = 1 + int(c.rng.expovariate(1 / 3))
+        session_times = sorted(c.at() for _ in range(n_sessions))
+        identify_at = c.rng.randrange(n_sessions) if identifies else None
         cart: list[tuple] = []
         for s, t0 in enumerate(session_times):
             user_id = contact_id if identify_at is not None and s >= identify_at else None
             t = t0
             if identify_at == s:
-                _web(w, rng, seed, i, "identify", anon, contact_id, t, end, traits={
-                    "email": p.email, "firstName": p.first, "lastName": p.last})  # fmt: skip
-            for _ in range(rng.randint(1, 6)):
-                t += timedelta(seconds=rng.randrange(10, 240))
-                prod = rng.choice(PRODUCTS)
-                _web(w, rng, seed, i, "page", anon, user_id, t, end, name=prod[2],
+                _web(c.w, c.rng, c.seed, c.i, "identify", anon, contact_id, t, c.end, traits={
+                    "email": c.p.email, "firstName": c.p.first, "lastName": c.p.last})  # fmt: skip
+            for _ in range(c.rng.randint(1, 6)):
+                t += timedelta(seconds=c.rng.randrange(10, 240))
+                prod = c.rng.choice(PRODUCTS)
+                _web(c.w, c.rng, c.seed, c.i, "page", anon, user_id, t, c.end, name=prod[2],
                      props={"path": f"/c/{prod[2].lower()}", "url": f"https://shop.example.com/c/{prod[2].lower()}",
                             "title": prod[2], "category": prod[2]})  # fmt: skip
-                if rng.random() < 0.5:
-                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Product Viewed",
+                if c.rng.random() < 0.5:
+                    _web(c.w, c.rng, c.seed, c.i, "track", anon, user_id, t, c.end, event="Product Viewed",
                          props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100})  # fmt: skip
-                    if rng.random() < 0.35:
+                    if c.rng.random() < 0.35:
                         cart.append(prod)
-                        _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Product Added",
+                        _web(c.w, c.rng, c.seed, c.i, "track", anon, user_id, t, c.end, event="Product Added",
                              props={"product_id": prod[0], "name": prod[1], "category": prod[2], "price": prod[3] / 100, "quantity": 1})  # fmt: skip
-            if cart and rng.random() < p.buyer * 1.5:
-                t += timedelta(seconds=rng.randrange(30, 600))
+            if cart and c.rng.random() < c.p.buyer * 1.5:
+                t += timedelta(seconds=c.rng.randrange(30, 600))
                 for event, props in (
                     ("Cart Viewed", {"products": [{"product_id": c[0]} for c in cart]}),
                     ("Checkout Started", {"value": sum(c[3] for c in cart) / 100}),
                 ):
-                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event=event, props=props)
-                if rng.random() < 0.8:
-                    order_id = f"ord_{_hid(seed, i, s)}"
+                    _web(
+                        c.w,
+                        c.rng,
+                        c.seed,
+                        c.i,
+                        "track",
+                        anon,
+                        user_id,
+                        t,
+                        c.end,
+                        event=event,
+                        props=props,
+                    )
+                if c.rng.random() < 0.8:
+                    order_id = f"ord_{_hid(c.seed, c.i, s)}"
                     total = sum(c[3] for c in cart)
-                    _web(w, rng, seed, i, "track", anon, user_id, t, end, event="Order Completed", props={
+                    _web(c.w, c.rng, c.seed, c.i, "track", anon, user_id, t, c.end, event="Order Completed", props={
                         "order_id": order_id, "total": total / 100, "revenue": total / 100, "currency": currency.upper(),
                         "products": [{"product_id": c[0], "name": c[1], "category": c[2], "price": c[3] / 100, "quantity": 1} for c in cart]})  # fmt: skip
                     if cus_id:
                         ch_id = f"ch_{_hid(order_id)}"
-                        w.json_row("billing/charges.jsonl", {
+                        c.w.json_row("billing/charges.jsonl", {
                             "id": ch_id, "object": "charge", "customer": cus_id, "amount": total,
                             "amount_refunded": 0, "currency": currency, "status": "succeeded", "paid": True,
-                            "invoice": None, "created": _unix(min(t, end - timedelta(seconds=1))), "metadata": {"order_id": order_id}})  # fmt: skip
-                        if rng.random() < 0.05:
-                            w.json_row("billing/refunds.jsonl", {
+                            "invoice": None, "created": _unix(min(t, c.end - timedelta(seconds=1))), "metadata": {"order_id": order_id}})  # fmt: skip
+                        if c.rng.random() < 0.05:
+                            c.w.json_row("billing/refunds.jsonl", {
                                 "id": f"re_{_hid(ch_id)}", "object": "refund", "charge": ch_id, "amount": total,
                                 "currency": currency, "status": "succeeded", "reason": "requested_by_customer",
-                                "created": _unix(min(t + timedelta(days=2), end - timedelta(seconds=1)))})  # fmt: skip
+                                "created": _unix(min(t + timedelta(days=2), c.end - timedelta(seconds=1)))})  # fmt: skip
                     cart = []
 
+
+def _esp_feedback(c: _PersonContext, sends: list[datetime]) -> None:
     # --- ESP feedback (SendGrid Event Webhook) -------------------------------------------------
-    if rng.random() < RATES["esp_recipient"]:
-        state.esp_recipient = True
+    if c.rng.random() < RATES["esp_recipient"]:
+        c.state.esp_recipient = True
         opted_out = False
         for k, sent in enumerate(sends):
-            if sent < p.created_at or opted_out:
+            if sent < c.p.created_at or opted_out:
                 continue
-            if sent.weekday() != sends[0].weekday() and rng.random() < 0.3:
+            if sent.weekday() != sends[0].weekday() and c.rng.random() < 0.3:
                 continue  # not every promotion goes to everyone
-            msg = f"{_hid(seed, 'msg', i, k, n=22)}.filter0001"
-            base = {"email": p.email, "sg_message_id": msg, "category": ["newsletter"]}
-            if rng.random() < 0.002:  # the ESP refused to send (suppressed address)
-                _esp(w, rng, seed, i, k, "dropped", sent + timedelta(minutes=1),
-                     {**base, "reason": "Bounced Address"}, end)  # fmt: skip
+            msg = f"{_hid(c.seed, 'msg', c.i, k, n=22)}.filter0001"
+            base = {"email": c.p.email, "sg_message_id": msg, "category": ["newsletter"]}
+            if c.rng.random() < 0.002:  # the ESP refused to send (suppressed address)
+                _esp(c.w, c.rng, c.seed, c.i, k, "dropped", sent + timedelta(minutes=1),
+                     {**base, "reason": "Bounced Address"}, c.end)  # fmt: skip
                 continue
-            _esp(w, rng, seed, i, k, "delivered", sent + timedelta(minutes=1), base, end)
-            if rng.random() < 0.01:
+            _esp(c.w, c.rng, c.seed, c.i, k, "delivered", sent + timedelta(minutes=1), base, c.end)
+            if c.rng.random() < 0.01:
                 _esp(
-                    w,
-                    rng,
-                    seed,
-                    i,
+                    c.w,
+                    c.rng,
+                    c.seed,
+                    c.i,
                     k,
                     "bounce",
                     sent + timedelta(minutes=2),
                     {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"},
-                    end,
+                    c.end,
                 )
                 opted_out = True
                 continue
-            if rng.random() < p.engagement:
-                t = sent + timedelta(hours=rng.uniform(0.1, 30))
-                _esp(w, rng, seed, i, k, "open", t, base, end)
-                if rng.random() < p.engagement * 0.6:
+            if c.rng.random() < c.p.engagement:
+                t = sent + timedelta(hours=c.rng.uniform(0.1, 30))
+                _esp(c.w, c.rng, c.seed, c.i, k, "open", t, base, c.end)
+                if c.rng.random() < c.p.engagement * 0.6:
                     _esp(
-                        w,
-                        rng,
-                        seed,
-                        i,
+                        c.w,
+                        c.rng,
+                        c.seed,
+                        c.i,
                         k,
                         "click",
                         t + timedelta(minutes=1),
-                        {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"},
-                        end,
+                        {
+                            **base,
+                            "url": f"https://shop.example.com/c.p/{c.rng.choice(PRODUCTS)[0]}",
+                        },
+                        c.end,
                     )
-                if rng.random() < 0.003:
-                    _esp(w, rng, seed, i, k, "reply", t + timedelta(minutes=5), base, end)
-            r = rng.random()
+                if c.rng.random() < 0.003:
+                    _esp(c.w, c.rng, c.seed, c.i, k, "reply", t + timedelta(minutes=5), base, c.end)
+            r = c.rng.random()
             if r < 0.004:
-                _esp(w, rng, seed, i, k, "unsubscribe", sent + timedelta(hours=2), base, end)
+                _esp(
+                    c.w,
+                    c.rng,
+                    c.seed,
+                    c.i,
+                    k,
+                    "unsubscribe",
+                    sent + timedelta(hours=2),
+                    base,
+                    c.end,
+                )
                 opted_out = True
             elif r < 0.006:
                 _esp(
-                    w,
-                    rng,
-                    seed,
-                    i,
+                    c.w,
+                    c.rng,
+                    c.seed,
+                    c.i,
                     k,
                     "group_unsubscribe",
                     sent + timedelta(hours=2),
                     {**base, "asm_group_id": 101},
-                    end,
+                    c.end,
                 )
                 opted_out = True
             elif r < 0.0065:
-                _esp(w, rng, seed, i, k, "spamreport", sent + timedelta(hours=3), base, end)
+                _esp(
+                    c.w, c.rng, c.seed, c.i, k, "spamreport", sent + timedelta(hours=3), base, c.end
+                )
                 opted_out = True
-        tw.csv_row(truth, TRUTH_COLUMNS, ["esp", "email", p.email, p.person_id])
-        state.opted_out = opted_out
-    return state
+        c.tw.csv_row(c.truth, TRUTH_COLUMNS, ["esp", "email", c.p.email, c.p.person_id])
+        c.state.opted_out = opted_out
 
 
 def _web(w: _Writers, rng: random.Random, seed: int, i: int, kind: str, anon: str,

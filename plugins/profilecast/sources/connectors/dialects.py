@@ -143,11 +143,8 @@ def normalize_web_event(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-NORMALIZERS = {("crm", "contacts"): normalize_contact, ("web", "events"): normalize_web_event}
-
-
-def normalize(source: str, entity: str, record: Any) -> Any:
-    fn = NORMALIZERS.get((source, entity))
-    if fn is None or not isinstance(record, dict):
+def normalize(dialect: Any, record: Any) -> Any:
+    """``record`` mapped by an entity's dialect (its ``EntitySpec.dialect``), if it has one."""
+    if dialect is None or not isinstance(record, dict):
         return record
-    return fn(record)
+    return dialect(record)

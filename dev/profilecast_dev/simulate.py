@@ -157,7 +157,7 @@ def _keys(fmt: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
 
 def check_day(world: World, step: Step, all_steps: list[Step]) -> dict[str, Check]:
     import duckdb
-    from profilecast.render import load_campaigns
+    from profilecast.campaigns import load_campaigns
 
     settings = world.settings
     checks: dict[str, Check] = {}
@@ -299,7 +299,7 @@ def _check_updates(con: Any, changes: list[dict[str, str]], ds: str, latest: str
     """The day's updates are in the profiles (or staging, for billing addresses). On a rerun
     or backfill of an earlier day, a record changed again on a later day that has already
     run shows that later state, rightly: those changes are not judged."""
-    from profilecast.generate import PLANS
+    from profilecast_dev.generate import PLANS
 
     later = {(c["kind"] in ("cancellation", "plan_change"), c["record_id"]) for c in changes
              if ds < c["day"] <= latest and c["kind"] in UPDATE_KINDS}  # fmt: skip
@@ -369,8 +369,9 @@ def simulate(
     printer: Any = print,
 ) -> list[Step]:
     """Run the simulation on ``settings.home`` (emptied first); returns the checked steps."""
-    from profilecast.generate import generate
     from profilecast.local_airflow import LocalAirflow
+
+    from profilecast_dev.generate import generate
 
     home = settings.home
     if home.exists():

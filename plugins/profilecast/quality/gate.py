@@ -13,11 +13,12 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from profilecast.config import quiet_gx
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _context(docs_root: Path | None) -> Any:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    quiet_gx()
     import great_expectations as gx
 
     if docs_root is None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from profilecast.generate import (
+from profilecast_dev.generate import (
     CONTACT_COLUMNS,
     PLANS,
     PRODUCTS,
@@ -108,6 +108,52 @@ def _change(
                   [ds, kind, person_id, source, entity, record_id, json.dumps(detail)])  # fmt: skip
 
 
+def _daily_send(
+    w: _Writers,
+    truth: _Writers,
+    rng: random.Random,
+    seed: int,
+    st: PersonState,
+    day_start: datetime,
+    day_end: datetime,
+    ds: str,
+) -> None:
+    """Today's promotion to one recipient, its feedback, and an opt-out when there is one."""
+    p = st.person
+    email = p.email
+    sent = day_start + timedelta(hours=10)
+    k = 10_000 + (day_start - datetime(2000, 1, 1, tzinfo=day_start.tzinfo)).days
+    msg = f"{_hid(seed, 'msg', st.index, k, n=22)}.filter0001"
+    base = {"email": email, "sg_message_id": msg, "category": ["promotions"]}
+    _esp(w, rng, seed, st.index, k, "delivered", sent + timedelta(minutes=1), base, day_end)
+    r = rng.random()
+    if r < DAILY_RATES["bounce"]:
+        _esp(w, rng, seed, st.index, k, "bounce", sent + timedelta(minutes=2),
+             {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"},
+             day_end)  # fmt: skip
+        st.opted_out = True
+        _change(truth, ds, "bounce", st, "esp", "events", email, {"email": email})
+    else:
+        if rng.random() < p.engagement:
+            t = sent + timedelta(hours=rng.uniform(0.1, 8))
+            _esp(w, rng, seed, st.index, k, "open", t, base, day_end)
+            if rng.random() < p.engagement * 0.6:
+                _esp(w, rng, seed, st.index, k, "click", t + timedelta(minutes=1),
+                     {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"},
+                     day_end)  # fmt: skip
+        r = rng.random()
+        if r < DAILY_RATES["unsubscribe"]:
+            _esp(w, rng, seed, st.index, k, "unsubscribe", sent + timedelta(hours=2), base,
+                 day_end)  # fmt: skip
+            st.opted_out = True
+            _change(truth, ds, "unsubscribe", st, "esp", "events", email, {"email": email})
+        elif r < DAILY_RATES["unsubscribe"] + DAILY_RATES["spamreport"]:
+            _esp(w, rng, seed, st.index, k, "spamreport", sent + timedelta(hours=3), base,
+                 day_end)  # fmt: skip
+            st.opted_out = True
+            _change(truth, ds, "spamreport", st, "esp", "events", email, {"email": email})
+
+
 def _person_day(
     w: _Writers,
     truth: _Writers,
@@ -136,39 +182,8 @@ def _person_day(
         _session(w, rng, seed, st, t, day_end, ds, truth, received_at)
 
     # --- ESP: today's send ---------------------------------------------------------------
-    email = p.email
     if st.esp_recipient and not st.opted_out and rng.random() < DAILY_RATES["esp_send"]:
-        sent = day_start + timedelta(hours=10)
-        k = 10_000 + (day_start - datetime(2000, 1, 1, tzinfo=day_start.tzinfo)).days
-        msg = f"{_hid(seed, 'msg', st.index, k, n=22)}.filter0001"
-        base = {"email": email, "sg_message_id": msg, "category": ["promotions"]}
-        _esp(w, rng, seed, st.index, k, "delivered", sent + timedelta(minutes=1), base, day_end)
-        r = rng.random()
-        if r < DAILY_RATES["bounce"]:
-            _esp(w, rng, seed, st.index, k, "bounce", sent + timedelta(minutes=2),
-                 {**base, "type": "bounce", "reason": "550 5.1.1 mailbox unavailable"},
-                 day_end)  # fmt: skip
-            st.opted_out = True
-            _change(truth, ds, "bounce", st, "esp", "events", email, {"email": email})
-        else:
-            if rng.random() < p.engagement:
-                t = sent + timedelta(hours=rng.uniform(0.1, 8))
-                _esp(w, rng, seed, st.index, k, "open", t, base, day_end)
-                if rng.random() < p.engagement * 0.6:
-                    _esp(w, rng, seed, st.index, k, "click", t + timedelta(minutes=1),
-                         {**base, "url": f"https://shop.example.com/p/{rng.choice(PRODUCTS)[0]}"},
-                         day_end)  # fmt: skip
-            r = rng.random()
-            if r < DAILY_RATES["unsubscribe"]:
-                _esp(w, rng, seed, st.index, k, "unsubscribe", sent + timedelta(hours=2), base,
-                     day_end)  # fmt: skip
-                st.opted_out = True
-                _change(truth, ds, "unsubscribe", st, "esp", "events", email, {"email": email})
-            elif r < DAILY_RATES["unsubscribe"] + DAILY_RATES["spamreport"]:
-                _esp(w, rng, seed, st.index, k, "spamreport", sent + timedelta(hours=3), base,
-                     day_end)  # fmt: skip
-                st.opted_out = True
-                _change(truth, ds, "spamreport", st, "esp", "events", email, {"email": email})
+        _daily_send(w, truth, rng, seed, st, day_start, day_end, ds)
 
     # --- updates to existing records -----------------------------------------------------
     if st.contact_id and not st.dup_id and rng.random() < DAILY_RATES["crm_email_change"]:

@@ -13,7 +13,6 @@ the last status and the number of attempts once the retry budget is spent.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from profilecast.config import airflow_connection_uri
 
 RETRYABLE = {429, 500, 502, 503, 504}
 
@@ -92,7 +93,7 @@ def _from_parts(conn_type: str | None, host: str, port: Any, schema: str | None,
 
 def get_connection(conn_id: str) -> ApiConnection:
     """Resolve an Airflow Connection (inside a task) or its AIRFLOW_CONN_ variable."""
-    env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    env = airflow_connection_uri(conn_id)
     if env:
         if env.lstrip().startswith("{"):
             d = json.loads(env)

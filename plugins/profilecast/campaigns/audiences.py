@@ -1,0 +1,91 @@
+"""Campaign audiences: who gets which campaign on a run date.
+
+Segment members, minus excluded segments, minus non-emailable profiles (marketing), minus
+the frequency cap, one campaign per customer per day (highest priority wins), each with a
+deterministic ``message_key``. Reads marts only; nothing reads it back into dbt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profilecast.campaigns.definition import Campaign, message_key
+
+
+def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[str, int]:
+    """Write ``campaign_audiences`` rows for ``run_date`` (replacing a previous attempt)."""
+    import pandas as pd
+
+    members = wh.df("select customer_id, segment from customer_segments")
+    profiles = wh.df(
+        "select customer_id, is_emailable, "
+        "(email is not null and bounced_at is null and complained_at is null) as is_reachable, "
+        "last_complaint_product, last_complaint_at "
+        "from customer_profiles"
+    )
+    emailable = set(profiles.loc[profiles["is_emailable"].astype(bool), "customer_id"])
+    # Transactional mail (receipts, account notices) ignores marketing opt-outs but never
+    # goes to an address that bounced or complained, or to no address at all.
+    reachable = set(profiles.loc[profiles["is_reachable"].astype(bool), "customer_id"])
+    # Days from run_date to each customer's nearest send on another date, before or after:
+    # a backfill or a rerun of an earlier day must respect sends made by later days too.
+    nearest: dict[str, int] = {}
+    if wh.table_exists("send_ledger"):
+        for cid, days in wh.query(
+            "select customer_id, min(abs(cast(run_date as date) - cast(%s as date))) "
+            "from send_ledger where cast(run_date as date) <> cast(%s as date) group by 1",
+            (run_date, run_date),
+        ):
+            nearest[cid] = int(days)
+    by_segment = members.groupby("segment")["customer_id"].apply(set).to_dict()
+    taken: set[str] = set()
+    rows = []
+    counts = {}
+    for c in campaigns:  # highest priority first
+        audience: set[str] = set()
+        for seg in c.segments:
+            audience |= by_segment.get(seg, set())
+        for seg in c.exclude_segments:
+            audience -= by_segment.get(seg, set())
+        audience &= emailable if c.kind == "marketing" else reachable
+        if c.promoted_product:
+            audience -= complained_about(
+                profiles, c.promoted_product, run_date, c.complaint_window_days
+            )
+        if c.frequency_cap_days:
+            audience = {
+                cid
+                for cid in audience
+                if cid not in nearest or nearest[cid] >= c.frequency_cap_days
+            }
+        audience -= taken
+        taken |= audience
+        counts[c.campaign_id] = len(audience)
+        rows += [
+            {
+                "run_date": run_date,
+                "campaign_id": c.campaign_id,
+                "customer_id": cid,
+                "message_key": message_key(c.campaign_id, cid, run_date),
+                "kind": c.kind,
+            }
+            for cid in sorted(audience)
+        ]
+    frame = pd.DataFrame(
+        rows, columns=["run_date", "campaign_id", "customer_id", "message_key", "kind"]
+    )
+    wh.replace_rows(
+        "campaign_audiences", "run_date", run_date, frame, column_types={"run_date": "date"}
+    )
+    return counts
+
+
+def complained_about(profiles: Any, product: str, run_date: str, window_days: int) -> set[str]:
+    """Customers whose latest complaint, within the window, is about ``product``."""
+    import pandas as pd
+
+    cutoff = pd.Timestamp(run_date) - pd.Timedelta(days=window_days)
+    hit = (profiles["last_complaint_product"].fillna("").str.lower() == product.lower()) & (
+        pd.to_datetime(profiles["last_complaint_at"]) >= cutoff
+    )
+    return set(profiles.loc[hit, "customer_id"])

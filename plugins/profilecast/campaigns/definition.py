@@ -1,0 +1,88 @@
+"""Campaign definitions: a folder under campaigns/ (campaign.yml + body templates), loaded and checked."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from profilecast.export.formats import FORMATS
+
+TEMPLATE_FILES = {"html": "body.html.j2", "text": "body.txt.j2"}
+
+
+class CampaignError(ValueError):
+    """A campaign definition or template is invalid."""
+
+
+@dataclass
+class Campaign:
+    campaign_id: str
+    segments: list[str]
+    kind: str
+    format: str
+    from_address: str
+    subject_variants: list[str]
+    preheader: str
+    fields: list[str]
+    priority: int = 50
+    frequency_cap_days: int = 0
+    exclude_segments: list[str] = field(default_factory=list)
+    description: str = ""
+    #: a product this campaign promotes: customers who complained about it lately are skipped
+    promoted_product: str | None = None
+    complaint_window_days: int = 30
+    folder: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def message_key(campaign_id: str, customer_id: str, ds: str) -> str:
+    """Deterministic per (campaign, customer, date): the exactly-once key."""
+    return hashlib.sha256(f"{campaign_id}|{customer_id}|{ds}".encode()).hexdigest()[:32]
+
+
+def load_campaigns(directory: Path) -> list[Campaign]:
+    import yaml
+
+    campaigns = []
+    for cfg_path in sorted(directory.glob("*/campaign.yml")):
+        raw = yaml.safe_load(cfg_path.read_text()) or {}
+        cid = raw.get("campaign_id") or cfg_path.parent.name
+        if cid != cfg_path.parent.name:
+            raise CampaignError(f"{cfg_path}: campaign_id must match its folder name")
+        missing = [k for k in ("segments", "from", "subject_variants", "fields") if not raw.get(k)]
+        if missing:
+            raise CampaignError(f"{cfg_path}: missing {', '.join(missing)}")
+        fmt = raw.get("format", "jsonl")
+        if fmt not in FORMATS:
+            raise CampaignError(f"{cfg_path}: format {fmt!r} not supported (use {sorted(FORMATS)})")
+        kind = raw.get("kind", "marketing")
+        if kind not in ("marketing", "transactional"):
+            raise CampaignError(f"{cfg_path}: kind must be marketing or transactional")
+        sources = {}
+        for key, name in TEMPLATE_FILES.items():
+            tpl = cfg_path.parent / name
+            if not tpl.exists():
+                raise CampaignError(f"{cfg_path.parent}: missing {name}")
+            sources[key] = tpl.read_text()
+        campaigns.append(
+            Campaign(
+                campaign_id=cid,
+                segments=list(raw["segments"]),
+                exclude_segments=list(raw.get("exclude_segments") or []),
+                kind=kind,
+                format=fmt,
+                from_address=raw["from"],
+                subject_variants=list(raw["subject_variants"]),
+                preheader=raw.get("preheader", ""),
+                fields=list(raw["fields"]),
+                priority=int(raw.get("priority", 50)),
+                frequency_cap_days=int(raw.get("frequency_cap_days", 0)),
+                description=raw.get("description", ""),
+                promoted_product=raw.get("promoted_product"),
+                complaint_window_days=int(raw.get("complaint_window_days", 30)),
+                folder=cfg_path.parent,
+                sources=sources,
+            )
+        )
+    return sorted(campaigns, key=lambda c: (-c.priority, c.campaign_id))

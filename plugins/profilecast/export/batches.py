@@ -1,0 +1,168 @@
+"""Exactly-once batch export to the ESP (a local folder or S3).
+
+Layout under the export URL::
+
+    <campaign_id>/<ds>/batch-00000.jsonl.gz   one message per line (schema below)
+    <campaign_id>/<ds>/manifest.json          written last: the ESP's commit marker
+
+Exactly once: each message has a deterministic ``message_key`` (campaign, customer, date).
+Keys already in the warehouse ``send_ledger`` are never written again. Batch names are
+deterministic (continuing the manifest's numbering), so an export that crashed after writing
+a batch but before recording it rewrites the same file with the same content on retry; the
+ledger rows are inserted once the manifest is written.
+
+Generic JSON-lines schema, version ``profilecast.jsonl/1``: ``message_key, campaign_id,
+customer_id, to, from, subject, subject_variant, preheader, html, text, headers, fields``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import unsubscribe_secret
+from profilecast.export.ledger import build_manifest, ensure_ledger_tables, pd_frame
+from profilecast.storage import ObjectStore
+
+SCHEMA_VERSION = "profilecast.jsonl/1"
+
+
+def _read_rendered(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def unsubscribe_headers(message: dict[str, Any], secret: str) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe headers with a signed per-recipient token."""
+    import hmac
+
+    token = hmac.new(secret.encode(), message["message_key"].encode(), hashlib.sha256)
+    url = f"https://unsubscribe.example.com/u/{message['message_key']}?t={token.hexdigest()[:32]}"
+    return {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Profilecast-Message-Key": message["message_key"],
+    }
+
+
+def export_campaign(
+    wh: Any,
+    target: ObjectStore,
+    campaign_id: str,
+    run_date: str,
+    rendered_files: list[Path],
+    run_id: str,
+    fmt: str = "jsonl",
+) -> dict[str, Any]:
+    """Export rendered messages not yet in the send ledger; returns what was written.
+
+    Per batch: the file is written (conditionally), then its ledger rows and its
+    ``export_batches`` row commit together. The manifest is rebuilt from ``export_batches``
+    and written last, so it lists exactly the committed batches even after a crash.
+    """
+    from profilecast.export.formats import SCHEMAS, batch_files
+
+    ensure_ledger_tables(wh)
+    exported = {
+        r[0]
+        for r in wh.query(
+            "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
+        )
+    }
+    secret = unsubscribe_secret()
+    pending = []
+    for path in rendered_files:
+        for msg in _read_rendered(path):
+            if msg["message_key"] not in exported:
+                msg["headers"] = unsubscribe_headers(msg, secret)
+                msg["schema_version"] = SCHEMA_VERSION
+                pending.append(msg)
+                exported.add(msg["message_key"])
+    pending.sort(key=lambda m: m["message_key"])
+    prefix = f"{campaign_id}/{run_date}"
+    committed = {
+        name
+        for (name,) in wh.query(
+            "select batch_file from export_batches where campaign_id = %s and run_date = %s",
+            (campaign_id, run_date),
+        )
+    }
+    seq = len(committed)
+    written = new_batches = 0
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    for chunk, lines in batch_files(fmt, pending):
+        name = f"batch-{seq:05d}.jsonl.gz"
+        data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+        # An uncommitted file of that name is an orphan of a crashed attempt: replace it.
+        target.write(f"{prefix}/{name}", data, "application/gzip", overwrite=name not in committed)
+        ledger = pd_frame(
+            [
+                {
+                    "message_key": m["message_key"],
+                    "campaign_id": campaign_id,
+                    "customer_id": m["customer_id"],
+                    "run_date": run_date,
+                    "batch_file": target.location(f"{prefix}/{name}"),
+                    "exported_at": now,
+                }
+                for m in chunk
+            ]
+        )
+        batch = pd_frame(
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "run_date": run_date,
+                    "batch_file": name,
+                    "format": fmt,
+                    "schema_version": SCHEMAS[fmt],
+                    "messages": len(chunk),
+                    "lines": len(lines),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "run_id": run_id,
+                    "exported_at": now,
+                }
+            ]
+        )
+        wh.begin()
+        try:
+            wh._insert_frame("send_ledger", ledger)
+            wh._insert_frame("export_batches", batch)
+            wh.commit()
+        except Exception:
+            wh.rollback()
+            raise
+        committed.add(name)
+        written += len(chunk)
+        new_batches += 1
+        seq += 1
+    if not committed:
+        return {"campaign_id": campaign_id, "exported": 0, "batches": 0,
+                "total_batches": 0, "location": None}  # fmt: skip
+    # Rebuilt from export_batches and written on every attempt, new batches or not: a crash
+    # after the last batch committed but before this write is repaired by the resume, so the
+    # ESP's commit marker always lists every committed batch (the content is deterministic).
+    manifest = build_manifest(wh, campaign_id, run_date)
+    target.write(
+        f"{prefix}/manifest.json",
+        json.dumps(manifest, indent=2).encode(),
+        "application/json",
+        overwrite=True,
+    )
+    return {
+        "campaign_id": campaign_id,
+        "exported": written,
+        "batches": new_batches,
+        "total_batches": len(committed),
+        "location": target.location(prefix) if written else None,
+        "manifest": target.location(f"{prefix}/manifest.json"),
+    }

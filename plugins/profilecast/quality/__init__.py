@@ -1,0 +1,1 @@
+"""Quality: the Great Expectations gate over the warehouse (suites in ``expectations/``)."""

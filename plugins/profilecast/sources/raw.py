@@ -1,0 +1,111 @@
+"""The raw load: a batch's landing files replace that batch in raw tables, quarantine and load_batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from profilecast.sources.catalog import ENTITIES, META_COLUMNS, SourceError
+from profilecast.sources.validation import format_timestamp
+from profilecast.sources.window import FILE_READ_COLUMNS
+from profilecast.storage import download_folder
+
+
+def _local_landing(landing_dir: str) -> Path:
+    """A local folder holding the batch's landing files (downloaded when they live on S3)."""
+    if not landing_dir.startswith("s3://"):
+        return Path(landing_dir)
+    import tempfile
+
+    return download_folder(landing_dir, Path(tempfile.mkdtemp(prefix="profilecast-landing-")))
+
+
+def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) -> list[dict]:
+    """Replace each batch in its raw table, the quarantine table and load_batches."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    done = []
+    for m in manifests:
+        spec = next(s for s in ENTITIES if s.source == m["source"] and s.entity == m["entity"])
+        folder = _local_landing(m["landing_dir"])
+        parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
+        loaded = wh.load_parquet(
+            f"{wh.raw_schema}.{spec.table}",
+            parts,
+            [*spec.columns, *META_COLUMNS],
+            {"_batch_id": m["batch_id"], "_loaded_at": format_timestamp(loaded_at)},
+            key="_batch_id",
+        )
+        q = pq.read_table(folder / "quarantine.parquet").to_pandas()
+        if str(m["landing_dir"]).startswith("s3://"):
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)  # the temporary download
+        wh.replace_rows("quarantine", "batch_id", m["batch_id"], q)
+        if loaded != m["rows_loaded"]:
+            raise SourceError(
+                f"{m['batch_id']}: landing says {m['rows_loaded']} rows, loaded {loaded}"
+            )
+        batch = pd.DataFrame(
+            [
+                {
+                    "batch_id": m["batch_id"],
+                    "source": m["source"],
+                    "entity": m["entity"],
+                    "rows_read": m["rows_read"],
+                    "rows_loaded": loaded,
+                    "rows_quarantined": len(q),
+                    "rows_outside_window": m["rows_outside_window"],
+                    "rows_previously_quarantined": m.get("rows_previously_quarantined", 0),
+                    "window_start": m["window_start"],
+                    "window_end": m["window_end"],
+                    "source_files": len(m["files"]),
+                    "loaded_at": format_timestamp(loaded_at),
+                }
+            ]
+        )
+        wh.replace_rows(
+            "load_batches",
+            "batch_id",
+            m["batch_id"],
+            batch,
+            column_types={
+                "rows_read": "bigint",
+                "rows_loaded": "bigint",
+                "rows_quarantined": "bigint",
+                "rows_outside_window": "bigint",
+                "rows_previously_quarantined": "bigint",
+                "source_files": "integer",
+            },
+        )
+        reads = pd.DataFrame(
+            [
+                {"batch_id": m["batch_id"], "source": m["source"], "entity": m["entity"], **r}
+                for r in m.get("file_reads", [])
+            ],
+            columns=["batch_id", "source", "entity", *FILE_READ_COLUMNS],
+        )
+        wh.replace_rows(
+            "load_files",
+            "batch_id",
+            m["batch_id"],
+            reads,
+            column_types={"rows_read": "bigint", "rows_later": "bigint"},
+        )
+        done.append(batch.iloc[0].to_dict())
+    return done
+
+
+def ensure_raw_tables(wh: Any) -> None:
+    """Create every raw table (empty) so dbt sources exist even for a source with no drop."""
+    import pandas as pd
+
+    for spec in ENTITIES:
+        if not wh.table_exists(spec.table, wh.raw_schema):
+            cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
+            wh.replace_rows(
+                f"{wh.raw_schema}.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols)
+            )

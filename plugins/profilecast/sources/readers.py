@@ -1,0 +1,153 @@
+"""Reading drop files (CSV, JSON lines, JSON, Parquet; gzip; local or S3) into raw records."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from profilecast.sources.catalog import EntitySpec, SourceError
+from profilecast.sources.connectors.dialects import normalize
+from profilecast.storage import list_keys, read_bytes, split_s3_url
+
+FORMATS = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+
+
+@dataclass
+class RawRecord:
+    source_file: str
+    line: int
+    record: Any = None
+    error: str | None = None
+    payload: str | None = None
+
+
+def _fmt(name: str) -> str | None:
+    base = name[:-3] if name.endswith(".gz") else name
+    for ext in FORMATS:
+        if base.endswith(ext):
+            return ext
+    return None
+
+
+def list_drop_files(root: str, source: str, entity: str) -> list[str]:
+    """Files for ``<source>/<entity>.<ext>`` or the parts under ``<source>/<entity>/``."""
+    if root.startswith("s3://"):
+        return _s3_list(root, source, entity)
+    base = Path(root) / source
+    found: list[Path] = []
+    if base.is_dir():
+        found += [p for p in base.iterdir() if p.is_file() and p.name.split(".")[0] == entity]
+        folder = base / entity
+        if folder.is_dir():
+            found += [p for p in folder.rglob("*") if p.is_file()]
+    return sorted(str(p) for p in found if _fmt(p.name))
+
+
+def _s3_list(root: str, source: str, entity: str) -> list[str]:
+    bucket, prefix = split_s3_url(root.rstrip("/") + f"/{source}/")
+    keys: list[str] = []
+    for key in list_keys(f"s3://{bucket}/{prefix}"):
+        rel = key[len(prefix) :]
+        name = rel.split("/")[0]
+        if (name.split(".")[0] == entity or rel.startswith(f"{entity}/")) and _fmt(rel):
+            keys.append(f"s3://{bucket}/{key}")
+    return sorted(keys)
+
+
+def _open_bytes(path: str) -> bytes:
+    data = read_bytes(path)
+    return gzip.decompress(data) if path.endswith(".gz") else data
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    if not path.startswith("s3://") and not path.endswith(".gz"):
+        return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    if not path.startswith("s3://"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(io.BytesIO(_open_bytes(path)), encoding="utf-8-sig", newline="")
+
+
+def read_records(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
+    """Yield every record of one file, with a parse error instead of a record when broken."""
+    fmt = _fmt(path)
+    if fmt == ".csv":
+        yield from _read_csv(path, spec)
+    elif fmt in (".jsonl", ".ndjson"):
+        with _open_text(path) as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield RawRecord(path, n, error=f"invalid JSON: {exc.msg}", payload=line[:10000])
+                    continue
+                yield from _explode(path, n, obj, line)
+    elif fmt == ".json":
+        try:
+            obj = json.loads(_open_bytes(path).decode("utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{path}: not valid JSON ({exc})") from exc
+        if isinstance(obj, dict):
+            for key in ("data", "records", "results"):  # API list / sObject tree / HubSpot
+                if isinstance(obj.get(key), list):
+                    obj = obj[key]
+                    break
+        items = obj if isinstance(obj, list) else [obj]
+        for n, item in enumerate(items, start=1):
+            yield from _explode(path, n, item, None)
+    elif fmt == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(_open_bytes(path)))
+        for n, item in enumerate(table.to_pylist(), start=1):
+            yield RawRecord(path, n, record=item)
+
+
+def _explode(path: str, n: int, obj: Any, line: str | None) -> Iterator[RawRecord]:
+    """A Segment batch envelope ``{"batch": [...]}`` holds several events."""
+    if isinstance(obj, dict) and isinstance(obj.get("batch"), list) and "type" not in obj:
+        shared = {k: v for k, v in obj.items() if k != "batch"}
+        for item in obj["batch"]:
+            if isinstance(item, dict):
+                merged = {**{k: v for k, v in shared.items() if k in ("context",)}, **item}
+                yield RawRecord(path, n, record=merged)
+            else:
+                yield RawRecord(path, n, record=item)
+        return
+    yield RawRecord(path, n, record=obj, payload=line)
+
+
+def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        mapped = normalize(spec.dialect, {h: h for h in header})
+        missing = [c for c in spec.required_columns if c not in header and c not in mapped]
+        if missing:
+            raise SourceError(
+                f"{path}: required column(s) {', '.join(missing)} missing from the header "
+                f"(found: {', '.join(header)})"
+            )
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                yield RawRecord(
+                    path,
+                    line,
+                    error=f"row has {len(values)} fields, header has {len(header)}",
+                    payload=json.dumps(values, ensure_ascii=False),
+                )
+                continue
+            yield RawRecord(path, line, record=dict(zip(header, values, strict=True)))

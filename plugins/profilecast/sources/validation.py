@@ -1,0 +1,221 @@
+"""Record validation: value parsing, the rules that quarantine a record, and its fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from profilecast.sources.catalog import EntitySpec
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse ISO-8601 text or Unix seconds/milliseconds into an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):  # typed sources (Parquet) hand over datetimes
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+        num = float(value)
+        if num > 1e11:  # milliseconds
+            num /= 1000.0
+        try:
+            return datetime.fromtimestamp(num, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def format_timestamp(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def to_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Validated:
+    row: dict[str, Any] | None = None
+    reason: str | None = None
+    record_ts: datetime | None = None
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+SEGMENT_REQUIRED = {
+    "track": ("event",),
+    "identify": (),
+    "page": (),
+    "screen": (),
+    "group": ("groupId",),
+    "alias": ("previousId", "userId"),
+}
+
+
+def control_character(value: Any, path: str = "") -> str | None:
+    """The path of the first string holding a control character (NUL included), or None."""
+    if isinstance(value, str):
+        m = _CONTROL.search(value)
+        return f"{path or 'value'} (U+{ord(m.group()):04X} at {m.start()})" if m else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = control_character(k, path) if isinstance(k, str) else None
+            found = found or control_character(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = control_character(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def valid_email(value: str) -> bool:
+    return bool(_EMAIL.match(value.strip())) and len(value.strip()) <= 254
+
+
+def _rule_violation(spec: EntitySpec, present: dict[str, Any]) -> str | None:
+    """Why a record breaks its source's own rules (control characters, email syntax, the
+    Segment spec's required fields), or None."""
+    bad = control_character(present)
+    if bad:
+        return f"control character in {bad}"
+    if spec.rules == "segment":
+        kind = present.get("type")
+        if not isinstance(kind, str) or not kind:
+            return "Segment spec: missing type"
+        if kind not in SEGMENT_REQUIRED:
+            return f"Segment spec: unknown type {kind!r}"
+        missing = [f for f in SEGMENT_REQUIRED[kind] if not str(present.get(f) or "").strip()]
+        if missing:
+            return f"Segment spec: {kind} call without {', '.join(missing)}"
+    return None
+
+
+def record_timestamp(spec: EntitySpec, present: dict[str, Any]) -> datetime | None:
+    """The record's watermark: the latest parseable value among ``spec.watermark``."""
+    stamps = [parse_timestamp(present.get(c)) for c in spec.watermark]
+    stamps = [s for s in stamps if s is not None]
+    return max(stamps) if stamps else None
+
+
+def validate_record(spec: EntitySpec, record: Any) -> Validated:
+    """Turn one parsed record into a raw row, or say why it cannot be used.
+
+    A rejected record keeps its watermark when it has one, so a dated bad row belongs to one
+    interval like a good one and is quarantined once, not in every run.
+    """
+    if not isinstance(record, dict):
+        return Validated(reason=f"not an object (got {type(record).__name__})")
+    present = {k: v for k, v in record.items() if k is not None}
+    if (
+        spec.rules == "segment"
+        and not present.get("type")
+        and present.get("action") in SEGMENT_REQUIRED
+    ):
+        present["type"] = present.pop("action")  # the HTTP API's legacy name for type
+    record_ts = record_timestamp(spec, present)
+    if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
+        return Validated(
+            reason=f"no identifier: needs one of {', '.join(spec.identifiers)}",
+            record_ts=record_ts,
+        )
+    violation = _rule_violation(spec, present)
+    if violation:
+        return Validated(reason=violation, record_ts=record_ts)
+    flags: list[str] = []
+    rejected: dict[str, str] = {}
+    for col in spec.email_fields:
+        value = present.get(col)
+        if value is None or not str(value).strip() or valid_email(str(value)):
+            continue
+        others = [k for k in spec.identifiers if k != col and str(present.get(k) or "").strip()]
+        if not others:  # the address is what identifies the record: nothing left to load
+            return Validated(
+                reason=f"invalid email syntax in {col}: {str(value).strip()[:80]!r}",
+                record_ts=record_ts,
+            )
+        # Cleaned: the record loads without the address; the value is kept in _extra.
+        rejected[f"{col}_rejected"] = str(value)
+        present[col] = None
+        flags.append(f"{col}:invalid_email")
+    row: dict[str, Any] = {}
+    for col in spec.columns:
+        value = present.get(col)
+        if col in spec.timestamps and value not in (None, ""):
+            ts = parse_timestamp(value)
+            if ts is None:
+                flags.append(f"{col}:invalid_timestamp")
+                row[col] = None
+            else:
+                row[col] = format_timestamp(ts)
+            continue
+        if col in spec.dates and value not in (None, ""):
+            d = parse_date(value)
+            if d is None:
+                flags.append(f"{col}:invalid_date")
+                row[col] = None
+            else:
+                row[col] = d.isoformat()
+            continue
+        text = to_text(value)
+        row[col] = text if text != "" else None
+    if spec.record_id and not row.get(spec.record_id):
+        digest = hashlib.sha256(
+            json.dumps(present, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        row[spec.record_id] = f"h_{digest[:24]}"
+        flags.append(f"{spec.record_id}:derived")
+    extra = {k: v for k, v in present.items() if k not in spec.columns}
+    extra.update(rejected)
+    row["_extra"] = json.dumps(extra, ensure_ascii=False, default=str) if extra else None
+    row["_flags"] = ",".join(flags) if flags else None
+    row["_record_ts"] = format_timestamp(record_ts) if record_ts else None
+    return Validated(row=row, record_ts=record_ts)
+
+
+def quarantine_fingerprint(spec: EntitySpec, reason: str, payload: str) -> str:
+    text = f"{spec.source}\x1f{spec.entity}\x1f{reason}\x1f{payload}"
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()

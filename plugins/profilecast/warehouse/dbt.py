@@ -1,0 +1,118 @@
+"""The dbt runner: ``dbt build`` against the configured target, in a child process that
+dies with its parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from profilecast.config import Settings, duckdb_memory_limit, postgres_params, process_env
+from profilecast.warehouse.connection import WarehouseError, connect, raw_schema_name
+
+log = logging.getLogger(__name__)
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    env = process_env()
+    env.update(
+        {
+            "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+            "PROFILECAST_WAREHOUSE": str(settings.warehouse_path),
+            "PROFILECAST_RAW_SCHEMA": raw_schema_name(settings),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "PROFILECAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_limit(),
+            "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+            "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
+        }
+    )
+    pg = postgres_params()
+    names = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD",
+             "dbname": "DATABASE", "schema": "SCHEMA"}  # fmt: skip
+    for key, name in names.items():
+        env.setdefault(f"PROFILECAST_PG_{name}", str(pg[key]))
+    return env
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL it when its parent dies.
+
+    A task killed mid-build (SIGKILL, OOM killer, a lost worker) would otherwise leave dbt
+    running on its own, holding DuckDB's write lock, and the task's retry would fail on it.
+    Elsewhere than Linux this does nothing."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(
+    settings: Settings,
+    command: str,
+    args: Sequence[str] = (),
+    dbt_vars: dict[str, Any] | None = None,
+) -> str:
+    """Run a dbt command against the configured target; return its output or raise."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        dbt_executable(),
+        command,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--target",
+        settings.dbt_target,
+        *args,
+    ]
+    merged = {**settings.dbt_vars, **(dbt_vars or {})}
+    if merged:
+        cmd += ["--vars", json.dumps(merged)]
+    proc = subprocess.run(
+        cmd, env=dbt_env(settings), capture_output=True, text=True, preexec_fn=die_with_parent
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-60:])
+        raise WarehouseError(f"dbt {command} failed (exit {proc.returncode}):\n{tail}")
+    return output
+
+
+UNBUILT_INCREMENTAL = "Not able to get columns for unit test"
+
+
+def dbt_build(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> str:
+    """``dbt build`` (models, data tests, unit tests), creating state models on first use.
+
+    The unit tests of an incremental model read its existing table's columns ({{ this }}),
+    which a new warehouse lacks. Then the build runs without unit tests and the unit tests
+    run right after it, against the tables it created.
+    """
+    with connect(settings) as wh:
+        first = not wh.table_exists("identity_registry")
+    if not first:
+        try:
+            return run_dbt(settings, "build", dbt_vars=dbt_vars)
+        except WarehouseError as exc:  # an incremental model added since the last build
+            if UNBUILT_INCREMENTAL not in str(exc):
+                raise
+    log.info("first build of the incremental models: unit tests run after the models")
+    out = run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"], dbt_vars)
+    return out + run_dbt(settings, "test", ["--select", "test_type:unit"], dbt_vars)
+
+
+def dbt_manifest(settings: Settings) -> dict[str, Any]:
+    path = settings.home / "dbt" / "target" / "manifest.json"
+    return json.loads(path.read_text())
