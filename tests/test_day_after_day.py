@@ -238,7 +238,7 @@ def test_resume_after_a_crash_before_the_manifest_writes_the_manifest(tmp_path, 
 def test_airflow_env_finds_airflow_without_an_activated_virtualenv(pc_env):
     import sys
 
-    from profilecast.cli import airflow_env
+    from profilecast.local_airflow import airflow_env
 
     env = airflow_env(replace(pc_env))
     found = shutil.which("airflow", path=env["PATH"])
@@ -246,7 +246,7 @@ def test_airflow_env_finds_airflow_without_an_activated_virtualenv(pc_env):
 
 
 def test_a_second_run_of_the_same_interval_is_refused_with_the_holder(pc_env):
-    from profilecast.cli import IntervalBusy, interval_lock
+    from profilecast.local_airflow import IntervalBusy, interval_lock
 
     iv = Interval.day("2026-11-01")
     with interval_lock(pc_env, iv):

@@ -22,10 +22,10 @@ class _Wh:
     """The Warehouse API over an in-memory DuckDB (same SQL as production)."""
 
     def __init__(self) -> None:
-        from profilecast.warehouse import Warehouse
+        from profilecast.warehouse.connection import DuckDBWarehouse
 
-        self.inner = Warehouse.__new__(Warehouse)
-        self.inner.kind, self.inner.schema, self.inner.raw_schema = "duckdb", "main", "raw"
+        self.inner = DuckDBWarehouse.__new__(DuckDBWarehouse)
+        self.inner.raw_schema = "raw"
         self.inner.con = duckdb.connect()
 
     def __getattr__(self, name):

@@ -14,3 +14,40 @@
 {% macro latest_version(relation='renamed') -%}
     select * from {{ relation }} where version_rank = 1
 {%- endmacro %}
+
+{#- Every address a record has had (all loaded versions): one row per record and address,
+    with when the source first and last showed it. -#}
+{% macro address_history(relation, key, key_alias) -%}
+with
+
+source as (
+
+    select * from {{ relation }}
+
+),
+
+renamed as (
+
+    select
+        cast({{ key }} as varchar) as {{ key_alias }},
+        nullif(trim(email), '') as email,
+        cast(_record_ts as timestamp) as seen_at
+    from source
+
+),
+
+final as (
+
+    select
+        {{ key_alias }},
+        email,
+        min(seen_at) as first_seen_at,
+        max(seen_at) as last_seen_at
+    from renamed
+    where {{ key_alias }} is not null and email is not null
+    group by {{ key_alias }}, email
+
+)
+
+select * from final
+{%- endmacro %}

@@ -133,14 +133,7 @@ def export_campaign(
                 }
             ]
         )
-        wh.begin()
-        try:
-            wh._insert_frame("send_ledger", ledger)
-            wh._insert_frame("export_batches", batch)
-            wh.commit()
-        except Exception:
-            wh.rollback()
-            raise
+        wh.insert_frames({"send_ledger": ledger, "export_batches": batch})
         committed.add(name)
         written += len(chunk)
         new_batches += 1

@@ -108,8 +108,9 @@ class ExportFormat:
 
     name: str
     schema: str
-    messages_per_file: int
     lines: Callable[[list[dict[str, Any]]], list[str]]
+    #: at most this many messages per batch file (0: the shared MESSAGES_PER_FILE)
+    messages_per_file: int = 0
 
 
 def _jsonl_lines(chunk: list[dict[str, Any]]) -> list[str]:
@@ -130,10 +131,10 @@ def _sendgrid_lines(chunk: list[dict[str, Any]]) -> list[str]:
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("jsonl", "profilecast.jsonl/1", MESSAGES_PER_FILE, _jsonl_lines),
-        ExportFormat("ses", "ses.SendBulkEmail/1", MESSAGES_PER_FILE, _ses_lines),
+        ExportFormat("jsonl", "profilecast.jsonl/1", _jsonl_lines),
+        ExportFormat("ses", "ses.SendBulkEmail/1", _ses_lines),
         ExportFormat(
-            "sendgrid", "sendgrid.mail_send/1", SENDGRID_PERSONALIZATIONS_PER_BODY, _sendgrid_lines
+            "sendgrid", "sendgrid.mail_send/1", _sendgrid_lines, SENDGRID_PERSONALIZATIONS_PER_BODY
         ),
     )
 }
@@ -146,7 +147,7 @@ def batch_files(fmt: str, messages: list[dict[str, Any]]) -> Iterator[tuple[list
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (use one of {sorted(FORMATS)})")
     spec = FORMATS[fmt]
-    for chunk in _chunks(messages, spec.messages_per_file):
+    for chunk in _chunks(messages, spec.messages_per_file or MESSAGES_PER_FILE):
         yield chunk, spec.lines(chunk)
 
 

@@ -36,74 +36,63 @@ class WarehouseError(RuntimeError):
 
 
 class Warehouse:
-    """A thin connection wrapper; ``kind`` is ``duckdb`` or ``postgres``."""
+    """What every engine's connection offers; ``kind`` is ``duckdb`` or ``postgres``.
+
+    The engines differ in how they connect, bind parameters, bulk-load and run a
+    transaction; everything else (schema drift, replacing a batch's rows) is written once
+    here over those few primitives.
+    """
+
+    kind = ""
+    schema = ""
+    raw_schema = ""
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
-        self.kind = "postgres" if settings.dbt_target.startswith("postgres") else "duckdb"
-        if self.kind == "duckdb":
-            import duckdb
+        self.read_only = read_only
+        self.raw_schema = raw_schema_name(settings)
 
-            settings.home.mkdir(parents=True, exist_ok=True)
-            path = settings.warehouse_path
-            if read_only and not path.exists():
-                # Nothing has been loaded yet: an in-memory database answers "empty".
-                self.con = duckdb.connect(":memory:")
-            else:
-                self.con = duckdb.connect(str(path), read_only=read_only)
-            self.con.execute("set timezone = 'UTC'")
-            self.con.execute("set enable_progress_bar = false")
-            # The same cap as dbt's profile (dbt_env passes it on): beyond it DuckDB spills.
-            limit = duckdb_memory_limit()
-            try:
-                self.con.execute(f"set memory_limit = '{limit}'")
-            except duckdb.Error as exc:
-                self.con.close()
-                raise WarehouseError(
-                    f"PROFILECAST_DUCKDB_MEMORY_LIMIT={limit!r} is not a DuckDB memory size "
-                    f"(e.g. 6GB, 512MB): {exc}"
-                ) from exc
-            self.schema = "main"
-            self.raw_schema = raw_schema_name(settings)
-        else:
-            import psycopg2
-
-            params = postgres_params()
-            self.schema = str(params.pop("schema"))
-            self.raw_schema = raw_schema_name(settings)
-            self.con = psycopg2.connect(**params)
-            self.con.autocommit = True
-            self.execute(f"create schema if not exists {self.schema}")
-            self.execute(f"set search_path to {self.schema}, public")
-            self.execute("set timezone = 'UTC'")
-
-    # -- basic access ---------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
-        return sql.replace("%s", "?") if self.kind == "duckdb" else sql
-
+    # -- per engine -----------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        if self.kind == "duckdb":
-            self.con.execute(self._sql(sql), list(params))
-        else:
-            with self.con.cursor() as cur:
-                cur.execute(sql, tuple(params))
+        raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        if self.kind == "duckdb":
-            return self.con.execute(self._sql(sql), list(params)).fetchall()
-        with self.con.cursor() as cur:
-            cur.execute(sql, tuple(params))
-            return cur.fetchall() if cur.description else []
+        raise NotImplementedError
 
-    def df(self, sql: str, params: Sequence[Any] = ()):  # -> pandas.DataFrame
-        import pandas as pd
+    def df(self, sql: str, params: Sequence[Any] = ()) -> Any:  # -> pandas.DataFrame
+        raise NotImplementedError
 
-        if self.kind == "duckdb":
-            return self.con.execute(self._sql(sql), list(params)).df()
-        with self.con.cursor() as cur:
-            cur.execute(sql, tuple(params))
-            cols = [d[0] for d in cur.description]
-            return pd.DataFrame(cur.fetchall(), columns=cols)
+    def _insert_frame(self, table: str, frame: Any) -> None:
+        raise NotImplementedError
+
+    def _insert_parquet(
+        self, target: str, parts: list[str], cols: list[str], constants: dict[str, str]
+    ) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- shared ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        """Everything in the block commits together, or nothing does."""
+        self._begin()
+        try:
+            yield self
+        except BaseException:
+            self._rollback()
+            raise
+        self._commit()
 
     def table_exists(self, name: str, schema: str | None = None) -> bool:
         schema = schema or self.schema
@@ -121,10 +110,6 @@ class Warehouse:
         )
         return [r[0] for r in rows]
 
-    def close(self) -> None:
-        self.con.close()
-
-    # -- bulk load ------------------------------------------------------------------------
     def replace_rows(
         self,
         table: str,
@@ -139,16 +124,18 @@ class Warehouse:
         (or ``column_types``), and new columns are added as they appear (schema drift).
         """
         schema, name = self.ensure_table(table, list(frame.columns), column_types)
-        self.begin()
-        try:
+        with self.transaction():
             self.execute(f"delete from {schema}.{name} where {key_column} = %s", (key_value,))
             if len(frame):
                 self._insert_frame(f"{schema}.{name}", frame)
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
         return len(frame)
+
+    def insert_frames(self, frames: dict[str, Any]) -> None:
+        """Append each DataFrame to its table, all in one transaction."""
+        with self.transaction():
+            for table, frame in frames.items():
+                if len(frame):
+                    self._insert_frame(table, frame)
 
     def ensure_table(
         self, table: str, cols: list[str], column_types: dict[str, str] | None = None
@@ -173,48 +160,127 @@ class Warehouse:
     def load_parquet(
         self, table: str, parts: list[str], cols: list[str], constants: dict[str, str], key: str
     ) -> int:
-        """Replace the rows where ``key = constants[key]`` with the Parquet parts, streaming.
-
-        DuckDB reads the files itself; PostgreSQL gets one COPY per part (bounded memory).
-        """
+        """Replace the rows where ``key = constants[key]`` with the Parquet parts, streaming."""
         schema, name = self.ensure_table(table, [*cols, *constants])
         target = f"{schema}.{name}"
-        collist = ", ".join(f'"{c}"' for c in [*cols, *constants])
-        self.begin()
-        try:
+        with self.transaction():
             self.execute(f"delete from {target} where {key} = %s", (constants[key],))
-            if parts and self.kind == "duckdb":
-                files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
-                select = ", ".join([f'"{c}"' for c in cols] + ["?" for _ in constants])
-                self.con.execute(
-                    f"insert into {target} ({collist}) select {select} "
-                    f"from read_parquet([{files}], union_by_name = true)",
-                    list(constants.values()),
-                )
-            elif parts:
-                import pyarrow.parquet as pq
-
-                for part in parts:
-                    frame = pq.read_table(part, columns=cols).to_pandas()
-                    for c, v in constants.items():
-                        frame[c] = v
-                    self._insert_frame(target, frame)
+            if parts:
+                self._insert_parquet(target, parts, cols, constants)
             n = self.query(f"select count(*) from {target} where {key} = %s", (constants[key],))
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
         return int(n[0][0])
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded default: one DuckDB file under PROFILECAST_HOME (one writing process)."""
+
+    kind = "duckdb"
+    schema = "main"
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        import duckdb
+
+        super().__init__(settings, read_only)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        path = settings.warehouse_path
+        if read_only and not path.exists():
+            # Nothing has been loaded yet: an in-memory database answers "empty".
+            self.con = duckdb.connect(":memory:")
+        else:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        self.con.execute("set timezone = 'UTC'")
+        self.con.execute("set enable_progress_bar = false")
+        # The same cap as dbt's profile (dbt_env passes it on): beyond it DuckDB spills.
+        limit = duckdb_memory_limit()
+        try:
+            self.con.execute(f"set memory_limit = '{limit}'")
+        except duckdb.Error as exc:
+            self.con.close()
+            raise WarehouseError(
+                f"PROFILECAST_DUCKDB_MEMORY_LIMIT={limit!r} is not a DuckDB memory size "
+                f"(e.g. 6GB, 512MB): {exc}"
+            ) from exc
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%s", "?")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(self._sql(sql), list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.con.execute(self._sql(sql), list(params)).fetchall()
+
+    def df(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.con.execute(self._sql(sql), list(params)).df()
 
     def _insert_frame(self, table: str, frame: Any) -> None:
         collist = ", ".join(f'"{c}"' for c in frame.columns)
-        if self.kind == "duckdb":
-            self.con.register("_pc_frame", frame)
-            try:
-                self.con.execute(f"insert into {table} ({collist}) select {collist} from _pc_frame")
-            finally:
-                self.con.unregister("_pc_frame")
-            return
+        self.con.register("_pc_frame", frame)
+        try:
+            self.con.execute(f"insert into {table} ({collist}) select {collist} from _pc_frame")
+        finally:
+            self.con.unregister("_pc_frame")
+
+    def _insert_parquet(
+        self, target: str, parts: list[str], cols: list[str], constants: dict[str, str]
+    ) -> None:
+        # DuckDB reads the files itself.
+        collist = ", ".join(f'"{c}"' for c in [*cols, *constants])
+        files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+        select = ", ".join([f'"{c}"' for c in cols] + ["?" for _ in constants])
+        self.con.execute(
+            f"insert into {target} ({collist}) select {select} "
+            f"from read_parquet([{files}], union_by_name = true)",
+            list(constants.values()),
+        )
+
+    def _begin(self) -> None:
+        self.con.execute("begin transaction")
+
+    def _commit(self) -> None:
+        self.con.execute("commit")
+
+    def _rollback(self) -> None:
+        self.con.execute("rollback")
+
+
+class PostgresWarehouse(Warehouse):
+    """PostgreSQL (PROFILECAST_PG_*), autocommit outside ``transaction()``."""
+
+    kind = "postgres"
+
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
+        import psycopg2
+
+        super().__init__(settings, read_only)
+        params = postgres_params()
+        self.schema = str(params.pop("schema"))
+        self.con = psycopg2.connect(**params)
+        self.con.autocommit = True
+        self.execute(f"create schema if not exists {self.schema}")
+        self.execute(f"set search_path to {self.schema}, public")
+        self.execute("set timezone = 'UTC'")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return cur.fetchall() if cur.description else []
+
+    def df(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        import pandas as pd
+
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            cols = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def _insert_frame(self, table: str, frame: Any) -> None:
+        collist = ", ".join(f'"{c}"' for c in frame.columns)
         buf = io.StringIO()
         frame.to_csv(buf, index=False, header=False, na_rep="\\N")
         buf.seek(0)
@@ -224,31 +290,41 @@ class Warehouse:
                 buf,
             )
 
-    def begin(self) -> None:
-        if self.kind == "duckdb":
-            self.con.execute("begin transaction")
-        else:
-            self.con.autocommit = False
+    def _insert_parquet(
+        self, target: str, parts: list[str], cols: list[str], constants: dict[str, str]
+    ) -> None:
+        # One COPY per part: memory stays bounded by the largest part.
+        import pyarrow.parquet as pq
 
-    def commit(self) -> None:
-        if self.kind == "duckdb":
-            self.con.execute("commit")
-        else:
-            self.con.commit()
-            self.con.autocommit = True
+        for part in parts:
+            frame = pq.read_table(part, columns=cols).to_pandas()
+            for c, v in constants.items():
+                frame[c] = v
+            self._insert_frame(target, frame)
 
-    def rollback(self) -> None:
-        if self.kind == "duckdb":
-            self.con.execute("rollback")
-        else:
-            self.con.rollback()
-            self.con.autocommit = True
+    def _begin(self) -> None:
+        self.con.autocommit = False
+
+    def _commit(self) -> None:
+        self.con.commit()
+        self.con.autocommit = True
+
+    def _rollback(self) -> None:
+        self.con.rollback()
+        self.con.autocommit = True
+
+
+def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
+    """The connection class for the configured dbt target."""
+    if settings.dbt_target.startswith("postgres"):
+        return PostgresWarehouse(settings, read_only)
+    return DuckDBWarehouse(settings, read_only)
 
 
 @contextmanager
 def connect(settings: Settings | None = None, read_only: bool = False) -> Iterator[Warehouse]:
     """Open the configured warehouse for the duration of a ``with`` block."""
-    wh = Warehouse(settings or load_settings(), read_only=read_only)
+    wh = open_warehouse(settings or load_settings(), read_only=read_only)
     try:
         yield wh
     finally:
