@@ -146,6 +146,14 @@ ENTITIES: tuple[EntitySpec, ...] = (
 SOURCE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.source for s in ENTITIES))
 
 
+def spec_for(source: str, entity: str) -> EntitySpec:
+    """The declaration of one entity (SourceError when there is none)."""
+    for spec in ENTITIES:
+        if spec.source == source and spec.entity == entity:
+            return spec
+    raise SourceError(f"no entity {source}.{entity} is declared in sources/catalog.py")
+
+
 def specs_for(source: str) -> list[EntitySpec]:
     return [s for s in ENTITIES if s.source == source]
 

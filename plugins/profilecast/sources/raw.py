@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.sources.catalog import ENTITIES, META_COLUMNS, SourceError
+from profilecast.sources import catalog
+from profilecast.sources.catalog import META_COLUMNS, SourceError
 from profilecast.sources.validation import format_timestamp
 from profilecast.sources.window import FILE_READ_COLUMNS
 from profilecast.storage import download_folder
@@ -29,7 +30,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
 
     done = []
     for m in manifests:
-        spec = next(s for s in ENTITIES if s.source == m["source"] and s.entity == m["entity"])
+        spec = catalog.spec_for(m["source"], m["entity"])
         folder = _local_landing(m["landing_dir"])
         parts = sorted(str(p) for p in folder.glob("part-*.parquet"))
         loaded = wh.load_parquet(
@@ -103,7 +104,7 @@ def ensure_raw_tables(wh: Any) -> None:
     """Create every raw table (empty) so dbt sources exist even for a source with no drop."""
     import pandas as pd
 
-    for spec in ENTITIES:
+    for spec in catalog.ENTITIES:
         if not wh.table_exists(spec.table, wh.raw_schema):
             cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
             wh.replace_rows(
