@@ -92,6 +92,28 @@ def test_rerun_on_unchanged_data_keeps_every_id(large, monkeypatch):
     assert len(state["identity_registry"]) == first["identity"]["records"]
 
 
+def test_dbt_unit_tests_pass(large):
+    """The project's dbt unit tests (scoring, identity ids, segments, membership history,
+    tags, segment runs) run here, against the built warehouse, not in every production build."""
+    import re
+
+    import yaml
+    from profilecast.activation.segments import segment_model_names
+    from profilecast.warehouse import dbt_unit_tests
+
+    settings, _, _ = large
+    out = dbt_unit_tests(
+        settings, {"segment_models": segment_model_names(settings.dbt_project_dir)}
+    )
+    defined = sum(
+        len((yaml.safe_load(p.read_text()) or {}).get("unit_tests") or [])
+        for p in (settings.dbt_project_dir / "models").rglob("*.yml")
+    )
+    ran = re.search(r"Finished running .*?(\d+) unit tests", out)
+    assert defined >= 18 and ran and int(ran.group(1)) == defined, out[-2000:]
+    assert re.search(r"ERROR=0 SKIP=0", out), out[-2000:]
+
+
 STATE_TABLES = ("identity_registry", "identity_merge_history", "identity_split_history",
                 "customer_segments", "segment_membership_history", "segment_runs",
                 "customer_tags")  # fmt: skip

@@ -62,7 +62,7 @@ def load(
 def transform(
     interval_start: Any, interval_end: Any, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """dbt build (models, tests, unit tests) then the segment tables."""
+    """dbt build: every model and its data tests, segments and activation tables included."""
     from profilecast.activation.identity import identity_figures
     from profilecast.activation.segments import segment_model_names
     from profilecast.warehouse import connect, dbt_build

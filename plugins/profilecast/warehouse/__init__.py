@@ -4,7 +4,7 @@ only the raw layer, the quarantine and load accounting, audiences and the send l
 """
 
 from profilecast.warehouse.connection import Warehouse, WarehouseError, connect, raw_schema_name
-from profilecast.warehouse.dbt import dbt_build, dbt_manifest, run_dbt
+from profilecast.warehouse.dbt import dbt_build, dbt_manifest, dbt_unit_tests, run_dbt
 
 __all__ = [
     "Warehouse",
@@ -12,6 +12,7 @@ __all__ = [
     "connect",
     "dbt_build",
     "dbt_manifest",
+    "dbt_unit_tests",
     "raw_schema_name",
     "run_dbt",
 ]

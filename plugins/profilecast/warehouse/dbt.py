@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings, duckdb_memory_limit, postgres_params, process_env
-from profilecast.warehouse.connection import WarehouseError, connect, raw_schema_name
+from profilecast.warehouse.connection import WarehouseError, raw_schema_name
 
 log = logging.getLogger(__name__)
 
@@ -90,27 +90,19 @@ def run_dbt(
     return output
 
 
-UNBUILT_INCREMENTAL = "Not able to get columns for unit test"
-
-
 def dbt_build(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> str:
-    """``dbt build`` (models, data tests, unit tests), creating state models on first use.
+    """``dbt build``: every model with its data tests, in dependency order.
 
-    The unit tests of an incremental model read its existing table's columns ({{ this }}),
-    which a new warehouse lacks. Then the build runs without unit tests and the unit tests
-    run right after it, against the tables it created.
+    Unit tests are left out, as dbt advises for production runs: they test the SQL, not the
+    data, so they run where the SQL changes (``make test``, see :func:`dbt_unit_tests`).
     """
-    with connect(settings) as wh:
-        first = not wh.table_exists("identity_registry")
-    if not first:
-        try:
-            return run_dbt(settings, "build", dbt_vars=dbt_vars)
-        except WarehouseError as exc:  # an incremental model added since the last build
-            if UNBUILT_INCREMENTAL not in str(exc):
-                raise
-    log.info("first build of the incremental models: unit tests run after the models")
-    out = run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"], dbt_vars)
-    return out + run_dbt(settings, "test", ["--select", "test_type:unit"], dbt_vars)
+    return run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"], dbt_vars)
+
+
+def dbt_unit_tests(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> str:
+    """Every dbt unit test (``unit_tests:`` in the project's YAML). Needs a built warehouse:
+    a unit test of an incremental model reads its table's columns."""
+    return run_dbt(settings, "test", ["--select", "test_type:unit"], dbt_vars)
 
 
 def dbt_manifest(settings: Settings) -> dict[str, Any]:
