@@ -143,16 +143,9 @@ def _exported(settings: Settings) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _keys(fmt: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
-    if fmt == "ses":
-        out = []
-        for entry in obj["BulkEmailEntries"]:
-            tags = {t["Name"]: t["Value"] for t in entry["ReplacementTags"]}
-            out.append((tags["message_key"], entry["Destination"]["ToAddresses"][0]))
-        return out
-    if fmt == "sendgrid":
-        return [(p["custom_args"]["message_key"], p["to"][0]["email"])
-                for p in obj["personalizations"]]  # fmt: skip
-    return [(obj["message_key"], obj["to"])]
+    from profilecast.export.formats import FORMATS
+
+    return [(m["message_key"], m["to"]) for m in FORMATS[fmt].read(obj)]
 
 
 def check_day(world: World, step: Step, all_steps: list[Step]) -> dict[str, Check]:

@@ -109,6 +109,9 @@ class ExportFormat:
     name: str
     schema: str
     lines: Callable[[list[dict[str, Any]]], list[str]]
+    #: the ESP's side: one line's object back to its messages (message_key, to, subject,
+    #: html, headers), for checks and for anyone consuming the batches
+    read: Callable[[dict[str, Any]], list[dict[str, Any]]]
     #: at most this many messages per batch file (0: the shared MESSAGES_PER_FILE)
     messages_per_file: int = 0
 
@@ -128,14 +131,44 @@ def _sendgrid_lines(chunk: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(sendgrid_body(chunk), ensure_ascii=False)]
 
 
+def _jsonl_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"message_key": obj["message_key"], "to": obj["to"], "subject": obj["subject"],
+             "html": obj["html"], "headers": obj["headers"]}]  # fmt: skip
+
+
+def _ses_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in obj["BulkEmailEntries"]:
+        content = entry["ReplacementEmailContent"]["ReplacementTemplate"]
+        data = json.loads(content["ReplacementTemplateData"])
+        tags = {t["Name"]: t["Value"] for t in entry["ReplacementTags"]}
+        headers = {h["Name"]: h["Value"] for h in entry["ReplacementHeaders"]}
+        rows.append({"message_key": tags["message_key"], "to": entry["Destination"]["ToAddresses"][0],
+                     "subject": data["subject"], "html": data["html"], "headers": headers})  # fmt: skip
+    return rows
+
+
+def _sendgrid_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"message_key": p["custom_args"]["message_key"], "to": p["to"][0]["email"],
+         "subject": p["subject"], "html": p["substitutions"]["-body_html-"],
+         "headers": p["headers"]}
+        for p in obj["personalizations"]
+    ]  # fmt: skip
+
+
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("jsonl", "profilecast.jsonl/1", _jsonl_lines),
-        ExportFormat("ses", "ses.SendBulkEmail/1", _ses_lines),
+        ExportFormat("jsonl", "profilecast.jsonl/1", _jsonl_lines, _jsonl_read),
+        ExportFormat("ses", "ses.SendBulkEmail/1", _ses_lines, _ses_read),
         ExportFormat(
-            "sendgrid", "sendgrid.mail_send/1", _sendgrid_lines, SENDGRID_PERSONALIZATIONS_PER_BODY
-        ),
+            "sendgrid",
+            "sendgrid.mail_send/1",
+            _sendgrid_lines,
+            _sendgrid_read,
+            SENDGRID_PERSONALIZATIONS_PER_BODY,
+        ),  # fmt: skip
     )
 }
 #: format name -> schema version (written into every manifest)
