@@ -60,3 +60,23 @@ def test_history_ends_on_the_end_date(tmp_path):
         stamps = [r["updated_at"] for r in csv.DictReader(fh) if r["updated_at"]]
     assert max(stamps) < "2026-04-01"
     assert min(stamps) >= "2026-03-02"
+
+
+def test_daily_increments_keep_the_history_truth(tmp_path):
+    """New people added by the daily increments get truth rows of their own; the history's
+    truth is not overwritten (it was, before: --days-of-change lost every base person)."""
+    import csv
+
+    from profilecast_dev.generate import read_truth
+
+    generate(tmp_path, contacts=60, seed=3, days=30, days_of_change=3)
+    rows = list(read_truth(tmp_path))
+    people = {r["person_id"] for r in rows}
+    with (tmp_path / "truth" / "changes.csv").open(newline="") as fh:
+        added = {c["person_id"] for c in csv.DictReader(fh) if c["kind"] == "new_contact"}
+    assert added and added <= people
+    assert len(people - added) >= 55  # the history's people (a few have no record at all)
+    crm = {r["source_record_id"] for r in rows if r["source"] == "crm"}
+    with (tmp_path / "crm" / "contacts.csv").open(newline="") as fh:
+        ids = {r["contact_id"] for r in csv.DictReader(fh) if r["contact_id"]}
+    assert ids <= crm

@@ -81,8 +81,9 @@ def write_increments(
                 n_new = max(1, round(contacts * DAILY_RATES["new_contact"]))
                 for _ in range(n_new):
                     st = _write_person(
-                        w, seed, next_index, day_start, day_end, companies, [], truth_w=truth
-                    )
+                        w, seed, next_index, day_start, day_end, companies, [], truth_w=truth,
+                        truth_file="truth/records-increments.csv",
+                    )  # fmt: skip
                     _change(truth, ds, "new_contact", st, "crm", "contacts", st.contact_id, {})
                     states.append(st)
                     next_index += 1

@@ -524,12 +524,15 @@ def _write_person(
     companies: list,
     sends: list[datetime],
     truth_w: _Writers | None = None,
+    truth_file: str = "truth/records.csv",
 ) -> PersonState:
     """Every record of person ``i`` in every source (one random stream per person, so the
-    output is the same whatever the number of workers)."""
+    output is the same whatever the number of workers). Their truth rows go to
+    ``truth_file`` (the daily increments keep theirs apart from the history's)."""
     p = _make_person(seed, i, start, end, companies)
     rng = random.Random(f"{seed}-events-{i}")
-    c = _PersonContext(w, truth_w or w, seed, i, end, p, rng, PersonState(index=i, person=p))
+    c = _PersonContext(w, truth_w or w, seed, i, end, p, rng, PersonState(index=i, person=p),
+                       truth_file)  # fmt: skip
     contact_id = _crm_contacts(c)
     _tickets(c, contact_id)
     currency = p.city[5]
@@ -892,9 +895,12 @@ def print_progress(done: int, total: int) -> None:
 
 
 def read_truth(out: Path) -> Iterator[dict[str, str]]:
-    """Rows of truth/records.csv, or of its parts when generated with several workers."""
+    """Rows of truth/records.csv (or of its parts when generated with several workers), and
+    of the people the daily increments added (truth/records-increments.csv)."""
     files = [out / "truth" / "records.csv"] if (out / "truth" / "records.csv").exists() else []
     files += sorted((out / "truth" / "records").glob("part-*.csv"))
+    increments = out / "truth" / "records-increments.csv"
+    files += [increments] if increments.exists() else []
     for path in files:
         with path.open(newline="", encoding="utf-8") as fh:
             yield from csv.DictReader(fh)
