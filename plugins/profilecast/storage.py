@@ -37,6 +37,16 @@ def read_bytes(url: str) -> bytes:
     return Path(url).read_bytes()
 
 
+def fingerprint(url: str) -> str:
+    """Size and modification time (local) or size and ETag (S3): changes when the bytes do."""
+    if url.startswith("s3://"):
+        bucket, key = split_s3_url(url)
+        head = s3_client().head_object(Bucket=bucket, Key=key)
+        return f"{head['ContentLength']}:{head['ETag'].strip(chr(34))}"
+    st = Path(url).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def list_keys(prefix_url: str) -> list[str]:
     """Every object key under an ``s3://bucket/prefix/`` URL (all pages)."""
     bucket, prefix = split_s3_url(prefix_url)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from profilecast.interval import Interval
 from profilecast.sources.catalog import EntitySpec
 from profilecast.sources.validation import parse_timestamp
-from profilecast.storage import s3_client, split_s3_url
+from profilecast.storage import fingerprint
 
 
 @dataclass
@@ -89,13 +88,8 @@ def choose_window(
 
 
 def file_fingerprint(path: str) -> str:
-    """Size and modification time (local) or size and ETag (S3): changes when a file does."""
-    if path.startswith("s3://"):
-        bucket, key = split_s3_url(path)
-        head = s3_client().head_object(Bucket=bucket, Key=key)
-        return f"{head['ContentLength']}:{head['ETag'].strip(chr(34))}"
-    st = Path(path).stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    """Changes when a file does (see :func:`profilecast.storage.fingerprint`)."""
+    return fingerprint(path)
 
 
 def plan_file(
