@@ -229,6 +229,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    print(f"collector on http://{args.host}:{args.port} (journal: {settings.sources}; "
+          f"fresh facts: {settings.fresh_path}); Ctrl-C stops it", flush=True)  # fmt: skip
+    pipeline.serve(args.host, args.port, settings)
+    return 0
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -277,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--n", type=int, default=20)
     pv.add_argument("--out", default=None)
     pv.set_defaults(func=cmd_preview)
+    sv = sub.add_parser("serve", help="run the event collector, ESP webhooks and profile API")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8088)
+    sv.set_defaults(func=cmd_serve)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p

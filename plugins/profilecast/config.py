@@ -89,6 +89,16 @@ class Settings:
         return parsed
 
     @property
+    def fresh_path(self) -> Path:
+        """The fresh-facts store the collector writes and every render reads (SQLite)."""
+        return self.home / "fresh" / "facts.sqlite"
+
+    @property
+    def profiles_snapshot_path(self) -> Path:
+        """The profiles the profile API serves, published after each gated build."""
+        return self.home / "serving" / "profiles.sqlite"
+
+    @property
     def expectations_dir(self) -> Path:
         return self.repo_root / "expectations"
 
@@ -208,3 +218,72 @@ def set_process_env(**changes: str | None) -> None:
 def quiet_gx() -> None:
     """Great Expectations sends usage analytics unless told not to."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+#: The profile fields the profile API answers with unless PROFILECAST_PROFILE_FIELDS says
+#: otherwise: what an ESP needs to personalise at send or open time, nothing more.
+DEFAULT_PROFILE_FIELDS = (
+    "customer_id", "first_name", "last_name", "city", "country", "time_zone",
+    "engagement_score", "orders_count", "last_order_at", "top_category",
+    "recently_viewed_products", "cart_items", "cart_items_count", "last_cart_added_at",
+    "recommended_products", "is_emailable",
+)  # fmt: skip
+
+
+def _csv(name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(p.strip() for p in _env(name, default).split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """The event collector's settings (``profilecast serve``)."""
+
+    #: Segment write keys (HTTP basic user name); empty: every write is refused
+    write_keys: tuple[str, ...]
+    #: bearer tokens for the profile API; empty: the profile API is closed
+    api_tokens: tuple[str, ...]
+    #: SendGrid's Event Webhook verification key (base64 DER); empty: the webhook is closed
+    sendgrid_key: str
+    #: signed SendGrid requests older than this many seconds are refused (0: no limit)
+    sendgrid_max_age: int
+    #: hosts an SNS SigningCertURL / SubscribeURL may point at (a regular expression)
+    sns_cert_hosts: str
+    #: SNS topic ARNs accepted (empty: any topic whose signature verifies)
+    sns_topics: tuple[str, ...]
+    max_body_bytes: int
+    max_event_bytes: int
+    #: requests per second per write key (token bucket) and the bucket's size
+    rate_per_key: float
+    rate_burst: int
+    #: an open journal segment is sealed (visible to the daily extract) after this long
+    rotate_seconds: float
+    profile_fields: tuple[str, ...]
+    #: where the collector publishes wake-ups for Airflow ("" or "off": none)
+    wake_url: str
+    wake_channel: str
+
+
+def collector_settings() -> CollectorSettings:
+    rate = _env("PROFILECAST_COLLECTOR_RATE", "500")
+    try:
+        rate_per_key = float(rate)
+    except ValueError:
+        raise ValueError(f"PROFILECAST_COLLECTOR_RATE={rate!r} is not a number") from None
+    return CollectorSettings(
+        write_keys=_csv("PROFILECAST_WRITE_KEYS"),
+        api_tokens=_csv("PROFILECAST_API_TOKENS"),
+        sendgrid_key=_env("PROFILECAST_SENDGRID_WEBHOOK_KEY", ""),
+        sendgrid_max_age=env_int("PROFILECAST_SENDGRID_MAX_AGE", 0, minimum=0),
+        sns_cert_hosts=_env(
+            "PROFILECAST_SNS_CERT_HOSTS", r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+        ),
+        sns_topics=_csv("PROFILECAST_SNS_TOPICS"),
+        max_body_bytes=env_int("PROFILECAST_COLLECTOR_MAX_BODY", 500 * 1024),
+        max_event_bytes=env_int("PROFILECAST_COLLECTOR_MAX_EVENT", 32 * 1024),
+        rate_per_key=rate_per_key,
+        rate_burst=env_int("PROFILECAST_COLLECTOR_BURST", 1000),
+        rotate_seconds=float(env_int("PROFILECAST_COLLECTOR_ROTATE_SECONDS", 60)),
+        profile_fields=_csv("PROFILECAST_PROFILE_FIELDS", ",".join(DEFAULT_PROFILE_FIELDS)),
+        wake_url=_env("PROFILECAST_WAKE_URL", ""),
+        wake_channel=_env("PROFILECAST_WAKE_CHANNEL", "profilecast.events"),
+    )

@@ -197,9 +197,61 @@ def render(
     campaigns = load_campaigns(settings.campaigns_dir)
     campaign = next(c for c in campaigns if c.campaign_id == campaign_id)
     with connect(settings, read_only=True) as wh:
+        fresh = fresh_overlay(wh, settings)
         return render_campaign(
-            wh, campaign, run_date_of(interval_start), settings.rendered_dir, shard, shards
+            wh,
+            campaign,
+            run_date_of(interval_start),
+            settings.rendered_dir,
+            shard,
+            shards,
+            fresh=fresh,
         )
+
+
+def fresh_overlay(wh: Any, settings: Settings) -> dict[str, Any]:
+    """What the collector saw since the build, per customer (empty without a collector)."""
+    from profilecast.fresh import FreshStore, load_overlay
+    from profilecast.fresh.overlay import facts_cutoff
+
+    store = FreshStore.open_for_reading(settings.fresh_path)
+    if store is None:
+        return {}
+    try:
+        as_of = wh.query("select max(profile_as_of) from customer_profiles")[0][0]
+        return load_overlay(wh, store, facts_cutoff(as_of, settings.lookback_days))
+    finally:
+        store.close()
+
+
+def publish_profiles(settings: Settings | None = None) -> dict[str, Any]:
+    """Publish the gated profiles for the profile API (a SQLite snapshot, swapped in)."""
+    from profilecast.collector.profiles import publish_profiles as publish
+    from profilecast.config import collector_settings
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    with connect(settings, read_only=True) as wh:
+        n = publish(wh, settings.profiles_snapshot_path, collector_settings().profile_fields,
+                    settings.lookback_days)  # fmt: skip
+    return {"profiles": n, "path": str(settings.profiles_snapshot_path)}
+
+
+def serve(host: str, port: int, settings: Settings | None = None) -> None:
+    """Run the event collector and profile API until interrupted (SIGINT or SIGTERM)."""
+    import uvicorn
+
+    from profilecast.collector.app import create_app
+    from profilecast.config import collector_settings
+
+    settings = settings or load_settings()
+    if str(settings.sources).startswith("s3://"):
+        raise ValueError(
+            "the collector journals into a local drop folder: set PROFILECAST_SOURCES to a "
+            "local path (or a shared volume) while it runs"
+        )
+    app = create_app(settings, collector_settings())
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
 def export(

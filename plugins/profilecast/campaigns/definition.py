@@ -8,6 +8,9 @@ from pathlib import Path
 
 from profilecast.export.formats import FORMATS
 
+#: The fresh facts a campaign may exit on (profilecast.fresh.facts names them).
+EXIT_FACTS = {"purchase", "cart_add", "cart_remove", "view"}
+
 TEMPLATE_FILES = {"html": "body.html.j2", "text": "body.txt.j2"}
 
 
@@ -32,6 +35,9 @@ class Campaign:
     #: a product this campaign promotes: customers who complained about it lately are skipped
     promoted_product: str | None = None
     complaint_window_days: int = 30
+    #: fresh facts (see profilecast.fresh) that take a customer out of this campaign at
+    #: render time when the build does not reflect them yet, e.g. [purchase]
+    exit_on: list[str] = field(default_factory=list)
     folder: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -59,6 +65,10 @@ def load_campaigns(directory: Path) -> list[Campaign]:
         kind = raw.get("kind", "marketing")
         if kind not in ("marketing", "transactional"):
             raise CampaignError(f"{cfg_path}: kind must be marketing or transactional")
+        exit_on = [str(k) for k in raw.get("exit_on") or []]
+        unknown = sorted(set(exit_on) - EXIT_FACTS)
+        if unknown:
+            raise CampaignError(f"{cfg_path}: exit_on {unknown} (use {sorted(EXIT_FACTS)})")
         sources = {}
         for key, name in TEMPLATE_FILES.items():
             tpl = cfg_path.parent / name
@@ -81,6 +91,7 @@ def load_campaigns(directory: Path) -> list[Campaign]:
                 description=raw.get("description", ""),
                 promoted_product=raw.get("promoted_product"),
                 complaint_window_days=int(raw.get("complaint_window_days", 30)),
+                exit_on=exit_on,
                 folder=cfg_path.parent,
                 sources=sources,
             )

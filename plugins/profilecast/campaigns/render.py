@@ -9,18 +9,53 @@ from typing import Any
 
 from profilecast.campaigns.definition import Campaign
 from profilecast.campaigns.templates import CompiledCampaign, clean_value
+from profilecast.fresh.overlay import Overlay
 
 
 def rendered_path(rendered_dir: Path, run_date: str, campaign_id: str) -> Path:
     return rendered_dir / run_date / f"{campaign_id}.jsonl.gz"
 
 
+#: Profile columns the fresh-facts overlay compares its facts with.
+OVERLAY_COLUMNS = {"email", "profile_as_of", "last_order_at", "last_cart_added_at", "cart_items"}
+
+
+def overlaid(
+    rec: dict[str, Any], campaign: Campaign, overlay: Overlay | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The profile with the fresh facts laid over it, or None and why it must not be sent."""
+    if overlay is None:
+        return rec, None
+    stop = overlay.suppression(campaign.kind)
+    if stop:
+        return None, f"fresh {stop}"
+    left = overlay.exits(campaign.exit_on, rec)
+    if left:
+        return None, f"exit on fresh {left}"
+    cart = overlay.cart(rec)
+    if cart is not None:
+        rec = {**rec, "cart_items": ", ".join(cart), "cart_items_count": len(cart)}
+    return rec, None
+
+
 def render_campaign(
-    wh: Any, campaign: Campaign, run_date: str, rendered_dir: Path, shard: int = 0, shards: int = 1
+    wh: Any,
+    campaign: Campaign,
+    run_date: str,
+    rendered_dir: Path,
+    shard: int = 0,
+    shards: int = 1,
+    fresh: dict[str, Overlay] | None = None,
 ) -> dict[str, Any]:
-    """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file."""
+    """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file.
+
+    ``fresh`` (customer_id -> Overlay) holds what the collector saw after the build: it
+    suppresses, takes customers out on the campaign's ``exit_on`` facts and updates cart
+    fields. Every message records the freshness of what it used.
+    """
+    fresh = fresh or {}
     compiled = CompiledCampaign(campaign)
-    cols = ", ".join(f"p.{f}" for f in sorted(set(campaign.fields) | {"email"}))
+    cols = ", ".join(f"p.{f}" for f in sorted(set(campaign.fields) | OVERLAY_COLUMNS))
     ledger_filter = ""
     if wh.table_exists("send_ledger"):
         ledger_filter = "and a.message_key not in (select message_key from send_ledger)"
@@ -37,9 +72,15 @@ def render_campaign(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     n = 0
+    skipped: dict[str, int] = {}
     with gzip.open(tmp, "wt", encoding="utf-8") as out:
-        for rec in frame.to_dict("records"):
-            if shards > 1 and int(rec["message_key"][:8], 16) % shards != shard:
+        for row in frame.to_dict("records"):
+            if shards > 1 and int(row["message_key"][:8], 16) % shards != shard:
+                continue
+            overlay = fresh.get(row["customer_id"])
+            rec, why = overlaid(row, campaign, overlay)
+            if rec is None:
+                skipped[str(why)] = skipped.get(str(why), 0) + 1
                 continue
             content = compiled.render(rec, rec["message_key"])
             out.write(
@@ -52,6 +93,10 @@ def render_campaign(
                         "from": campaign.from_address,
                         **content,
                         "fields": {f: clean_value(rec.get(f)) for f in compiled.fields},
+                        "freshness": {
+                            "profile_as_of": str(rec.get("profile_as_of")),
+                            "fresh_facts_as_of": overlay.fresh_as_of if overlay else None,
+                        },
                     },
                     ensure_ascii=False,
                     default=str,
@@ -61,4 +106,4 @@ def render_campaign(
             n += 1
     tmp.replace(path)
     return {"campaign_id": campaign.campaign_id, "rendered": n, "path": str(path),
-            "format": campaign.format}  # fmt: skip
+            "format": campaign.format, "skipped_fresh": skipped}  # fmt: skip

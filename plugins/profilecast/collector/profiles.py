@@ -1,0 +1,164 @@
+"""The profile API's data: a snapshot of the gated profiles, with the fresh facts on top.
+
+The warehouse is a DuckDB file that one process writes at a time, so the API never reads
+it: after each gated build the pipeline publishes the allow-listed fields of every profile,
+and the identifiers the fresh facts name, into a SQLite file (written aside, then renamed
+over the old one). The API answers from that file and the fresh-facts store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from profilecast.fresh.overlay import Overlay, facts_cutoff
+from profilecast.fresh.store import FreshStore
+
+SCHEMA = """
+create table profiles (customer_id text primary key, email_sha256 text, body text not null);
+create index profiles_by_email on profiles (email_sha256);
+create table identifiers (customer_id text not null, id_kind text not null, identifier text not null);
+create index identifiers_by_customer on identifiers (customer_id);
+create table meta (key text primary key, value text);
+"""
+
+
+def email_hash(email: str) -> str:
+    """SHA-256 of the trimmed, lower-cased address (how ESPs and ad platforms hash it)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def publish_profiles(wh: Any, path: Path, fields: tuple[str, ...], lookback_days: int) -> int:
+    """Write the snapshot for the current build; returns how many profiles it holds."""
+    available = set(wh.columns("customer_profiles"))
+    unknown = sorted(set(fields) - available)
+    if unknown:
+        raise ValueError(f"PROFILECAST_PROFILE_FIELDS names unknown profile column(s): {unknown}")
+    cols = sorted(set(fields) | {"customer_id", "email", "profile_as_of"})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp)
+    try:
+        conn.executescript(SCHEMA)
+        frame = wh.df(f"select {', '.join(cols)} from customer_profiles")
+        rows = []
+        for rec in frame.to_dict("records"):
+            body = {f: _json_value(rec.get(f)) for f in fields}
+            body["customer_id"] = rec["customer_id"]
+            email = rec.get("email")
+            digest = email_hash(email) if isinstance(email, str) and email.strip() else None
+            rows.append((rec["customer_id"], digest, json.dumps(body, default=str)))
+        conn.executemany("insert into profiles values (?, ?, ?)", rows)
+        conn.executemany(
+            "insert into identifiers values (?, ?, ?)",
+            wh.query(
+                "select customer_id, source, source_record_id from customer_identity_map "
+                "where source in ('web_user', 'web_anonymous')"
+            ),
+        )
+        conn.executemany(
+            "insert into identifiers values (?, 'email', ?)",
+            wh.query(
+                "select customer_id, lower(email) from customer_profiles where email is not null"
+            ),
+        )
+        as_of = frame["profile_as_of"].max() if len(frame) else None
+        conn.executemany(
+            "insert into meta values (?, ?)",
+            [("profile_as_of", str(as_of)),
+             ("facts_cutoff", facts_cutoff(as_of, lookback_days))],
+        )  # fmt: skip
+        conn.commit()
+    finally:
+        conn.close()
+    os.replace(tmp, path)
+    return len(rows)
+
+
+class ProfileReader:
+    """Answers profile lookups from the snapshot, reopening it when a new one is published."""
+
+    def __init__(self, snapshot: Path, fresh: Path) -> None:
+        self.snapshot = Path(snapshot)
+        self.fresh_path = Path(fresh)
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+        self._store: FreshStore | None = None
+
+    def _db(self) -> sqlite3.Connection | None:
+        try:
+            inode = self.snapshot.stat().st_ino
+        except FileNotFoundError:
+            return None
+        if self._conn is None or inode != self._inode:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = sqlite3.connect(
+                f"file:{self.snapshot}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._inode = inode
+        return self._conn
+
+    def _fresh(self) -> FreshStore | None:
+        if self._store is None:
+            self._store = FreshStore.open_for_reading(self.fresh_path)
+        return self._store
+
+    def customer_for_email_hash(self, digest: str) -> str | None:
+        db = self._db()
+        row = db.execute(
+            "select customer_id from profiles where email_sha256 = ?", (digest.lower(),)
+        ).fetchone() if db else None  # fmt: skip
+        return row[0] if row else None
+
+    def profile(self, customer_id: str) -> dict[str, Any] | None:
+        """The published profile with the fresh facts laid over it, or None."""
+        db = self._db()
+        if db is None:
+            return None
+        row = db.execute(
+            "select body from profiles where customer_id = ?", (customer_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        body = json.loads(row[0])
+        meta = dict(db.execute("select key, value from meta").fetchall())
+        ids = db.execute(
+            "select id_kind, identifier from identifiers where customer_id = ?", (customer_id,)
+        ).fetchall()
+        store = self._fresh()
+        facts = []
+        if store is not None:
+            users = [i for k, i in ids if k == "web_user"]
+            ids += [("web_anonymous", a) for a in store.anonymous_ids_of(users)]
+            facts = store.facts_for(sorted(set(ids)), meta.get("facts_cutoff", "0000"))
+        overlay = Overlay(facts)
+        cart = overlay.cart(body)
+        if cart is not None and "cart_items" in body:
+            body["cart_items"] = ", ".join(cart)
+            body["cart_items_count"] = len(cart)
+        body["suppressed_by"] = overlay.suppression("marketing")
+        body["last_purchase_since_build"] = overlay.last("purchase")
+        body["recently_viewed_since_build"] = sorted(
+            {p for f in overlay.facts if f.kind == "view" for p in f.products}
+        )
+        body["freshness"] = {
+            "profile_as_of": meta.get("profile_as_of"),
+            "fresh_facts_as_of": overlay.fresh_as_of,
+        }
+        return body

@@ -1,0 +1,135 @@
+"""The overlay: fresh facts resolved to customers and laid over their built profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from profilecast.fresh.facts import SUPPRESSING
+from profilecast.fresh.store import FreshStore, StoredFact
+from profilecast.sources.validation import format_timestamp, parse_timestamp
+
+_CHUNK = 500
+
+
+@dataclass
+class Overlay:
+    """What the fresh facts say about one customer."""
+
+    facts: list[StoredFact] = field(default_factory=list)
+
+    @property
+    def fresh_as_of(self) -> str | None:
+        return max((f.received_at for f in self.facts), default=None)
+
+    def suppression(self, campaign_kind: str) -> str | None:
+        """The fact that stops this campaign kind for the customer, or None."""
+        for f in self.facts:
+            scope = SUPPRESSING.get(f.kind)
+            if scope == "all" or (scope == "marketing" and campaign_kind == "marketing"):
+                return f.kind
+        return None
+
+    def last(self, kind: str) -> str | None:
+        return max((f.occurred_at for f in self.facts if f.kind == kind), default=None)
+
+    def exits(self, exit_on: list[str], profile: dict[str, Any]) -> str | None:
+        """The first ``exit_on`` fact the built profile does not reflect yet, or None."""
+        for kind in exit_on:
+            when = self.last(kind)
+            if when is None:
+                continue
+            if kind == "purchase" and not _after(when, profile.get("last_order_at")):
+                continue  # the build already holds this order
+            return kind
+        return None
+
+    def cart(self, profile: dict[str, Any]) -> list[str] | None:
+        """The cart after the fresh facts, or None when they say nothing about it."""
+        events = sorted(
+            (f for f in self.facts if f.kind in ("purchase", "cart_add", "cart_remove")),
+            key=lambda f: f.occurred_at,
+        )
+        events = [f for f in events if _after(f.occurred_at, profile.get("last_cart_added_at"))]
+        if not events:
+            return None
+        items = [p.strip() for p in str(profile.get("cart_items") or "").split(",") if p.strip()]
+        for f in events:
+            if f.kind == "purchase":
+                items = []
+            elif f.kind == "cart_add":
+                items = [p for p in items if p not in f.products] + list(f.products)
+            else:
+                items = [p for p in items if p not in f.products]
+        return items
+
+
+def _after(when: str, reference: Any) -> bool:
+    ts = parse_timestamp(when)
+    ref = parse_timestamp(reference)
+    return ts is not None and (ref is None or ts > ref)
+
+
+def facts_cutoff(profile_as_of: Any, lookback_days: int) -> str:
+    """Facts received before this are in the build (its lookback re-read them)."""
+    as_of = parse_timestamp(profile_as_of)
+    if as_of is None:
+        return "0000"
+    return format_timestamp(as_of - timedelta(days=lookback_days))
+
+
+def _lookup(wh: Any, sql: str, values: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for i in range(0, len(values), _CHUNK):
+        chunk = values[i : i + _CHUNK]
+        marks = ", ".join(["%s"] * len(chunk))
+        for key, cid in wh.query(sql.format(marks=marks), tuple(chunk)):
+            found[str(key)] = str(cid)
+    return found
+
+
+def resolve(wh: Any, store: FreshStore, facts: list[StoredFact]) -> dict[str, list[StoredFact]]:
+    """customer_id -> their facts, through the warehouse's identity map and the store's own
+    anonymous-to-user links (an anonymous id first seen after the build still resolves once
+    an identify has linked it)."""
+    users = sorted({f.identifier for f in facts if f.id_kind == "web_user"})
+    anons = sorted({f.identifier for f in facts if f.id_kind == "web_anonymous"})
+    emails = sorted({f.identifier for f in facts if f.id_kind == "email"})
+    linked = store.links(anons)
+    users = sorted(set(users) | set(linked.values()))
+    map_sql = (
+        "select source_record_id, customer_id from customer_identity_map "
+        "where source = '{source}' and source_record_id in ({{marks}})"
+    )
+    by_user = _lookup(wh, map_sql.format(source="web_user"), users) if users else {}
+    by_anon = _lookup(wh, map_sql.format(source="web_anonymous"), anons) if anons else {}
+    by_email = (
+        _lookup(
+            wh,
+            "select lower(email), customer_id from customer_profiles "
+            "where lower(email) in ({marks})",
+            emails,
+        )
+        if emails
+        else {}
+    )
+    out: dict[str, list[StoredFact]] = {}
+    for f in facts:
+        if f.id_kind == "web_user":
+            cid = by_user.get(f.identifier)
+        elif f.id_kind == "web_anonymous":
+            cid = by_anon.get(f.identifier) or by_user.get(linked.get(f.identifier, ""))
+        else:
+            cid = by_email.get(f.identifier)
+        if cid:
+            out.setdefault(cid, []).append(f)
+    return out
+
+
+def load_overlay(wh: Any, store: FreshStore | None, received_since: str) -> dict[str, Overlay]:
+    """customer_id -> Overlay for every customer a fact received since the cutoff names."""
+    if store is None:
+        return {}
+    facts = store.facts_since(received_since)
+    return {cid: Overlay(fs) for cid, fs in resolve(wh, store, facts).items()}
