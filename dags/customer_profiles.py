@@ -1,5 +1,8 @@
 """customer_profiles: sources -> raw -> dbt -> quality gate -> render -> export.
 
+After the gate the profiles are also published for the collector's profile API, and every
+render lays the collector's fresh facts (events since the build) over the profiles.
+
 Daily, one data interval per run. Every task is idempotent for its interval: extraction keeps
 the records whose watermark falls in the interval (plus a lookback; the first run takes all
 history), the raw load replaces the interval's batches, dbt builds "as of" the interval's
@@ -21,6 +24,7 @@ from profilecast.sources.catalog import SOURCE_NAMES
 RAW_ASSET = Asset("profilecast://warehouse/raw")
 PROFILES_ASSET = Asset("profilecast://warehouse/customer_profiles")
 EXPORTS_ASSET = Asset("profilecast://exports")
+SERVING_ASSET = Asset("profilecast://serving/profiles")
 
 
 def _step(name: str, *args, **kwargs):
@@ -86,6 +90,11 @@ def customer_profiles():
         """Great Expectations suites; a critical failure stops render and export."""
         return _step("gate", data_interval_start, data_interval_end)
 
+    @task(pool=WAREHOUSE_POOL, outlets=[SERVING_ASSET])
+    def publish_profiles(report: str) -> dict:
+        """The gated profiles, published for the collector's profile API (reads only)."""
+        return _step("publish_profiles")
+
     @task
     def list_campaigns(report: str) -> list[dict]:
         """(campaign, shard) pairs to render: one mapped render task each."""
@@ -113,6 +122,7 @@ def customer_profiles():
     built = dbt_build(loaded)
     sizes = build_audiences(built)
     report = quality_gate(sizes)
+    publish_profiles(report)
     rendered = render.expand_kwargs(list_campaigns(report))
     exported = export(rendered)
     summarize(rendered, exported)

@@ -50,7 +50,9 @@ def test_customer_profiles_shape(dagbag):
     assert dag.get_task("render").upstream_task_ids == {"list_campaigns"}
     assert dag.get_task("list_campaigns").upstream_task_ids == {"quality_gate"}
     assert dag.get_task("export").upstream_task_ids == {"render"}
-    for tid in ("load_raw", "dbt_build", "build_audiences", "export"):
+    # The profile API's snapshot is published from gated profiles only.
+    assert dag.get_task("publish_profiles").upstream_task_ids == {"quality_gate"}
+    for tid in ("load_raw", "dbt_build", "build_audiences", "publish_profiles", "export"):
         assert dag.get_task(tid).pool == "profilecast_warehouse"
     # Daily intervals with a real span (start < end), not a point-in-time trigger.
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"

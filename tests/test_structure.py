@@ -46,7 +46,9 @@ def test_only_config_reads_the_environment():
 
 
 def test_every_stage_is_a_documented_sub_package():
-    for stage in ("sources", "campaigns", "export", "quality", "warehouse", "activation"):
+    stages = ("sources", "campaigns", "export", "quality", "warehouse", "activation",
+              "collector", "fresh")  # fmt: skip
+    for stage in stages:
         init = PACKAGE / stage / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and len(doc) > 40, f"{stage}/__init__.py needs a docstring saying what it owns"
@@ -54,7 +56,8 @@ def test_every_stage_is_a_documented_sub_package():
 
 def test_the_cli_goes_through_the_pipeline():
     used = {m for m in _imports(PACKAGE / "cli.py") if m.startswith("profilecast.")}
-    stages = {"sources", "campaigns", "export", "quality", "warehouse", "activation", "storage"}
+    stages = {"sources", "campaigns", "export", "quality", "warehouse", "activation", "storage",
+              "collector", "fresh"}  # fmt: skip
     assert "profilecast.pipeline" in used or "profilecast" in _imports(PACKAGE / "cli.py")
     assert not {m for m in used if m.split(".")[1] in stages}
 

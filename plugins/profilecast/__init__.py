@@ -9,6 +9,9 @@ The data walks one way, and the package is laid out along that walk:
 - ``quality``     the Great Expectations gate
 - ``campaigns``   definitions, templates, audiences, rendering, previews
 - ``export``      ESP formats, exactly-once batches, the send ledger
+- ``collector``   events in seconds: Segment calls and ESP webhooks -> an fsynced journal
+                  in the drop folder (read by the daily extract) + fresh facts; profile API
+- ``fresh``       facts since the build, overlaid on the profiles at every render
 - ``storage``     objects in a local folder or on S3 (landing and export)
 - ``config``      the only reader of the environment
 - ``pipeline``    the only orchestrator: the DAG's tasks and the CLI both call it

@@ -18,6 +18,8 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
     if isinstance(value, bool):
         return None
+    if value != value:  # NaN, and pandas' NaT (a datetime that equals nothing)
+        return None
     if isinstance(value, datetime):  # typed sources (Parquet) hand over datetimes
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
