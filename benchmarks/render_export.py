@@ -48,7 +48,9 @@ def main() -> None:
             "case i % 3 when 0 then 'Camping' when 1 then 'Shoes' else null end as top_category, "
             "'Headlamp, Camp Stove' as recommended_products, "
             "'Insulated Bottle, Trail Running Shoes' as cart_items, 2 as cart_items_count, "
-            "'Berlin' as city, 'Rain Jacket, Headlamp' as recently_viewed_products, true as is_emailable "
+            "'Berlin' as city, 'Rain Jacket, Headlamp' as recently_viewed_products, true as is_emailable, "
+            "timestamp '2026-11-01' as profile_as_of, timestamp '2026-10-20' as last_order_at, "
+            "timestamp '2026-10-29' as last_cart_added_at "
             f"from range({n}) t(i)"
         )
         wh.execute("create or replace table campaign_audiences (run_date date, campaign_id varchar, "

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from profilecast.collector import webhooks
 from profilecast.collector.segment import Rejected
 from profilecast.sources.catalog import spec_for
-from profilecast.sources.validation import validate_record
+from profilecast.sources.validation import rejection
 
 
 def _error(exc: Rejected) -> JSONResponse:
@@ -25,9 +25,9 @@ async def _journal_esp(col: Any, endpoint: str, events: list[Any]) -> JSONRespon
     spec = spec_for("esp", "events")
     accepted, rejected = [], []
     for event in events:
-        verdict = validate_record(spec, event)
-        if verdict.reason:
-            rejected.append((event, verdict.reason))
+        reason = rejection(spec, event)
+        if reason:
+            rejected.append((event, reason))
         else:
             accepted.append(event)
     if accepted:

@@ -11,7 +11,7 @@ from typing import Any
 
 from profilecast.sources.catalog import spec_for
 from profilecast.sources.connectors.dialects import normalize
-from profilecast.sources.validation import validate_record
+from profilecast.sources.validation import rejection
 
 #: The endpoints and the call type each implies (``batch`` items carry their own).
 CALLS = ("track", "identify", "page", "screen", "group", "alias")
@@ -79,10 +79,8 @@ def check_event(
         record["type"] = call
     record.setdefault("receivedAt", received_at)
     spec = spec_for("web", "events")
-    verdict = validate_record(spec, normalize(spec.dialect, dict(record)))
-    if verdict.reason:
-        return Verdict(None, verdict.reason)
-    return Verdict(record)
+    reason = rejection(spec, normalize(spec.dialect, dict(record)))
+    return Verdict(None, reason) if reason else Verdict(record)
 
 
 def events_of(body: Any, call: str | None) -> tuple[list[Any], dict[str, Any]]:

@@ -143,6 +143,39 @@ def record_timestamp(spec: EntitySpec, present: dict[str, Any]) -> datetime | No
     return max(stamps) if stamps else None
 
 
+def _present(spec: EntitySpec, record: dict[str, Any]) -> dict[str, Any]:
+    present = {k: v for k, v in record.items() if k is not None}
+    if (
+        spec.rules == "segment"
+        and not present.get("type")
+        and present.get("action") in SEGMENT_REQUIRED
+    ):
+        present["type"] = present.pop("action")  # the HTTP API's legacy name for type
+    return present
+
+
+def _email_only_identifier(spec: EntitySpec, present: dict[str, Any]) -> str | None:
+    """Why the record must go when an invalid address is all that identifies it."""
+    for col in spec.email_fields:
+        value = present.get(col)
+        if value is None or not str(value).strip() or valid_email(str(value)):
+            continue
+        if not any(str(present.get(k) or "").strip() for k in spec.identifiers if k != col):
+            return f"invalid email syntax in {col}: {str(value).strip()[:80]!r}"
+    return None
+
+
+def rejection(spec: EntitySpec, record: Any) -> str | None:
+    """Why a record would be quarantined, or None: the checks of :func:`validate_record`
+    without building the row (the collector answers with this before journaling)."""
+    if not isinstance(record, dict):
+        return f"not an object (got {type(record).__name__})"
+    present = _present(spec, record)
+    if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
+        return f"no identifier: needs one of {', '.join(spec.identifiers)}"
+    return _rule_violation(spec, present) or _email_only_identifier(spec, present)
+
+
 def validate_record(spec: EntitySpec, record: Any) -> Validated:
     """Turn one parsed record into a raw row, or say why it cannot be used.
 
@@ -151,34 +184,17 @@ def validate_record(spec: EntitySpec, record: Any) -> Validated:
     """
     if not isinstance(record, dict):
         return Validated(reason=f"not an object (got {type(record).__name__})")
-    present = {k: v for k, v in record.items() if k is not None}
-    if (
-        spec.rules == "segment"
-        and not present.get("type")
-        and present.get("action") in SEGMENT_REQUIRED
-    ):
-        present["type"] = present.pop("action")  # the HTTP API's legacy name for type
+    present = _present(spec, record)
     record_ts = record_timestamp(spec, present)
-    if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
-        return Validated(
-            reason=f"no identifier: needs one of {', '.join(spec.identifiers)}",
-            record_ts=record_ts,
-        )
-    violation = _rule_violation(spec, present)
-    if violation:
-        return Validated(reason=violation, record_ts=record_ts)
+    reason = rejection(spec, present)
+    if reason:
+        return Validated(reason=reason, record_ts=record_ts)
     flags: list[str] = []
     rejected: dict[str, str] = {}
     for col in spec.email_fields:
         value = present.get(col)
         if value is None or not str(value).strip() or valid_email(str(value)):
             continue
-        others = [k for k in spec.identifiers if k != col and str(present.get(k) or "").strip()]
-        if not others:  # the address is what identifies the record: nothing left to load
-            return Validated(
-                reason=f"invalid email syntax in {col}: {str(value).strip()[:80]!r}",
-                record_ts=record_ts,
-            )
         # Cleaned: the record loads without the address; the value is kept in _extra.
         rejected[f"{col}_rejected"] = str(value)
         present[col] = None
