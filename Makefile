@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo simulate test lint format airflow lock clean benchmark benchmark-deps browser
+.PHONY: help install demo simulate test lint format airflow lock clean benchmark benchmark-deps browser up
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -82,3 +82,6 @@ lock: ## Re-resolve requirements.in into requirements.lock
 
 clean: ## Remove generated data, the warehouse and Airflow state (keeps .venv)
 	rm -rf $(PROFILECAST_HOME) dbt_project/target dbt_project/logs
+
+up: $(STAMP) ## Start the event collector and Airflow (scheduler, DAG processor, triggerer, API server)
+	PROFILECAST_WAKE_URL=$${PROFILECAST_WAKE_URL:-redis://127.0.0.1:6379/0} $(VENV)/bin/profilecast up

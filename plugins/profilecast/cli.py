@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from profilecast import pipeline
-from profilecast.config import DAG_ID, Settings, load_settings, set_process_env
+from profilecast.config import DAG_ID, EVENTS_DAG_ID, Settings, load_settings, set_process_env
 from profilecast.interval import Interval
 from profilecast.local_airflow import (
     IntervalBusy,
+    LocalAirflow,
     active_runs_for,
     airflow_bin,
     ensure_airflow,
@@ -237,6 +238,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """The collector and Airflow (scheduler, DAG processor, triggerer, API server) on the
+    embedded default, until Ctrl-C or SIGTERM."""
+    import signal
+
+    settings = load_settings()
+    unpause = tuple(d for d in args.unpause.split(",") if d)
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    airflow = LocalAirflow(settings, port=args.airflow_port, scheduled=True)
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "profilecast.cli", "serve", "--host", args.host,
+         "--port", str(args.port)],
+        env=airflow.env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        airflow.start(unpause=unpause)
+        print(f"collector   http://{args.host}:{args.port}  (POST /v1/track, /healthz)", flush=True)
+        print(f"airflow     http://127.0.0.1:{airflow.port}  (API and UI; logs in "
+              f"{airflow.log_dir})", flush=True)  # fmt: skip
+        print(f"unpaused    {', '.join(unpause) or 'nothing'}; Ctrl-C stops everything", flush=True)
+        while not stopping and collector.poll() is None:
+            time.sleep(0.5)
+    finally:
+        if collector.poll() is None:
+            collector.terminate()
+            collector.wait(timeout=30)
+        airflow.stop()
+    print("stopped", flush=True)
+    return 0 if stopping else 1
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -289,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8088)
     sv.set_defaults(func=cmd_serve)
+    up = sub.add_parser("up", help="start the collector and Airflow (scheduler, triggerer, API)")
+    up.add_argument("--host", default="127.0.0.1", help="the collector's address")
+    up.add_argument("--port", type=int, default=8088, help="the collector's port")
+    up.add_argument("--airflow-port", type=int, default=8080)
+    up.add_argument("--unpause", default=f"{DAG_ID},{EVENTS_DAG_ID}",
+                    help="comma-separated DAGs to unpause (default: both)")  # fmt: skip
+    up.set_defaults(func=cmd_up)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p

@@ -17,6 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: The DAG and the Airflow pool that serialises warehouse writers (DuckDB: one writer).
 DAG_ID = "customer_profiles"
+#: The DAG the collector wakes (through Redis and an AssetWatcher) when events arrive.
+EVENTS_DAG_ID = "collector_events"
+#: The Airflow connection the AssetWatcher's Redis trigger uses.
+REDIS_CONN_ID = "profilecast_redis"
 WAREHOUSE_POOL = "profilecast_warehouse"
 
 
@@ -284,6 +288,22 @@ def collector_settings() -> CollectorSettings:
         rate_burst=env_int("PROFILECAST_COLLECTOR_BURST", 1000),
         rotate_seconds=float(env_int("PROFILECAST_COLLECTOR_ROTATE_SECONDS", 60)),
         profile_fields=_csv("PROFILECAST_PROFILE_FIELDS", ",".join(DEFAULT_PROFILE_FIELDS)),
-        wake_url=_env("PROFILECAST_WAKE_URL", ""),
-        wake_channel=_env("PROFILECAST_WAKE_CHANNEL", "profilecast.events"),
+        wake_url=wake_url(),
+        wake_channel=wake_channel(),
     )
+
+
+def wake_url() -> str:
+    """PROFILECAST_WAKE_URL: the Redis server the collector publishes wake-ups to (e.g.
+    redis://127.0.0.1:6379/0); empty or ``off``: no wake-ups (the fallback schedule only)."""
+    url = _env("PROFILECAST_WAKE_URL", "")
+    return "" if url.lower() == "off" else url
+
+
+def wake_channel() -> str:
+    return _env("PROFILECAST_WAKE_CHANNEL", "profilecast.events")
+
+
+def events_fallback_cron() -> str:
+    """How often the events DAG runs when no wake-up arrives (a lost one only delays)."""
+    return _env("PROFILECAST_EVENTS_FALLBACK_CRON", "*/10 * * * *")

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import DAG_ID, WAREHOUSE_POOL, Settings, process_env
+from profilecast.config import DAG_ID, WAREHOUSE_POOL, Settings, process_env, wake_url
 from profilecast.interval import Interval, utc
 
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -58,6 +58,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "PROFILECAST_SOURCES": settings.sources,
             "PROFILECAST_EXPORT_URL": settings.export_url,
             "PROFILECAST_DBT_TARGET": settings.dbt_target,
+            # The collector's wake-ups reach the triggerer through this connection.
+            "AIRFLOW_CONN_PROFILECAST_REDIS": wake_url() or "redis://127.0.0.1:6379/0",
             "GX_ANALYTICS_ENABLED": "false",
             "NO_COLOR": "1",
         }
@@ -161,7 +163,12 @@ def free_port() -> int:
 class LocalAirflow:
     """Start with ``with LocalAirflow(settings) as af:``; every component stops on exit."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, port: int | None = None, scheduled: bool = False
+    ) -> None:
+        """``scheduled``: the scheduler creates runs from the DAGs' schedules, as in
+        production (``profilecast up``); otherwise only the caller creates runs (tests and
+        the simulation, whose days are not today)."""
 
         self.settings = settings
         self.port = port or free_port()
@@ -183,11 +190,12 @@ class LocalAirflow:
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-                # Simulated days are not today: the harness creates each day's run (as the
-                # clock would) and the scheduler must not add a run for the real today.
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             }
         )
+        if not scheduled:
+            # Simulated days are not today: the harness creates each day's run (as the
+            # clock would) and the scheduler must not add a run for the real today.
+            env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
         self.log_dir = settings.home / "logs" / "airflow"
@@ -201,7 +209,7 @@ class LocalAirflow:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 180, unpause: tuple[str, ...] = (DAG_ID,)) -> None:
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in COMPONENTS:
@@ -218,8 +226,8 @@ class LocalAirflow:
             self._check_alive()
             try:
                 health = self.api("GET", "/monitor/health")
-                dag = self.api("GET", f"/dags/{DAG_ID}")
-                if health.get("scheduler", {}).get("status") == "healthy" and dag:
+                dags = [self.api("GET", f"/dags/{d}") for d in unpause or (DAG_ID,)]
+                if health.get("scheduler", {}).get("status") == "healthy" and all(dags):
                     break
             except (OSError, AirflowError):
                 pass
@@ -228,7 +236,8 @@ class LocalAirflow:
             raise AirflowError(
                 f"Airflow did not become ready in {timeout:.0f}s; logs: {self.log_dir}"
             )
-        self.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+        for dag_id in unpause:
+            self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
 
     def stop(self) -> None:
         """SIGTERM every component's process group, then SIGKILL what is left of it (the

@@ -224,6 +224,28 @@ def fresh_overlay(wh: Any, settings: Settings) -> dict[str, Any]:
         store.close()
 
 
+def fresh_summary(settings: Settings | None = None) -> dict[str, Any]:
+    """The collector's facts since the build: by kind, and how many customers they name."""
+    from profilecast.fresh import FreshStore
+    from profilecast.warehouse import connect
+
+    settings = settings or load_settings()
+    store = FreshStore.open_for_reading(settings.fresh_path)
+    if store is None:
+        return {"facts": 0, "by_kind": {}, "customers": 0, "latest_received_at": None}
+    try:
+        summary = store.stats()
+    finally:
+        store.close()
+    try:
+        with connect(settings, read_only=True) as wh:
+            summary["customers"] = len(fresh_overlay(wh, settings))
+    except Exception as exc:  # noqa: BLE001 - a warehouse busy with the daily build
+        summary["customers"] = None
+        summary["warehouse"] = f"not read: {type(exc).__name__}: {str(exc)[:200]}"
+    return summary
+
+
 def publish_profiles(settings: Settings | None = None) -> dict[str, Any]:
     """Publish the gated profiles for the profile API (a SQLite snapshot, swapped in)."""
     from profilecast.collector.profiles import publish_profiles as publish

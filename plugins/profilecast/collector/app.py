@@ -24,6 +24,7 @@ from profilecast.collector.journal import GroupCommitter, Journal
 from profilecast.collector.limits import RateLimiter
 from profilecast.collector.profiles import ProfileReader
 from profilecast.collector.segment import Rejected
+from profilecast.collector.wake import Waker
 from profilecast.config import CollectorSettings, Settings
 from profilecast.fresh.facts import facts_from_esp, facts_from_web, links_from_web
 from profilecast.fresh.store import FreshStore
@@ -92,13 +93,20 @@ class Collector:
         self.store = FreshStore(settings.fresh_path)
         self.recovered = self.journal.recover()
         self.replayed = replay(self.store, self.recovered)
-        self.committer = GroupCommitter(self.journal, apply=lambda r: apply_facts(self.store, r))
+        self.waker = Waker(cs.wake_url, cs.wake_channel) if cs.wake_url else None
+        self.committer = GroupCommitter(
+            self.journal,
+            apply=lambda r: apply_facts(self.store, r),
+            after=self.waker.notify if self.waker else None,
+        )
         self.limiter = RateLimiter(cs.rate_per_key, cs.rate_burst)
         self.profiles = ProfileReader(settings.profiles_snapshot_path, settings.fresh_path)
         self.counts = {"accepted": 0, "rejected": 0}
 
     def close(self) -> None:
         self.committer.close()
+        if self.waker:
+            self.waker.close()
         self.store.close()
 
     async def quarantine(self, endpoint: str, rejected: list[tuple[Any, str]]) -> None:
@@ -189,8 +197,13 @@ def create_app(settings: Settings, cs: CollectorSettings) -> FastAPI:
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         c = col(request)
+        wake = (
+            {"sent": c.waker.sent, "failed": c.waker.failed, "last_error": c.waker.last_error}
+            if c.waker
+            else None
+        )
         return {"status": "ok", "journal": str(c.journal.root), "committed": c.committer.committed,
-                "recovered_segments": len(c.recovered), **c.counts}  # fmt: skip
+                "recovered_segments": len(c.recovered), "wake": wake, **c.counts}  # fmt: skip
 
     def segment_route(kind: str | None):
         async def handler(request: Request) -> JSONResponse:
