@@ -32,10 +32,7 @@ def overlaid(
     left = overlay.exits(campaign.exit_on, rec)
     if left:
         return None, f"exit on fresh {left}"
-    cart = overlay.cart(rec)
-    if cart is not None:
-        rec = {**rec, "cart_items": ", ".join(cart), "cart_items_count": len(cart)}
-    return rec, None
+    return {**rec, **overlay.fields(rec)}, None
 
 
 def render_campaign(

@@ -148,10 +148,7 @@ class ProfileReader:
             ids += [("web_anonymous", a) for a in store.anonymous_ids_of(users)]
             facts = store.facts_for(sorted(set(ids)), meta.get("facts_cutoff", "0000"))
         overlay = Overlay(facts)
-        cart = overlay.cart(body)
-        if cart is not None and "cart_items" in body:
-            body["cart_items"] = ", ".join(cart)
-            body["cart_items_count"] = len(cart)
+        body.update({k: v for k, v in overlay.fields(body).items() if k in body})
         body["suppressed_by"] = overlay.suppression("marketing")
         body["last_purchase_since_build"] = overlay.last("purchase")
         body["recently_viewed_since_build"] = sorted(

@@ -45,6 +45,27 @@ class Overlay:
             return kind
         return None
 
+    def fields(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """The profile fields the facts change: the cart, recent views (newest first) and
+        recommendations without what was bought since the build."""
+        changed: dict[str, Any] = {}
+        cart = self.cart(profile)
+        if cart is not None:
+            changed["cart_items"] = ", ".join(cart)
+            changed["cart_items_count"] = len(cart)
+        views = [p for f in sorted(self.facts, key=lambda f: f.occurred_at, reverse=True)
+                 if f.kind == "view" for p in f.products]  # fmt: skip
+        if views and "recently_viewed_products" in profile:
+            old = _items(profile.get("recently_viewed_products"))
+            changed["recently_viewed_products"] = ", ".join(
+                list(dict.fromkeys(views + old))[: max(5, len(old))]
+            )
+        bought = {p for f in self.facts if f.kind == "purchase" for p in f.products}
+        if bought and "recommended_products" in profile:
+            recs = _items(profile.get("recommended_products"))
+            changed["recommended_products"] = ", ".join(p for p in recs if p not in bought)
+        return changed
+
     def cart(self, profile: dict[str, Any]) -> list[str] | None:
         """The cart after the fresh facts, or None when they say nothing about it."""
         events = sorted(
@@ -54,7 +75,7 @@ class Overlay:
         events = [f for f in events if _after(f.occurred_at, profile.get("last_cart_added_at"))]
         if not events:
             return None
-        items = [p.strip() for p in str(profile.get("cart_items") or "").split(",") if p.strip()]
+        items = _items(profile.get("cart_items"))
         for f in events:
             if f.kind == "purchase":
                 items = []
@@ -63,6 +84,13 @@ class Overlay:
             else:
                 items = [p for p in items if p not in f.products]
         return items
+
+
+def _items(value: Any) -> list[str]:
+    """A profile's comma-separated product list."""
+    if value is None or value != value:  # None or NaN
+        return []
+    return [p.strip() for p in str(value).split(",") if p.strip()]
 
 
 def _after(when: str, reference: Any) -> bool:
