@@ -66,3 +66,50 @@ def s3_env(monkeypatch, s3_endpoint):
     import boto3
 
     return boto3.client("s3")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, sample_dir):
+    """Extract, load, dbt build and audiences for 2026-10-31, without Airflow (shared by
+    the session: tests that change it work on a copy)."""
+    from datetime import UTC, datetime, timedelta
+
+    from profilecast import pipeline
+    from profilecast.config import load_settings
+
+    START = datetime(2026, 10, 31, tzinfo=UTC)
+    END = START + timedelta(days=1)
+
+    home = tmp_path_factory.mktemp("built")
+    old = {k: os.environ.get(k) for k in ("PROFILECAST_HOME", "PROFILECAST_SOURCES")}
+    os.environ["PROFILECAST_HOME"] = str(home)
+    os.environ["PROFILECAST_SOURCES"] = str(sample_dir)
+    try:
+        settings = load_settings()
+        manifests = [
+            pipeline.extract(s, START, END, settings) for s in ("crm", "billing", "web", "esp")
+        ]
+        pipeline.load(manifests, END, settings)
+        pipeline.transform(START, END, settings)
+        pipeline.audiences(START, settings)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return settings
+
+
+#: The longest tests, longest first: `make test` runs the suite on two workers
+#: (pytest-xdist, --dist load hands tests out in collection order), so starting these
+#: first keeps one long test from running alone at the end.
+LONGEST_FIRST = (
+    "test_simulate.py", "test_faults.py", "test_identity.py", "test_e2e.py", "test_up.py",
+    "test_segments.py", "test_postgres.py", "test_pipeline_quality.py", "test_freshness.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))

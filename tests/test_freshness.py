@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import shutil
 import time
 from datetime import UTC, datetime
 
@@ -16,27 +17,20 @@ from profilecast.warehouse import connect
 
 from tests.collector_harness import start_collector
 
-START, END = datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+START = datetime(2026, 10, 31, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, sample_dir):
-    """A warehouse built for one interval, with audiences and published profiles."""
-    home = tmp_path_factory.mktemp("fresh") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROFILECAST_HOME", str(home))
-    mp.setenv("PROFILECAST_SOURCES", str(sample_dir))
-    mp.delenv("PROFILECAST_EXPORT_URL", raising=False)
+@pytest.fixture()
+def fresh_home(built, tmp_path, monkeypatch):
+    """A private copy of the session's built warehouse, with published profiles."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built.warehouse_path, home / "warehouse.duckdb")
+    monkeypatch.setenv("PROFILECAST_HOME", str(home))
+    monkeypatch.setenv("PROFILECAST_SOURCES", str(built.sources))
     settings = load_settings()
-    manifests = [
-        pipeline.extract(s, START, END, settings) for s in ("crm", "billing", "web", "esp")
-    ]
-    pipeline.load(manifests, END, settings)
-    pipeline.transform(START, END, settings)
-    pipeline.audiences(START, settings)
     pipeline.publish_profiles(settings)
-    yield settings
-    mp.undo()
+    return settings
 
 
 def _signing_key():
@@ -60,8 +54,8 @@ def _rendered(result: dict) -> dict[str, dict]:
         return {m["customer_id"]: m for m in map(json.loads, fh)}
 
 
-def test_events_after_the_build_change_the_next_render(built, tmp_path):
-    settings = built
+def test_events_after_the_build_change_the_next_render(fresh_home, tmp_path):
+    settings = fresh_home
     with connect(settings, read_only=True) as wh:
         cart = [r[0] for r in wh.query(
             "select a.customer_id from campaign_audiences a join customer_identity_map m "

@@ -17,34 +17,6 @@ DS = "2026-10-31"
 AS_OF = "2026-11-01 00:00:00"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, sample_dir):
-    """Extract, load, dbt build and audiences for one interval, without Airflow."""
-    import os
-
-    from profilecast.config import load_settings
-
-    home = tmp_path_factory.mktemp("built")
-    old = {k: os.environ.get(k) for k in ("PROFILECAST_HOME", "PROFILECAST_SOURCES")}
-    os.environ["PROFILECAST_HOME"] = str(home)
-    os.environ["PROFILECAST_SOURCES"] = str(sample_dir)
-    try:
-        settings = load_settings()
-        manifests = [
-            pipeline.extract(s, START, END, settings) for s in ("crm", "billing", "web", "esp")
-        ]
-        pipeline.load(manifests, END, settings)
-        pipeline.transform(START, END, settings)
-        pipeline.audiences(START, settings)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return settings
-
-
 @pytest.fixture()
 def copy_of(built, tmp_path):
     """A private copy of the built warehouse that a test may corrupt."""

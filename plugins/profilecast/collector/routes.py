@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from profilecast.collector import webhooks
-from profilecast.collector.segment import Rejected
+from profilecast.collector.segment import Rejected, parse_body
 from profilecast.sources.catalog import spec_for
 from profilecast.sources.validation import rejection
 
@@ -49,12 +49,7 @@ def _bearer_ok(request: Request, tokens: tuple[str, ...]) -> bool:
 
 def _ses_message(c: Any, body: bytes) -> tuple[JSONResponse | None, list[dict[str, Any]]]:
     """A verified SNS message: an answer (subscription, other types) or the ESP events."""
-    try:
-        message = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(f"body is not JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise Rejected("an SNS message is a JSON object")
+    message = parse_body(body, dict, "an SNS message is a JSON object")
     webhooks.verify_sns(message, c.cs.sns_cert_hosts, c.cs.sns_topics)
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":

@@ -47,11 +47,15 @@ def key_allowed(key: str | None, allowed: tuple[str, ...]) -> bool:
     return any(hmac.compare_digest(key.encode(), a.encode()) for a in allowed)
 
 
-def parse_body(raw: bytes) -> Any:
+def parse_body(raw: bytes, expect: type | None = None, shape: str = "") -> Any:
+    """The JSON body (Rejected when it is not JSON, or not of the ``expect``-ed type)."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Rejected(f"body is not JSON: {exc}") from None
+    if expect is not None and not isinstance(body, expect):
+        raise Rejected(shape or f"body must be a JSON {expect.__name__}")
+    return body
 
 
 @dataclass

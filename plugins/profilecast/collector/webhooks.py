@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
-from profilecast.collector.segment import Rejected
+from profilecast.collector.segment import Rejected, parse_body
 
 SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
 SENDGRID_TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
@@ -55,13 +54,7 @@ def verify_sendgrid(
 
 
 def sendgrid_events(body: bytes) -> list[Any]:
-    try:
-        events = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(f"body is not JSON: {exc}") from None
-    if not isinstance(events, list):
-        raise Rejected("a SendGrid event webhook body is a JSON list of events")
-    return events
+    return parse_body(body, list, "a SendGrid event webhook body is a JSON list of events")
 
 
 # --- SNS -------------------------------------------------------------------------------
