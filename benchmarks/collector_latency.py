@@ -97,8 +97,10 @@ class _Conn:
         host, port = url.removeprefix("http://").split(":")
         return cls(*await asyncio.open_connection(host, int(port)))
 
-    async def post(self, path: str, body: bytes, auth: str) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n"
+    async def post(
+        self, path: str, body: bytes, auth: str, method: str = "POST"
+    ) -> tuple[int, bytes]:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
         self.writer.write(head.encode() + body)
         await self.writer.drain()
@@ -167,6 +169,7 @@ def freshness(url: str, key, samples: int) -> dict:
     start = datetime(2026, 10, 31, tzinfo=UTC)
     results = []
     http = httpx.Client(timeout=30)  # one client: building one costs ~100 ms (its TLS context)
+    http.get(url + "/healthz")  # connect before the clock starts
     for i, (cid, user, email) in enumerate(rows):
         t0 = time.perf_counter()
         if i % 2 == 0:
@@ -197,25 +200,31 @@ def freshness(url: str, key, samples: int) -> dict:
 
 
 async def profile_api(url: str, customers: list[str], rate: int, seconds: float) -> dict:
+    """Open loop: a request every 1/rate seconds whatever the answers do, over a pool of
+    keep-alive connections."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    pool: asyncio.Queue[_Conn] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await _Conn.open(url))
 
-    async def one(http: httpx.AsyncClient, cid: str) -> None:
+    async def one(cid: str) -> None:
+        conn = await pool.get()
         t = time.perf_counter()
-        r = await http.get(f"{url}/v1/profiles/{cid}", headers={"Authorization": f"Bearer {TOKEN}"})
+        status, _ = await conn.post(f"/v1/profiles/{cid}", b"", f"Bearer {TOKEN}", method="GET")
         latencies.append(time.perf_counter() - t)
-        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        statuses[status] = statuses.get(status, 0) + 1
+        pool.put_nowait(conn)
 
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=64)) as http:
-        tasks = []
-        t0 = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(http, customers[i % len(customers)])))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    tasks = []
+    t0 = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(customers[i % len(customers)])))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0
     return {"rate_per_s": rate, "requests": len(latencies), "achieved_per_s": round(len(latencies) / wall),
             "statuses": statuses, "p50_ms": round(_pct(latencies, 50) * 1000, 2),
             "p99_ms": round(_pct(latencies, 99) * 1000, 2), "max_ms": round(max(latencies) * 1000, 2)}  # fmt: skip
@@ -266,7 +275,7 @@ def main() -> None:
     lines.append(f"| freshness | {f['excluded']}/{f['samples']} excluded from a render started at the ack; "
                  f"event to ack p99 {f['event_to_ack_p99_ms']} ms |")  # fmt: skip
     p = report["profile_api"]
-    lines.append(f"| profile API at {p['rate_per_s']}/s | p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
+    lines.append(f"| profile API at {p['rate_per_s']}/s ({p['achieved_per_s']}/s achieved) | p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
                  f"max {p['max_ms']} ms, statuses {p['statuses']} |")  # fmt: skip
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

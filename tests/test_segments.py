@@ -41,21 +41,18 @@ def _interval(days: int):
     return DAY + timedelta(days=days), DAY + timedelta(days=days + 1)
 
 
-def test_add_and_retire_a_segment(tmp_path, monkeypatch, sample_dir, capsys):
+def test_add_and_retire_a_segment(tmp_path, monkeypatch, built, capsys):
     project = tmp_path / "dbt_project"
     shutil.copytree(
         REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs")
     )
     monkeypatch.setenv("PROFILECAST_DBT_PROJECT_DIR", str(project))
+    # Day 1: the session's warehouse, built for 2026-10-31 by the same project (a copy).
+    (tmp_path / "home").mkdir()
+    shutil.copy(built.warehouse_path, tmp_path / "home" / "warehouse.duckdb")
     monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PROFILECAST_SOURCES", str(sample_dir))
+    monkeypatch.setenv("PROFILECAST_SOURCES", str(built.sources))
     settings = load_settings()
-    start, end = _interval(0)
-    manifests = [
-        pipeline.extract(s, start, end, settings) for s in ("crm", "billing", "web", "esp")
-    ]
-    pipeline.load(manifests, end, settings)
-    pipeline.transform(start, end, settings)
 
     # Day 2: the analyst adds one file. Nothing else is edited.
     (project / "models" / "segments" / "camping_curious.sql").write_text(NEW_SEGMENT)
