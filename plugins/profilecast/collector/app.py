@@ -125,9 +125,7 @@ class Collector:
 
 
 def _error(exc: Rejected) -> JSONResponse:
-    headers = (
-        {"Retry-After": str(max(1, int(exc.retry_after)))} if hasattr(exc, "retry_after") else None
-    )
+    headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else None
     return JSONResponse({"success": False, "reason": exc.reason}, exc.status, headers=headers)
 
 
@@ -151,9 +149,7 @@ async def _segment_call(col: Collector, request: Request, call: str | None) -> J
             raise Rejected("unknown or missing write key", 401)
         wait = col.limiter.allow(hashlib.sha256(str(key).encode()).hexdigest())
         if wait:
-            exc = Rejected("rate limit for this write key exceeded", 429)
-            exc.retry_after = wait  # type: ignore[attr-defined]
-            raise exc
+            raise Rejected("rate limit for this write key exceeded", 429, retry_after=wait)
         events, shared = segment.events_of(body, call)
     except Rejected as exc:
         return _error(exc)

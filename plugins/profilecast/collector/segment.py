@@ -20,10 +20,11 @@ CALLS = ("track", "identify", "page", "screen", "group", "alias")
 class Rejected(ValueError):
     """A request or event that cannot be accepted; ``status`` is the HTTP answer."""
 
-    def __init__(self, reason: str, status: int = 400) -> None:
+    def __init__(self, reason: str, status: int = 400, retry_after: float = 0.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.retry_after = retry_after
 
 
 def write_key_from(authorization: str | None, body: Any) -> str | None:
