@@ -101,9 +101,10 @@ def built(tmp_path_factory, sample_dir):
     return settings
 
 
-#: The longest tests, longest first: `make test` runs the suite on two workers
-#: (pytest-xdist, --dist load hands tests out in collection order), so starting these
-#: first keeps one long test from running alone at the end.
+#: The longest tests, longest first. `make test` runs the suite on two workers (pytest-xdist,
+#: --dist load --maxschedchunk 1: each worker holds the test it runs and the next one).
+#: The two longest open the two workers' queues, each followed by a short test so that
+#: nothing long waits behind them; the rest follows longest first.
 LONGEST_FIRST = (
     "test_simulate.py", "test_faults.py", "test_identity.py", "test_e2e.py", "test_up.py",
     "test_segments.py", "test_postgres.py", "test_pipeline_quality.py", "test_freshness.py",
@@ -113,3 +114,7 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))
+    heavy = [i for i in items if Path(str(i.fspath)).name in rank]
+    light = [i for i in items if Path(str(i.fspath)).name not in rank]
+    if len(heavy) >= 2 and len(light) >= 2:
+        items[:] = [heavy[0], light[0], heavy[1], light[1], *heavy[2:], *light[2:]]
