@@ -222,8 +222,10 @@ class GroupCommitter:
                 p.loop.call_soon_threadsafe(_settle, p.future, error)
             if error is None:
                 self.committed += sum(len(v) for v in merged.values())
-                if self.after:
-                    self.after(sum(len(v) for v in merged.values()))
+                # Wake-ups are for source events; refused payloads (``_collector/...``) wake nobody.
+                events = sum(len(v) for k, v in merged.items() if not k.startswith("_"))
+                if self.after and events:
+                    self.after(events)
             self.journal.rotate()
 
     def close(self) -> None:
