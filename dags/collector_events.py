@@ -13,31 +13,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
-from profilecast.config import (
-    EVENTS_DAG_ID,
-    REDIS_CONN_ID,
-    WAREHOUSE_POOL,
-    events_fallback_cron,
-    wake_channel,
-)
-
-WAKE_ASSET = Asset(
-    "profilecast://collector/wake",
-    watchers=[
-        AssetWatcher(
-            name="collector_wake",
-            trigger=MessageQueueTrigger(
-                scheme="redis+pubsub",
-                channels=[wake_channel()],
-                redis_conn_id=REDIS_CONN_ID,
-                poll_interval=0.5,
-            ),
-        )
-    ],
-)
-FRESH_ASSET = Asset("profilecast://fresh/facts")
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from profilecast.config import EVENTS_DAG_ID, WAREHOUSE_POOL, events_fallback_cron
+from profilecast.wake_asset import FRESH_ASSET, WAKE_ASSET
 
 
 @dag(

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from profilecast import pipeline
-from profilecast.config import DAG_ID, EVENTS_DAG_ID, Settings, load_settings, set_process_env
+from profilecast.config import (
+    DAG_ID,
+    EVENTS_DAG_ID,
+    FLOWS_DAG_ID,
+    Settings,
+    load_settings,
+    set_process_env,
+)
+from profilecast.flows import service as flow_service
 from profilecast.interval import Interval
 from profilecast.local_airflow import (
     IntervalBusy,
@@ -182,13 +190,34 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    flows = flow_service.explain_flows(args.customer_id, settings)
     try:
-        lines = pipeline.explain(args.customer_id, load_settings())
+        lines = pipeline.explain(args.customer_id, settings)
     except FileNotFoundError:
-        print("no dbt manifest yet: run `profilecast run --date ...` first", file=sys.stderr)
-        return 1
-    print("\n".join(lines))
-    return 1 if lines[0].startswith("no profile") else 0
+        lines = ["no dbt manifest yet: run `profilecast run --date ...` for segments"]
+    print("\n".join(lines + flows))
+    in_segments = not lines[0].startswith(("no profile", "no dbt"))
+    in_flows = flows[0] == "flows:"
+    return 0 if in_segments or in_flows else 1
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.action == "advance":
+        print(json.dumps(flow_service.advance_flows(settings), indent=2))
+        return 0
+    report = flow_service.flows_report(settings)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for f in report:
+        exits = ", ".join(f"{r} {n}" for r, n in sorted(f["exited"].items())) or "none"
+        print(f"{f['flow_id']}  ({f['kind']}, topic {f['topic']}, entry {'/'.join(f['entry'])})")
+        for s in f["steps"]:
+            print(f"  {s['step']:<20} waiting {s['waiting']:>6}   sent {s['sent']:>6}")
+        print(f"  completed {f['completed']}; exited: {exits}")
+    return 0
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -315,9 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
     s = sub.add_parser("segments", help="list segments with sizes and change since last run")
     s.set_defaults(func=cmd_segments)
-    e = sub.add_parser("explain", help="why a customer is in or out of each segment")
+    e = sub.add_parser("explain", help="why a customer is in or out of each segment and flow step")
     e.add_argument("customer_id")
     e.set_defaults(func=cmd_explain)
+    fl = sub.add_parser("flows", help="list triggered flows with counts per step (or advance them)")
+    fl.add_argument("action", nargs="?", choices=["list", "advance"], default="list")
+    fl.add_argument("--json", action="store_true")
+    fl.set_defaults(func=cmd_flows)
     pv = sub.add_parser("preview", help="render sample messages of a campaign with an index page")
     pv.add_argument("--campaign", required=True)
     pv.add_argument("--n", type=int, default=20)
@@ -331,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help="the collector's address")
     up.add_argument("--port", type=int, default=8088, help="the collector's port")
     up.add_argument("--airflow-port", type=int, default=8080)
-    up.add_argument("--unpause", default=f"{DAG_ID},{EVENTS_DAG_ID}",
-                    help="comma-separated DAGs to unpause (default: both)")  # fmt: skip
+    up.add_argument("--unpause", default=f"{DAG_ID},{EVENTS_DAG_ID},{FLOWS_DAG_ID}",
+                    help="comma-separated DAGs to unpause (default: all three)")  # fmt: skip
     up.set_defaults(func=cmd_up)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 #: The repository root (``plugins/profilecast/config.py`` -> three levels up).
@@ -101,6 +102,16 @@ class Settings:
     def profiles_snapshot_path(self) -> Path:
         """The profiles the profile API serves, published after each gated build."""
         return self.home / "serving" / "profiles.sqlite"
+
+    @property
+    def flows_path(self) -> Path:
+        """Triggered flows' state, history and send ledger (SQLite, beside the warehouse)."""
+        return self.home / "flows" / "state.sqlite"
+
+    @property
+    def flows_dir(self) -> Path:
+        """Flow files (``<flow_id>.yml``) and their message folders (``messages/``)."""
+        return Path(_env("PROFILECAST_FLOWS", str(self.repo_root / "flows")))
 
     @property
     def expectations_dir(self) -> Path:
@@ -307,3 +318,31 @@ def wake_channel() -> str:
 def events_fallback_cron() -> str:
     """How often the events DAG runs when no wake-up arrives (a lost one only delays)."""
     return _env("PROFILECAST_EVENTS_FALLBACK_CRON", "*/10 * * * *")
+
+
+FLOWS_DAG_ID = "customer_flows"
+
+
+def flows_fallback_cron() -> str:
+    """How often the flows DAG runs when no wake-up arrives: a step that comes due between
+    events is sent by the next of these runs, so this bounds its delay."""
+    return _env("PROFILECAST_FLOWS_FALLBACK_CRON", "* * * * *")
+
+
+def now() -> datetime:
+    """The time flows use. ``PROFILECAST_CLOCK_FILE`` names a file holding an ISO timestamp
+    that replaces the wall clock (tests and demos move time forward by rewriting it)."""
+    from profilecast.sources.validation import parse_timestamp
+
+    path = _env("PROFILECAST_CLOCK_FILE", "").strip()
+    if path:
+        try:
+            text = Path(path).read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        ts = parse_timestamp(text) if text else None
+        if text and ts is None:
+            raise ValueError(f"PROFILECAST_CLOCK_FILE {path} holds {text!r}, not a timestamp")
+        if ts is not None:
+            return ts
+    return datetime.now(UTC)

@@ -250,12 +250,13 @@ def publish_profiles(settings: Settings | None = None) -> dict[str, Any]:
     """Publish the gated profiles for the profile API (a SQLite snapshot, swapped in)."""
     from profilecast.collector.profiles import publish_profiles as publish
     from profilecast.config import collector_settings
+    from profilecast.flows.service import flow_fields
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
     with connect(settings, read_only=True) as wh:
         n = publish(wh, settings.profiles_snapshot_path, collector_settings().profile_fields,
-                    settings.lookback_days)  # fmt: skip
+                    settings.lookback_days, flow_fields(settings.flows_dir))  # fmt: skip
     return {"profiles": n, "path": str(settings.profiles_snapshot_path)}
 
 

@@ -47,53 +47,56 @@ def message_key(campaign_id: str, customer_id: str, ds: str) -> str:
     return hashlib.sha256(f"{campaign_id}|{customer_id}|{ds}".encode()).hexdigest()[:32]
 
 
-def load_campaigns(directory: Path) -> list[Campaign]:
+def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
+    """One campaign folder's ``campaign.yml`` and templates, checked. A flow's message is a
+    folder of the same shape without segments (``require_segments=False``)."""
     import yaml
 
-    campaigns = []
-    for cfg_path in sorted(directory.glob("*/campaign.yml")):
-        raw = yaml.safe_load(cfg_path.read_text()) or {}
-        cid = raw.get("campaign_id") or cfg_path.parent.name
-        if cid != cfg_path.parent.name:
-            raise CampaignError(f"{cfg_path}: campaign_id must match its folder name")
-        missing = [k for k in ("segments", "from", "subject_variants", "fields") if not raw.get(k)]
-        if missing:
-            raise CampaignError(f"{cfg_path}: missing {', '.join(missing)}")
-        fmt = raw.get("format", "jsonl")
-        if fmt not in FORMATS:
-            raise CampaignError(f"{cfg_path}: format {fmt!r} not supported (use {sorted(FORMATS)})")
-        kind = raw.get("kind", "marketing")
-        if kind not in ("marketing", "transactional"):
-            raise CampaignError(f"{cfg_path}: kind must be marketing or transactional")
-        exit_on = [str(k) for k in raw.get("exit_on") or []]
-        unknown = sorted(set(exit_on) - EXIT_FACTS)
-        if unknown:
-            raise CampaignError(f"{cfg_path}: exit_on {unknown} (use {sorted(EXIT_FACTS)})")
-        sources = {}
-        for key, name in TEMPLATE_FILES.items():
-            tpl = cfg_path.parent / name
-            if not tpl.exists():
-                raise CampaignError(f"{cfg_path.parent}: missing {name}")
-            sources[key] = tpl.read_text()
-        campaigns.append(
-            Campaign(
-                campaign_id=cid,
-                segments=list(raw["segments"]),
-                exclude_segments=list(raw.get("exclude_segments") or []),
-                kind=kind,
-                format=fmt,
-                from_address=raw["from"],
-                subject_variants=list(raw["subject_variants"]),
-                preheader=raw.get("preheader", ""),
-                fields=list(raw["fields"]),
-                priority=int(raw.get("priority", 50)),
-                frequency_cap_days=int(raw.get("frequency_cap_days", 0)),
-                description=raw.get("description", ""),
-                promoted_product=raw.get("promoted_product"),
-                complaint_window_days=int(raw.get("complaint_window_days", 30)),
-                exit_on=exit_on,
-                folder=cfg_path.parent,
-                sources=sources,
-            )
-        )
+    raw = yaml.safe_load(cfg_path.read_text()) or {}
+    cid = raw.get("campaign_id") or cfg_path.parent.name
+    if cid != cfg_path.parent.name:
+        raise CampaignError(f"{cfg_path}: campaign_id must match its folder name")
+    required = ("segments", "from", "subject_variants", "fields")
+    missing = [k for k in required if not raw.get(k) and (k != "segments" or require_segments)]
+    if missing:
+        raise CampaignError(f"{cfg_path}: missing {', '.join(missing)}")
+    fmt = raw.get("format", "jsonl")
+    if fmt not in FORMATS:
+        raise CampaignError(f"{cfg_path}: format {fmt!r} not supported (use {sorted(FORMATS)})")
+    kind = raw.get("kind", "marketing")
+    if kind not in ("marketing", "transactional"):
+        raise CampaignError(f"{cfg_path}: kind must be marketing or transactional")
+    exit_on = [str(k) for k in raw.get("exit_on") or []]
+    unknown = sorted(set(exit_on) - EXIT_FACTS)
+    if unknown:
+        raise CampaignError(f"{cfg_path}: exit_on {unknown} (use {sorted(EXIT_FACTS)})")
+    sources = {}
+    for key, name in TEMPLATE_FILES.items():
+        tpl = cfg_path.parent / name
+        if not tpl.exists():
+            raise CampaignError(f"{cfg_path.parent}: missing {name}")
+        sources[key] = tpl.read_text()
+    return Campaign(
+        campaign_id=cid,
+        segments=list(raw.get("segments") or []),
+        exclude_segments=list(raw.get("exclude_segments") or []),
+        kind=kind,
+        format=fmt,
+        from_address=raw["from"],
+        subject_variants=list(raw["subject_variants"]),
+        preheader=raw.get("preheader", ""),
+        fields=list(raw["fields"]),
+        priority=int(raw.get("priority", 50)),
+        frequency_cap_days=int(raw.get("frequency_cap_days", 0)),
+        description=raw.get("description", ""),
+        promoted_product=raw.get("promoted_product"),
+        complaint_window_days=int(raw.get("complaint_window_days", 30)),
+        exit_on=exit_on,
+        folder=cfg_path.parent,
+        sources=sources,
+    )
+
+
+def load_campaigns(directory: Path) -> list[Campaign]:
+    campaigns = [load_campaign(p) for p in sorted(directory.glob("*/campaign.yml"))]
     return sorted(campaigns, key=lambda c: (-c.priority, c.campaign_id))

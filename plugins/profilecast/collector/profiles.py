@@ -23,6 +23,7 @@ create table profiles (customer_id text primary key, email_sha256 text, body tex
 create index profiles_by_email on profiles (email_sha256);
 create table identifiers (customer_id text not null, id_kind text not null, identifier text not null);
 create index identifiers_by_customer on identifiers (customer_id);
+create index identifiers_by_value on identifiers (id_kind, identifier);
 create table meta (key text primary key, value text);
 """
 
@@ -42,13 +43,34 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def publish_profiles(wh: Any, path: Path, fields: tuple[str, ...], lookback_days: int) -> int:
-    """Write the snapshot for the current build; returns how many profiles it holds."""
+#: What every snapshot holds beyond the API's allow-list: what triggered flows need to
+#: address, suppress, time and personalise a message (the API never answers with them
+#: unless they are on its allow-list).
+FLOW_BASE_FIELDS = (
+    "email", "is_emailable", "time_zone", "last_order_at", "last_cart_added_at", "cart_items",
+    "cart_items_count",
+)  # fmt: skip
+
+
+def publish_profiles(
+    wh: Any,
+    path: Path,
+    fields: tuple[str, ...],
+    lookback_days: int,
+    flow_fields: dict[str, set[str]] | None = None,
+) -> int:
+    """Write the snapshot for the current build; returns how many profiles it holds.
+
+    ``fields`` is the profile API's allow-list; ``flow_fields`` (flow id -> the profile
+    fields its conditions and templates read) are published too, for the flows only."""
     available = set(wh.columns("customer_profiles"))
     unknown = sorted(set(fields) - available)
     if unknown:
         raise ValueError(f"PROFILECAST_PROFILE_FIELDS names unknown profile column(s): {unknown}")
-    cols = sorted(set(fields) | {"customer_id", "email", "profile_as_of"})
+    stored = set(fields) | (set(FLOW_BASE_FIELDS) & available)
+    for wanted in (flow_fields or {}).values():
+        stored |= wanted & available  # the others are event properties, not profile columns
+    cols = sorted(stored | {"customer_id", "email", "profile_as_of"})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
@@ -58,7 +80,7 @@ def publish_profiles(wh: Any, path: Path, fields: tuple[str, ...], lookback_days
         frame = wh.df(f"select {', '.join(cols)} from customer_profiles")
         rows = []
         for rec in frame.to_dict("records"):
-            body = {f: _json_value(rec.get(f)) for f in fields}
+            body = {f: _json_value(rec.get(f)) for f in sorted(stored)}
             body["customer_id"] = rec["customer_id"]
             email = rec.get("email")
             digest = email_hash(email) if isinstance(email, str) and email.strip() else None
@@ -81,7 +103,8 @@ def publish_profiles(wh: Any, path: Path, fields: tuple[str, ...], lookback_days
         conn.executemany(
             "insert into meta values (?, ?)",
             [("profile_as_of", str(as_of)),
-             ("facts_cutoff", facts_cutoff(as_of, lookback_days))],
+             ("facts_cutoff", facts_cutoff(as_of, lookback_days)),
+             ("api_fields", json.dumps(sorted(set(fields) | {"customer_id"})))],
         )  # fmt: skip
         conn.commit()
     finally:
@@ -126,8 +149,18 @@ class ProfileReader:
         ).fetchone() if db else None  # fmt: skip
         return row[0] if row else None
 
-    def profile(self, customer_id: str) -> dict[str, Any] | None:
-        """The published profile with the fresh facts laid over it, or None."""
+    def customer_for(self, id_kind: str, identifier: str) -> str | None:
+        """The customer a web user id, anonymous id or (lower-cased) email belongs to."""
+        db = self._db()
+        row = db.execute(
+            "select customer_id from identifiers where id_kind = ? and identifier = ? limit 1",
+            (id_kind, identifier),
+        ).fetchone() if db else None  # fmt: skip
+        return row[0] if row else None
+
+    def profile(self, customer_id: str, all_fields: bool = False) -> dict[str, Any] | None:
+        """The published profile with the fresh facts laid over it, or None. Only the API's
+        allow-listed fields unless ``all_fields`` (the flows' own use)."""
         db = self._db()
         if db is None:
             return None
@@ -138,6 +171,7 @@ class ProfileReader:
             return None
         body = json.loads(row[0])
         meta = dict(db.execute("select key, value from meta").fetchall())
+        allowed = set(json.loads(meta["api_fields"])) if "api_fields" in meta else set(body)
         ids = db.execute(
             "select id_kind, identifier from identifiers where customer_id = ?", (customer_id,)
         ).fetchall()
@@ -149,6 +183,8 @@ class ProfileReader:
             facts = store.facts_for(sorted(set(ids)), meta.get("facts_cutoff", "0000"))
         overlay = Overlay(facts)
         body.update({k: v for k, v in overlay.fields(body).items() if k in body})
+        if not all_fields:
+            body = {k: v for k, v in body.items() if k in allowed}
         body["suppressed_by"] = overlay.suppression("marketing")
         body["last_purchase_since_build"] = overlay.last("purchase")
         body["recently_viewed_since_build"] = sorted(

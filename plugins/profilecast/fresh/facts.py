@@ -16,7 +16,13 @@ WEB_FACTS = {
     "product removed": "cart_remove",
     "product viewed": "view",
     "unsubscribed": "unsubscribe",
+    "signed up": "signup",
 }
+
+#: Event properties (and identify traits) a fact keeps for flow conditions and templates:
+#: small scalars only, so a fact stays a few hundred bytes.
+KEPT_PROPERTIES = 24
+_MAX_VALUE = 200
 
 #: ESP events (SendGrid's names; SES's are mapped onto them) and the fact each one is.
 ESP_FACTS = {
@@ -38,10 +44,26 @@ class Fact:
     identifier: str
     occurred_at: str
     products: tuple[str, ...] = ()
+    #: the event's scalar properties (identify traits for a sign-up), as JSON-able values
+    props: tuple[tuple[str, Any], ...] = ()
 
     def row(self, received_at: str) -> tuple[Any, ...]:
         return (self.event_id, self.kind, self.id_kind, self.identifier, self.occurred_at,
-                json.dumps(list(self.products)), received_at)  # fmt: skip
+                json.dumps(list(self.products)), received_at,
+                json.dumps(dict(self.props), default=str))  # fmt: skip
+
+
+def scalar_props(props: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The first few scalar properties, strings cut short: what a flow may test or print."""
+    kept = []
+    for key, value in props.items():
+        if len(kept) >= KEPT_PROPERTIES:
+            break
+        if isinstance(value, bool | int | float) or value is None:
+            kept.append((str(key), value))
+        elif isinstance(value, str):
+            kept.append((str(key), value[:_MAX_VALUE]))
+    return tuple(kept)
 
 
 def _event_id(record: dict[str, Any], *keys: str) -> str:
@@ -71,20 +93,40 @@ def _products(props: dict[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _identity(record: dict[str, Any]) -> tuple[str, str]:
+    if record.get("userId"):
+        return "web_user", str(record["userId"])
+    return "web_anonymous", str(record.get("anonymousId"))
+
+
 def facts_from_web(record: dict[str, Any]) -> list[Fact]:
-    """The facts in one accepted Segment call (track events only; others carry none)."""
+    """The facts in one accepted Segment call: e-commerce and sign-up track events, and an
+    identify that carries an email (``identified``: flows decide whether it is new)."""
+    when = _when(record, "timestamp", "receivedAt")
+    if when is None:
+        return []
+    if record.get("type") == "identify":
+        traits = record.get("traits") if isinstance(record.get("traits"), dict) else {}
+        email = str(traits.get("email") or "").strip().lower()
+        if not email or "@" not in email:
+            return []
+        id_kind, identifier = _identity(record)
+        props = scalar_props({**traits, "email": email})
+        return [Fact(_event_id(record, "messageId"), "identified", id_kind, identifier, when,
+                     (), props)]  # fmt: skip
     if record.get("type") != "track":
         return []
     kind = WEB_FACTS.get(str(record.get("event") or "").strip().lower())
-    when = _when(record, "timestamp", "receivedAt")
-    if kind is None or when is None:
+    if kind is None:
         return []
-    if record.get("userId"):
-        id_kind, identifier = "web_user", str(record["userId"])
-    else:
-        id_kind, identifier = "web_anonymous", str(record.get("anonymousId"))
+    id_kind, identifier = _identity(record)
     props = record.get("properties") if isinstance(record.get("properties"), dict) else {}
-    return [Fact(_event_id(record, "messageId"), kind, id_kind, identifier, when, _products(props))]
+    if kind == "signup" and isinstance(record.get("context"), dict):
+        traits = record["context"].get("traits")
+        if isinstance(traits, dict):
+            props = {**traits, **props}
+    return [Fact(_event_id(record, "messageId"), kind, id_kind, identifier, when,
+                 _products(props), scalar_props(props))]  # fmt: skip
 
 
 def links_from_web(record: dict[str, Any]) -> list[tuple[str, str]]:

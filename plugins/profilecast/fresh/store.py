@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ create table if not exists facts (
     identifier text not null,
     occurred_at text not null,
     products text not null,
-    received_at text not null
+    received_at text not null,
+    props text not null default '{}'
 );
 create index if not exists facts_by_identifier on facts (id_kind, identifier);
 create index if not exists facts_by_received on facts (received_at);
@@ -45,6 +46,16 @@ class StoredFact:
     occurred_at: str
     products: tuple[str, ...]
     received_at: str
+    props: dict[str, Any] = field(default_factory=dict, compare=False)
+    event_id: str = ""
+
+
+_COLS = "kind, id_kind, identifier, occurred_at, products, received_at, props, event_id"
+
+
+def _stored(row: tuple[Any, ...]) -> StoredFact:
+    k, ik, i, o, p, r, props, e = row
+    return StoredFact(k, ik, i, o, tuple(json.loads(p)), r, json.loads(props or "{}"), e)
 
 
 class FreshStore:
@@ -63,6 +74,9 @@ class FreshStore:
             # The journal is the durable record; the store can be replayed from it.
             self.conn.execute("pragma synchronous=normal")
             self.conn.executescript(SCHEMA)
+            columns = {r[1] for r in self.conn.execute("pragma table_info(facts)")}
+            if "props" not in columns:  # a store written before facts kept properties
+                self.conn.execute("alter table facts add column props text not null default '{}'")
 
     @classmethod
     def open_for_reading(cls, path: Path) -> FreshStore | None:
@@ -77,7 +91,8 @@ class FreshStore:
         with self.conn:
             before = self.conn.total_changes
             self.conn.executemany(
-                "insert or ignore into facts values (?, ?, ?, ?, ?, ?, ?)",
+                "insert or ignore into facts (event_id, kind, id_kind, identifier, occurred_at, "
+                "products, received_at, props) values (?, ?, ?, ?, ?, ?, ?, ?)",
                 [f.row(received_at) for f in facts],
             )
             added = self.conn.total_changes - before
@@ -90,11 +105,19 @@ class FreshStore:
     def facts_since(self, received_since: str) -> list[StoredFact]:
         """Every fact received at or after ``received_since`` (a formatted UTC timestamp)."""
         rows = self.conn.execute(
-            "select kind, id_kind, identifier, occurred_at, products, received_at from facts "
-            "where received_at >= ? order by occurred_at, event_id",
+            f"select {_COLS} from facts where received_at >= ? order by occurred_at, event_id",
             (received_since,),
         ).fetchall()
-        return [StoredFact(k, ik, i, o, tuple(json.loads(p)), r) for k, ik, i, o, p, r in rows]
+        return [_stored(row) for row in rows]
+
+    def facts_after(self, rowid: int, limit: int = 50_000) -> list[tuple[int, StoredFact]]:
+        """Facts stored after position ``rowid``, in the order they were stored, with their
+        positions: a reader's cursor (triggered flows) resumes from the last one it saw."""
+        rows = self.conn.execute(
+            f"select rowid, {_COLS} from facts where rowid > ? order by rowid limit ?",
+            (rowid, limit),
+        ).fetchall()
+        return [(row[0], _stored(row[1:])) for row in rows]
 
     def facts_for(
         self, identifiers: list[tuple[str, str]], received_since: str
@@ -103,14 +126,11 @@ class FreshStore:
         found: list[StoredFact] = []
         for id_kind, identifier in identifiers:
             rows = self.conn.execute(
-                "select kind, id_kind, identifier, occurred_at, products, received_at "
-                "from facts where id_kind = ? and identifier = ? and received_at >= ? "
-                "order by occurred_at",
+                f"select {_COLS} from facts where id_kind = ? and identifier = ? "
+                "and received_at >= ? order by occurred_at",
                 (id_kind, identifier, received_since),
             ).fetchall()
-            found += [
-                StoredFact(k, ik, i, o, tuple(json.loads(p)), r) for k, ik, i, o, p, r in rows
-            ]
+            found += [_stored(row) for row in rows]
         return found
 
     def links(self, anonymous_ids: Iterable[str] | None = None) -> dict[str, str]:

@@ -1,0 +1,390 @@
+"""Advance triggered flows: enter, exit, send due steps, export them exactly once.
+
+One ``advance`` reads the facts the collector stored since its cursor, resolves each to a
+customer through the published profile snapshot (never the DuckDB warehouse, so it does not
+wait for the daily build and the build does not wait for it), enters and exits flows, then
+renders every step that is due with the send-time overlay and exports the messages in small
+batches. A batch is claimed first (its bytes, its ledger rows and the state moves commit in
+one SQLite transaction), then written to the export target and marked committed; a crash in
+between rewrites the same bytes under the same name on the next advance, so nothing is sent
+twice and nothing claimed is lost.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from profilecast.campaigns.templates import CompiledCampaign, clean_value
+from profilecast.collector.profiles import ProfileReader
+from profilecast.flows.definition import Flow
+from profilecast.flows.store import FlowStore, State
+from profilecast.flows.timing import due_after, quiet_until, zone
+from profilecast.fresh.facts import SUPPRESSING
+from profilecast.fresh.overlay import Overlay
+from profilecast.fresh.store import FreshStore, StoredFact
+from profilecast.sources.validation import format_timestamp, parse_timestamp
+
+log = logging.getLogger(__name__)
+MANIFEST_VERSION = "profilecast.flow_manifest/1"
+
+
+def flow_message_key(flow_id: str, subject: str, entry_seq: int, step_id: str) -> str:
+    """Deterministic per (flow, customer, entry, step): the exactly-once key."""
+    raw = f"flow|{flow_id}|{subject}|{entry_seq}|{step_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Outcome:
+    entered: int = 0
+    exited: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    deferred: int = 0
+    completed: int = 0
+    facts: int = 0
+    batches: list[str] = field(default_factory=list)
+    recovered: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "facts_read": self.facts, "entered": self.entered, "exited": self.exited,
+            "sent": self.sent, "skipped_steps": self.skipped, "deferred": self.deferred,
+            "completed": self.completed, "batches": self.batches,
+            "recovered_batches": self.recovered,
+        }  # fmt: skip
+
+
+@dataclass
+class _Pending:
+    """A rendered step waiting for its batch: the message and the state after it."""
+
+    message: dict[str, Any]
+    before: State
+    after: State
+    step_id: str
+
+
+class FlowEngine:
+    def __init__(
+        self,
+        flows: list[Flow],
+        store: FlowStore,
+        reader: ProfileReader,
+        fresh: FreshStore | None,
+        target: Any,
+        unsubscribe_secret: str,
+    ) -> None:
+        self.flows = {f.flow_id: f for f in flows}
+        self.store = store
+        self.reader = reader
+        self.fresh = fresh
+        self.target = target
+        self.secret = unsubscribe_secret
+        self._compiled: dict[str, CompiledCampaign] = {}
+
+    # -- identity --------------------------------------------------------------------------
+    def resolve(self, fact: StoredFact) -> tuple[str, str | None]:
+        """(subject, customer_id): the built customer when the snapshot knows the identifier."""
+        id_kind, identifier = fact.id_kind, fact.identifier
+        cid = self.reader.customer_for(id_kind, identifier)
+        if cid is None and id_kind == "web_anonymous" and self.fresh is not None:
+            user = self.fresh.links([identifier]).get(identifier)
+            if user:
+                cid = self.reader.customer_for("web_user", user)
+                id_kind, identifier = "web_user", user
+        if cid is None and fact.props.get("email"):
+            cid = self.reader.customer_for("email", str(fact.props["email"]).lower())
+        return (cid, cid) if cid else (f"{id_kind}:{identifier}", None)
+
+    # -- the run -----------------------------------------------------------------------------
+    def advance(self, now: datetime) -> Outcome:
+        out = Outcome()
+        with self.store.exclusive():
+            out.recovered = self._recover(now)
+            self._read_facts(now, out)
+            pending = self._due(now, out)
+            self._export(pending, now, out)
+        return out
+
+    def _recover(self, now: datetime) -> int:
+        """Write the batches a crashed advance claimed but did not finish."""
+        done = 0
+        for batch_id, flow_id, day, file, data in self.store.pending_batches():
+            self.target.write(file, data, "application/gzip", overwrite=True)
+            self.store.commit_batch(batch_id, format_timestamp(now))
+            self._manifest(flow_id, day)
+            done += 1
+        return done
+
+    def _read_facts(self, now: datetime, out: Outcome) -> None:
+        if self.fresh is None:
+            return
+        stamp = format_timestamp(now)
+        cursor = int(self.store.meta("fact_cursor", "0") or 0)
+        while True:
+            batch = self.fresh.facts_after(cursor, limit=5000)
+            if not batch:
+                return
+            with self.store.conn:
+                for position, fact in batch:
+                    self._on_fact(fact, stamp, out)
+                    cursor = position
+                self.store.set_meta("fact_cursor", str(cursor))
+            out.facts += len(batch)
+
+    def _exit(self, s: State, reason: str, stamp: str, out: Outcome) -> None:
+        step = self.flows[s.flow_id].steps[s.step_index].step_id if (
+            s.flow_id in self.flows and s.step_index < len(self.flows[s.flow_id].steps)) else None  # fmt: skip
+        ended = replace(s, status="exited", exit_reason=reason, next_due_at=None)
+        self.store.save(ended, stamp)
+        self.store.history(ended, stamp, step, "exited", reason)
+        out.exited[reason] = out.exited.get(reason, 0) + 1
+
+    def _on_fact(self, fact: StoredFact, stamp: str, out: Outcome) -> None:
+        subject, cid = self.resolve(fact)
+        scope = SUPPRESSING.get(fact.kind)
+        for s in self.store.active_for(subject):
+            flow = self.flows.get(s.flow_id)
+            if flow is None:
+                continue
+            if scope == "all" or (scope == "marketing" and flow.kind == "marketing"):
+                self._exit(s, fact.kind, stamp, out)
+            elif fact.kind in flow.exit_on and fact.occurred_at >= s.entered_at:
+                self._exit(s, fact.kind, stamp, out)
+        for flow in self.flows.values():
+            if fact.kind in flow.entry_events:
+                self._maybe_enter(flow, fact, subject, cid, stamp, out)
+
+    def _maybe_enter(self, flow: Flow, fact: StoredFact, subject: str, cid: str | None,
+                     stamp: str, out: Outcome) -> None:  # fmt: skip
+        email = str(fact.props.get("email") or "").strip().lower() or None
+        if flow.new_email_only and fact.kind == "identified":
+            if (
+                not email
+                or self.reader.customer_for("email", email)
+                or self.store.known_email(email, flow.flow_id)
+            ):
+                return
+        values = {**fact.props, "products": ", ".join(fact.products)}
+        if flow.entry_where is not None and not flow.entry_where.test(values, _ts(stamp)):
+            return
+        existing = self.store.state(flow.flow_id, subject)
+        if existing is not None:
+            if existing.status == "active" or flow.reentry_days is None:
+                return
+            since = _ts(fact.occurred_at) - _ts(existing.entered_at)
+            if since < timedelta(days=flow.reentry_days):
+                return
+        profile = self._profile(subject, cid, email, fact.props)
+        if flow.profile is not None and not flow.profile.test(profile, _ts(stamp)):
+            return
+        entered = _ts(fact.occurred_at)
+        due = due_after(entered, flow.steps[0].delay, zone(profile.get("time_zone")))
+        s = State(flow.flow_id, subject, cid, email or profile.get("email"),
+                  (existing.entry_seq + 1) if existing else 1, fact.occurred_at, 0,
+                  format_timestamp(due), "active")  # fmt: skip
+        self.store.save(s, stamp, fact.event_id, json.dumps(values, default=str))
+        self.store.history(s, stamp, None, "entered", f"{fact.kind} at {fact.occurred_at}")
+        out.entered += 1
+
+    def _profile(self, subject: str, cid: str | None, email: str | None,
+                 props: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """The published profile with fresh facts on top; for someone the build does not
+        know yet, what their events said (identify traits) and their own facts."""
+        profile = _named({k: v for k, v in props.items() if v not in (None, "")})
+        built = self.reader.profile(cid, all_fields=True) if cid else None
+        if built is not None:
+            profile.update({k: v for k, v in built.items() if v not in (None, "")})
+        elif self.fresh is not None and ":" in subject:
+            id_kind, identifier = subject.split(":", 1)
+            ids = [(id_kind, identifier)]
+            if id_kind == "web_user":
+                ids += [("web_anonymous", a) for a in self.fresh.anonymous_ids_of([identifier])]
+            if email:
+                ids.append(("email", email))
+            overlay = Overlay(self.fresh.facts_for(ids, "0000"))
+            for f in sorted(overlay.facts, key=lambda f: f.occurred_at):
+                if f.kind in ("identified", "signup"):  # what they told us about themselves
+                    traits = {k: v for k, v in f.props.items() if v not in (None, "")}
+                    profile = {**_named(traits), **profile}
+                    email = email or traits.get("email")
+            profile.update(overlay.fields(profile))
+            profile["suppressed_by"] = overlay.suppression("marketing") or overlay.suppression(
+                "transactional"
+            )
+            profile["freshness"] = {"profile_as_of": None, "fresh_facts_as_of": overlay.fresh_as_of}
+        if email and not profile.get("email"):
+            profile["email"] = email
+        return profile
+
+    def _due(self, now: datetime, out: Outcome) -> list[_Pending]:
+        stamp = format_timestamp(now)
+        pending: list[_Pending] = []
+        for s in self.store.due(stamp):
+            with self.store.conn:
+                item = self._step(s, now, stamp, out)
+            if item is not None:
+                pending.append(item)
+        return pending
+
+    def _step(self, s: State, now: datetime, stamp: str, out: Outcome) -> _Pending | None:
+        flow = self.flows.get(s.flow_id)
+        if flow is None:
+            self._exit(s, "flow removed", stamp, out)
+            return None
+        props = self.store.entry_props(flow.flow_id, s.subject)
+        profile = self._profile(s.subject, s.customer_id, s.email, props)
+        stop = profile.get("suppressed_by")
+        if stop and (stop != "unsubscribe" or flow.kind == "marketing"):
+            self._exit(s, stop, stamp, out)
+            return None
+        if flow.kind == "marketing" and profile.get("is_emailable") is False:
+            self._exit(s, "not emailable", stamp, out)
+            return None
+        email = profile.get("email") or s.email
+        if not email:
+            self._exit(s, "no email address", stamp, out)
+            return None
+        tz = zone(profile.get("time_zone"))
+        while s.step_index < len(flow.steps):
+            step = flow.steps[s.step_index]
+            wait = quiet_until(now, flow.quiet_hours, tz)
+            if wait is not None:
+                s = replace(s, next_due_at=format_timestamp(wait))
+                self.store.save(s, stamp)
+                self.store.history(
+                    s, stamp, step.step_id, "deferred", f"quiet hours until {s.next_due_at}"
+                )
+                out.deferred += 1
+                return None
+            if step.when is not None and not step.when.test(profile, now):
+                self.store.history(s, stamp, step.step_id, "skipped", f"not {step.when.describe()}")
+                out.skipped += 1
+                s = self._after_step(flow, s, now, tz)
+                self.store.save(s, stamp)
+                if s.status != "active" or (s.next_due_at or "") > stamp:
+                    if s.status == "completed":
+                        self.store.history(s, stamp, None, "completed")
+                        out.completed += 1
+                    return None
+                continue
+            key = flow_message_key(flow.flow_id, s.subject, s.entry_seq, step.step_id)
+            after = self._after_step(flow, replace(s, email=email), now, tz)
+            if self.store.sent(key):  # claimed by an earlier advance: only move on
+                self.store.save(after, stamp)
+                return None
+            return _Pending(
+                self._render(flow, step, s, profile, email, key), s, after, step.step_id
+            )
+        self.store.save(replace(s, status="completed", next_due_at=None), stamp)
+        return None
+
+    def _after_step(self, flow: Flow, s: State, now: datetime, tz: ZoneInfo) -> State:
+        nxt = s.step_index + 1
+        if nxt >= len(flow.steps):
+            return replace(s, step_index=nxt, status="completed", next_due_at=None)
+        due = due_after(now, flow.steps[nxt].delay, tz)
+        return replace(s, step_index=nxt, next_due_at=format_timestamp(due))
+
+    def _render(self, flow: Flow, step: Any, s: State, profile: dict[str, Any], email: str,
+                key: str) -> dict[str, Any]:  # fmt: skip
+        from profilecast.export.batches import SCHEMA_VERSION, unsubscribe_headers
+
+        message = step.message
+        compiled = self._compiled.get(message.campaign_id)
+        if compiled is None:
+            compiled = self._compiled[message.campaign_id] = CompiledCampaign(message)
+        content = compiled.render(profile, key)
+        freshness = profile.get("freshness") or {}
+        msg = {
+            "message_key": key,
+            "campaign_id": flow.flow_id,
+            "flow_step": step.step_id,
+            "customer_id": s.customer_id or s.subject,
+            "to": email,
+            "from": message.from_address,
+            **content,
+            "fields": {f: clean_value(profile.get(f)) for f in compiled.fields},
+            "freshness": freshness,
+            "schema_version": SCHEMA_VERSION,
+        }
+        msg["headers"] = unsubscribe_headers(msg, self.secret)
+        return msg
+
+    def _export(self, pending: list[_Pending], now: datetime, out: Outcome) -> None:
+        from profilecast.export.formats import batch_files
+
+        stamp = format_timestamp(now)
+        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        by_flow: dict[tuple[str, str], list[_Pending]] = {}
+        for p in pending:
+            fmt = self.flows[p.before.flow_id].steps[p.before.step_index].message.format
+            by_flow.setdefault((p.before.flow_id, fmt), []).append(p)
+        for (flow_id, fmt), items in sorted(by_flow.items()):
+            items.sort(key=lambda p: p.message["message_key"])
+            index = {id(p.message): p for p in items}
+            for chunk, lines in batch_files(fmt, [p.message for p in items]):
+                seq = self.store.next_batch_seq(flow_id, day)
+                file = f"flows/{flow_id}/{day}/batch-{seq:05d}.jsonl.gz"
+                data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+                digest = hashlib.sha256(data).hexdigest()
+                kind = self.flows[flow_id].kind
+                with self.store.conn:  # claim: bytes, ledger rows and state moves together
+                    batch_id = self.store.add_batch(flow_id, day, file, fmt, len(chunk), digest,
+                                                    data, stamp)  # fmt: skip
+                    for msg in chunk:
+                        p = index[id(msg)]
+                        self.store.add_send(msg["message_key"], p.before, p.step_id, kind,
+                                            batch_id, stamp)  # fmt: skip
+                        self.store.save(p.after, stamp)
+                        self.store.history(p.before, stamp, p.step_id, "sent", msg["message_key"])
+                        if p.after.status == "completed":
+                            self.store.history(p.after, stamp, None, "completed")
+                            out.completed += 1
+                self.target.write(file, data, "application/gzip", overwrite=True)
+                self.store.commit_batch(batch_id, stamp)
+                self._manifest(flow_id, day)
+                out.batches.append(self.target.location(file))
+                key = f"{flow_id}"
+                out.sent[key] = out.sent.get(key, 0) + len(chunk)
+
+    def _manifest(self, flow_id: str, day: str) -> None:
+        rows = self.store.committed_batches(flow_id, day)
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "flow_id": flow_id,
+            "day": day,
+            "batches": [
+                {"file": Path(f).name, "format": fmt, "rows": n, "sha256": sha, "committed_at": at}
+                for f, fmt, n, sha, at in rows
+            ],
+            "total_rows": sum(r[2] for r in rows),
+        }
+        self.target.write(f"flows/{flow_id}/{day}/manifest.json",
+                          json.dumps(manifest, indent=2).encode(), "application/json",
+                          overwrite=True)  # fmt: skip
+
+
+def _named(traits: dict[str, Any]) -> dict[str, Any]:
+    """Segment's trait spellings (firstName, name) as the profile's first_name."""
+    if "first_name" not in traits:
+        for key in ("firstName", "name"):
+            if traits.get(key):
+                return {**traits, "first_name": str(traits[key]).split()[0]}
+    return traits
+
+
+def _ts(value: str) -> datetime:
+    ts = parse_timestamp(value)
+    if ts is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return ts

@@ -1,0 +1,112 @@
+"""The flows' entry points for the DAG and the CLI: advance, report, explain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from profilecast import config
+from profilecast.config import Settings, load_settings
+
+
+def flow_fields(flows_dir: Path) -> dict[str, set[str]]:
+    """flow id -> the profile fields its conditions and messages read (published for it)."""
+    from profilecast.flows import load_flows
+
+    out: dict[str, set[str]] = {}
+    for flow in load_flows(flows_dir):
+        names: set[str] = set()
+        for cond in [flow.profile] + [s.when for s in flow.steps]:
+            names |= cond.names() if cond is not None else set()
+        for step in flow.steps:
+            names |= set(step.message.fields)
+        out[flow.flow_id] = names
+    return out
+
+
+def advance_flows(settings: Settings | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Move every triggered flow forward: read the collector's new facts, enter and exit
+    customers, send the steps that are due and export them. Never opens the warehouse: it
+    reads the published profile snapshot and the fresh-facts store."""
+    from profilecast.collector.profiles import ProfileReader
+    from profilecast.config import unsubscribe_secret
+    from profilecast.flows import load_flows
+    from profilecast.flows.engine import FlowEngine
+    from profilecast.flows.store import FlowStore
+    from profilecast.fresh import FreshStore
+    from profilecast.storage import ObjectStore
+
+    settings = settings or load_settings()
+    at = now or config.now()
+    flows = load_flows(settings.flows_dir)
+    store = FlowStore(settings.flows_path)
+    fresh = FreshStore.open_for_reading(settings.fresh_path)
+    reader = ProfileReader(settings.profiles_snapshot_path, settings.fresh_path)
+    try:
+        engine = FlowEngine(flows, store, reader, fresh, ObjectStore(settings.export_url),
+                            unsubscribe_secret())  # fmt: skip
+        outcome = engine.advance(at)
+    finally:
+        store.close()
+        if fresh is not None:
+            fresh.close()
+    return {"now": at.isoformat(), "flows": [f.flow_id for f in flows], **outcome.as_dict()}
+
+
+def flows_report(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Per flow and step: customers waiting there, messages sent; exits by reason."""
+    from profilecast.flows import load_flows
+    from profilecast.flows.store import FlowStore
+
+    settings = settings or load_settings()
+    flows = load_flows(settings.flows_dir)
+    store = FlowStore.open_for_reading(settings.flows_path)
+    counts, sends = ([], []) if store is None else (store.counts(), store.sends_by_step())
+    if store is not None:
+        store.close()
+    report = []
+    for flow in flows:
+        waiting = {i: 0 for i in range(len(flow.steps))}
+        exits: dict[str, int] = {}
+        completed = 0
+        for fid, status, step, reason, n in counts:
+            if fid != flow.flow_id:
+                continue
+            if status == "active" and step in waiting:
+                waiting[step] += n
+            elif status == "exited":
+                exits[reason] = exits.get(reason, 0) + n
+            elif status == "completed":
+                completed += n
+        sent = {step: n for fid, step, n in sends if fid == flow.flow_id}
+        report.append({
+            "flow_id": flow.flow_id, "kind": flow.kind, "topic": flow.topic,
+            "entry": list(flow.entry_events),
+            "steps": [{"step": s.step_id, "waiting": waiting[i], "sent": sent.get(s.step_id, 0)}
+                      for i, s in enumerate(flow.steps)],
+            "completed": completed, "exited": exits,
+        })  # fmt: skip
+    return report
+
+
+def explain_flows(customer_id: str, settings: Settings | None = None) -> list[str]:
+    """A customer's flows: every transition, with why a step was or was not sent."""
+    from profilecast.flows.store import FlowStore
+
+    settings = settings or load_settings()
+    store = FlowStore.open_for_reading(settings.flows_path)
+    if store is None:
+        return ["flows: none has run yet"]
+    try:
+        rows = store.history_of([customer_id])
+    finally:
+        store.close()
+    if not rows:
+        return [f"flows: {customer_id} has not entered any flow"]
+    lines = ["flows:"]
+    for flow_id, _subject, seq, at, step, transition, detail in rows:
+        where = f" step {step}" if step else ""
+        lines.append(f"  {at[:19]}  {flow_id} #{seq}{where}: {transition}"
+                     f"{' - ' + detail if detail else ''}")  # fmt: skip
+    return lines

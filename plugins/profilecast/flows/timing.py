@@ -1,0 +1,43 @@
+"""When a flow step is due: delays, the customer's local hour, quiet hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from profilecast.flows.definition import Delay
+
+
+def zone(name: Any) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(name)) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def due_after(start: datetime, delay: Delay, tz: ZoneInfo) -> datetime:
+    """When a step with ``delay`` is due, counted from ``start``."""
+    at = start + delay.after
+    if delay.at_local_hour is None:
+        return at
+    local = at.astimezone(tz)
+    target = datetime.combine(local.date(), dtime(delay.at_local_hour), tz)
+    if target < local:
+        target = datetime.combine(local.date() + timedelta(days=1), dtime(delay.at_local_hour), tz)
+    return target.astimezone(UTC)
+
+
+def quiet_until(now: datetime, window: tuple[dtime, dtime] | None, tz: ZoneInfo) -> datetime | None:
+    """The end of the quiet window ``now`` falls in (customer's local time), or None."""
+    if window is None:
+        return None
+    start, end = window
+    local = now.astimezone(tz)
+    t = local.time()
+    inside = (start <= t < end) if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tz).astimezone(UTC)

@@ -1,0 +1,288 @@
+"""Triggered flows without Airflow: definitions, and the engine on a real fresh-facts store,
+a real profile snapshot and a local export folder, with the clock moved by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from profilecast.collector.app import ESP, WEB, apply_facts
+from profilecast.collector.profiles import SCHEMA, ProfileReader, email_hash
+from profilecast.config import REPO_ROOT
+from profilecast.flows import FlowError, load_flows
+from profilecast.flows.definition import load_flow
+from profilecast.flows.engine import FlowEngine
+from profilecast.flows.store import FlowStore
+from profilecast.flows.timing import quiet_until, zone
+from profilecast.fresh.store import FreshStore
+from profilecast.storage import ObjectStore
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+FLOWS = REPO_ROOT / "flows"
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _track(user: str, event: str, at: datetime, n: int, **props) -> tuple[str, dict]:
+    return WEB, {"type": "track", "userId": user, "event": event, "timestamp": _iso(at),
+                 "messageId": f"m{n}", "properties": props}  # fmt: skip
+
+
+def _identify(user: str, email: str, at: datetime, n: int, **traits) -> tuple[str, dict]:
+    return WEB, {"type": "identify", "userId": user, "timestamp": _iso(at), "messageId": f"m{n}",
+                 "traits": {"email": email, **traits}}  # fmt: skip
+
+
+def _snapshot(path: Path, profiles: list[dict], users: dict[str, str]) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    for p in profiles:
+        conn.execute("insert into profiles values (?, ?, ?)",
+                     (p["customer_id"], email_hash(p["email"]), json.dumps(p)))  # fmt: skip
+        conn.execute(
+            "insert into identifiers values (?, 'email', ?)", (p["customer_id"], p["email"])
+        )
+    for user, cid in users.items():
+        conn.execute("insert into identifiers values (?, 'web_user', ?)", (cid, user))
+    conn.executemany("insert into meta values (?, ?)", [
+        ("profile_as_of", "2026-11-26 00:00:00"), ("facts_cutoff", "2026-11-23 00:00:00.000000"),
+        ("api_fields", json.dumps(["customer_id", "first_name"]))])  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+class World:
+    """A fresh store, a snapshot with two built customers, a flow store and an export folder."""
+
+    def __init__(self, tmp: Path, flows_dir: Path = FLOWS) -> None:
+        self.tmp = tmp
+        self.fresh_path = tmp / "facts.sqlite"
+        self.fresh = FreshStore(self.fresh_path)
+        _snapshot(tmp / "profiles.sqlite", [
+            {"customer_id": "C1", "email": "ann@example.com", "first_name": "Ann",
+             "is_emailable": True, "cart_items": None, "cart_items_count": 0,
+             "last_cart_added_at": None, "orders_count": 3, "time_zone": "Europe/Berlin",
+             "recommended_products": "Mug, Map"},
+            {"customer_id": "C2", "email": "bob@example.com", "first_name": "Bob",
+             "is_emailable": False, "cart_items": None, "cart_items_count": 0,
+             "orders_count": 0, "time_zone": "America/New_York"},
+        ], {"u-ann": "C1", "u-bob": "C2"})  # fmt: skip
+        self.exports = tmp / "exports"
+        self.flows = load_flows(flows_dir)
+        self.n = 0
+
+    def post(self, *records: tuple[str, dict]) -> None:
+        apply_facts(self.fresh, list(records))
+
+    def next_id(self) -> int:
+        self.n += 1
+        return self.n
+
+    def advance(self, at: datetime, target=None):
+        store = FlowStore(self.tmp / "flows.sqlite")
+        reader = ProfileReader(self.tmp / "profiles.sqlite", self.fresh_path)
+        fresh = FreshStore.open_for_reading(self.fresh_path)
+        try:
+            engine = FlowEngine(self.flows, store, reader, fresh,
+                                target or ObjectStore(self.exports.as_uri()), "k")  # fmt: skip
+            return engine.advance(at)
+        finally:
+            store.close()
+            fresh.close()
+
+    def messages(self) -> list[dict]:
+        out = []
+        for f in sorted(self.exports.rglob("batch-*.jsonl.gz")):
+            for line in gzip.decompress(f.read_bytes()).decode().splitlines():
+                rec = json.loads(line)
+                out += _flatten(rec)
+        return out
+
+    def sends(self) -> list[tuple]:
+        conn = sqlite3.connect(self.tmp / "flows.sqlite")
+        try:
+            return conn.execute(
+                "select flow_id, step_id, subject from flow_sends order by 1, 2, 3"
+            ).fetchall()
+        finally:
+            conn.close()
+
+    def state(self, flow_id: str, subject: str) -> tuple:
+        conn = sqlite3.connect(self.tmp / "flows.sqlite")
+        try:
+            return conn.execute("select status, exit_reason, step_index from flow_state "
+                                "where flow_id = ? and subject = ?", (flow_id, subject)).fetchone()  # fmt: skip
+        finally:
+            conn.close()
+
+
+def _flatten(rec: dict) -> list[dict]:
+    """One dict per message whatever the format (jsonl line, or an SES bulk request)."""
+    if "BulkEmailEntries" in rec:
+        out = []
+        for e in rec["BulkEmailEntries"]:
+            tags = {t["Name"]: t["Value"] for t in e["ReplacementTags"]}
+            data = json.loads(
+                e["ReplacementEmailContent"]["ReplacementTemplate"]["ReplacementTemplateData"]
+            )
+            out.append({"to": e["Destination"]["ToAddresses"][0], "campaign_id": tags["campaign_id"],
+                        "message_key": tags["message_key"], **data})  # fmt: skip
+        return out
+    return [rec]
+
+
+def test_the_built_in_flows_load_and_errors_name_file_line_and_field(tmp_path):
+    flows = {f.flow_id: f for f in load_flows(FLOWS)}
+    assert {"cart_abandonment", "welcome_series", "browse_abandonment"} <= set(flows)
+    cart = flows["cart_abandonment"]
+    assert cart.entry_events == ("cart_add",) and cart.exit_on == ["purchase"]
+    assert [s.delay.after for s in cart.steps] == [timedelta(minutes=30), timedelta(hours=24)]
+    assert flows["welcome_series"].steps[0].delay.after == timedelta(0)
+
+    bad = tmp_path / "oops.yml"
+    bad.write_text("kind: marketing\ntopic: promotions\nentry:\n  event: cart_add\n"
+                   "steps:\n  - id: a\n    delay: {weeks: 2}\n    message: cart_abandonment_1\n")  # fmt: skip
+    with pytest.raises(FlowError, match=r"oops\.yml:7: steps\[0\]\.delay: unknown unit"):
+        load_flow(bad, FLOWS / "messages")
+    bad.write_text("topic: t\nentry:\n  event: clicked\nsteps: []\n")
+    with pytest.raises(FlowError, match=r"oops\.yml:3: entry\.event: \['clicked'\]"):
+        load_flow(bad, FLOWS / "messages")
+    bad.write_text("topic: t\nentry: {event: view}\nsteps:\n  - message: nope\n")
+    with pytest.raises(
+        FlowError, match=r"oops\.yml:4: steps\[0\]\.message: no message folder 'nope'"
+    ):
+        load_flow(bad, FLOWS / "messages")
+    bad.write_text("entry: {event: view}\nsteps:\n  - message: welcome_1\n")
+    with pytest.raises(FlowError, match=r"oops\.yml:1: topic: every flow names its consent topic"):
+        load_flow(bad, FLOWS / "messages")
+    bad.write_text("topic: t\nentry: {event: view}\nsteps:\n  - message: welcome_1\n"
+                   "    when: {field: x, op: bigger, value: 1}\n")  # fmt: skip
+    with pytest.raises(FlowError, match=r"oops\.yml:5: steps\[0\]\.when: op 'bigger'"):
+        load_flow(bad, FLOWS / "messages")
+
+
+def test_cart_flow_sends_at_30_minutes_once_and_an_order_ends_it(tmp_path):
+    w = World(tmp_path)
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Trail Tent"),
+           _track("u-new", "Product Added", T0, w.next_id(), name="Stove"),
+           _identify("u-new", "neo@example.com", T0, w.next_id(), firstName="Neo"))  # fmt: skip
+    first = w.advance(T0 + timedelta(minutes=1))
+    assert first.entered == 3  # two carts, one welcome (neo's address is new)
+    assert w.sends() == [("welcome_series", "hello", "web_user:u-new")]
+    assert not [m for m in w.messages() if m["campaign_id"] == "cart_abandonment"]
+
+    w.advance(T0 + timedelta(minutes=31))
+    carts = [m for m in w.messages() if m["campaign_id"] == "cart_abandonment"]
+    assert sorted(m["to"] for m in carts) == ["ann@example.com", "neo@example.com"]
+    ann = next(m for m in carts if m["to"] == "ann@example.com")
+    assert "Trail Tent" in ann["html"] and "Ann" in ann["subject"]
+    again = w.advance(T0 + timedelta(minutes=32))  # nothing new is due: nothing twice
+    assert again.sent == {} and len(w.sends()) == 3
+
+    w.post(_track("u-new", "Order Completed", T0 + timedelta(hours=2), w.next_id(),
+                  products=[{"name": "Stove"}]))  # fmt: skip
+    out = w.advance(T0 + timedelta(hours=25))
+    assert out.exited == {"purchase": 1}
+    assert w.state("cart_abandonment", "web_user:u-new")[:2] == ("exited", "purchase")
+    assert ("cart_abandonment", "last_call", "C1") in w.sends()
+    assert ("cart_abandonment", "last_call", "web_user:u-new") not in w.sends()
+    manifests = [json.loads(p.read_text())
+                 for p in sorted(w.exports.rglob("cart_abandonment/*/manifest.json"))]  # fmt: skip
+    assert [(m["day"], m["total_rows"]) for m in manifests] == [
+        ("2026-11-26", 2),
+        ("2026-11-27", 1),
+    ]
+
+
+def test_unsubscribe_mid_flow_stops_it_and_not_emailable_never_sends(tmp_path):
+    w = World(tmp_path)
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Tent"),
+           _track("u-bob", "Product Added", T0, w.next_id(), name="Lamp"))  # fmt: skip
+    w.advance(T0 + timedelta(minutes=31))
+    assert w.sends() == [("cart_abandonment", "reminder", "C1")]
+    assert w.state("cart_abandonment", "C2")[:2] == ("exited", "not emailable")
+    # A signed SendGrid unsubscribe (an ESP event by email) between the two steps.
+    w.post((ESP, {"event": "unsubscribe", "email": "ann@example.com", "sg_event_id": "e1",
+                  "timestamp": int((T0 + timedelta(hours=1)).timestamp())}))  # fmt: skip
+    out = w.advance(T0 + timedelta(hours=30))
+    assert out.exited == {"unsubscribe": 1} and out.sent == {}
+    assert w.state("cart_abandonment", "C1")[:2] == ("exited", "unsubscribe")
+
+
+def test_welcome_series_three_steps_at_their_delays_known_email_not_welcomed(tmp_path):
+    w = World(tmp_path)
+    w.post(_identify("u-zoe", "zoe@example.com", T0, w.next_id(), first_name="Zoe"),
+           _identify("u-ann", "ANN@example.com", T0, w.next_id()))  # fmt: skip
+    w.advance(T0)
+    assert w.sends() == [("welcome_series", "hello", "web_user:u-zoe")]
+    hello = w.messages()[0]
+    assert hello["to"] == "zoe@example.com" and "Zoe" in hello["subject"]
+    w.advance(T0 + timedelta(days=1, hours=23))
+    assert len(w.sends()) == 1
+    w.advance(T0 + timedelta(days=2, minutes=1))
+    assert [s[1] for s in w.sends()] == ["best_sellers", "hello"]
+    w.advance(T0 + timedelta(days=5, minutes=2))
+    assert sorted(s[1] for s in w.sends()) == ["best_sellers", "first_order_offer", "hello"]
+    assert w.state("welcome_series", "web_user:u-zoe")[0] == "completed"
+    # A second identify with the same address does not start it again.
+    w.post(_identify("u-zoe", "zoe@example.com", T0 + timedelta(days=6), w.next_id()))
+    assert w.advance(T0 + timedelta(days=6, minutes=1)).entered == 0
+
+
+def test_a_cart_emptied_before_the_second_step_skips_it(tmp_path):
+    w = World(tmp_path)
+    w.post(_track("u-x", "Product Added", T0, w.next_id(), name="Tent"),
+           _identify("u-x", "x@example.com", T0, w.next_id()))  # fmt: skip
+    w.advance(T0 + timedelta(minutes=31))
+    w.post(_track("u-x", "Product Removed", T0 + timedelta(hours=1), w.next_id(), name="Tent"))
+    out = w.advance(T0 + timedelta(hours=25))
+    assert out.skipped == 1 and out.sent == {}
+    assert w.state("cart_abandonment", "web_user:u-x")[0] == "completed"
+
+
+def test_quiet_hours_defer_to_the_customers_morning(tmp_path):
+    ny = zone("America/New_York")
+    three_am = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)  # 03:00 in New York
+    window = load_flows(FLOWS)[0].quiet_hours  # cart: 22:00-07:00
+    assert quiet_until(three_am, window, ny) == datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert quiet_until(datetime(2026, 11, 26, 15, 0, tzinfo=UTC), window, ny) is None
+    assert quiet_until(datetime(2026, 11, 27, 3, 30, tzinfo=UTC), window, ny) == datetime(
+        2026, 11, 27, 12, 0, tzinfo=UTC
+    )  # 22:30 the evening before
+
+
+def test_a_crash_between_claim_and_write_rewrites_the_same_batch_once(tmp_path):
+    w = World(tmp_path)
+    w.post(_identify("u-q", "q@example.com", T0, w.next_id()))
+
+    class Failing(ObjectStore):
+        def write(self, rel, data, content_type, overwrite=False):
+            if "batch-" in rel:
+                raise OSError("disk gone")
+            super().write(rel, data, content_type, overwrite)
+
+    with pytest.raises(OSError):
+        w.advance(T0 + timedelta(seconds=5), target=Failing(w.exports.as_uri()))
+    assert w.sends() == [("welcome_series", "hello", "web_user:u-q")]  # claimed
+    assert not list(w.exports.rglob("batch-*"))
+    out = w.advance(T0 + timedelta(seconds=10))
+    assert out.recovered == 1 and out.sent == {}
+    assert [m["to"] for m in w.messages()] == ["q@example.com"]
+
+
+def test_flow_state_reads_no_warehouse(tmp_path):
+    """The engine works from the snapshot alone: no warehouse file exists in this world."""
+    w = World(tmp_path)
+    w.post(_track("u-ann", "Product Viewed", T0, w.next_id(), name="Lamp"))
+    w.advance(T0 + timedelta(hours=2, minutes=1))
+    assert w.sends() == [("browse_abandonment", "nudge", "C1")]
+    assert "Lamp" in w.messages()[0]["subject"]
+    assert not list(tmp_path.rglob("*.duckdb"))
+    shutil.rmtree(w.exports)
