@@ -1,11 +1,14 @@
 """`profilecast up`: the collector and a real Airflow (scheduler, DAG processor, triggerer,
 API server); an event posted to the collector wakes the events DAG through Redis and the
-triggerer's AssetWatcher; Ctrl-C stops everything."""
+triggerer's AssetWatcher; triggered flows run under the scheduler with an injectable clock;
+Ctrl-C stops everything."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -32,6 +35,124 @@ def _get(url: str) -> dict:
         return json.loads(resp.read())
 
 
+T0 = "2026-11-26T12:00:00Z"
+
+
+def _post(port: int, path: str, body: dict) -> None:
+    import base64
+
+    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": auth},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200, resp.read()
+
+
+def _at(minutes: float) -> str:
+    from datetime import datetime, timedelta
+
+    t = datetime.fromisoformat(T0.replace("Z", "+00:00")) + timedelta(minutes=minutes)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def _flow_run(af_port: int) -> str:
+    """A manual run of customer_flows through the API (the scheduler runs it); its state."""
+    api = f"http://127.0.0.1:{af_port}/api/v2/dags/customer_flows/dagRuns"
+    req = urllib.request.Request(api, method="POST", data=json.dumps({"logical_date": None}).encode(),
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        run_id = json.loads(resp.read())["dag_run_id"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        state = _get(f"{api}/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return state
+        time.sleep(1)
+    return "timeout"
+
+
+def _exported(home) -> list[tuple[str, str, str]]:
+    """(flow, step, to) of every exported flow message (SES bulk files and jsonl files)."""
+    out = []
+    for f in sorted((home / "exports" / "flows").rglob("batch-*.jsonl.gz")):
+        for line in gzip.decompress(f.read_bytes()).decode().splitlines():
+            rec = json.loads(line)
+            if "BulkEmailEntries" in rec:
+                for e in rec["BulkEmailEntries"]:
+                    tags = {t["Name"]: t["Value"] for t in e["ReplacementTags"]}
+                    out.append(
+                        (
+                            tags["campaign_id"],
+                            tags["message_key"],
+                            e["Destination"]["ToAddresses"][0],
+                        )
+                    )
+            else:
+                out.append((rec["campaign_id"], rec["message_key"], rec["to"]))
+    return out
+
+
+def _sends(home) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(home / "flows" / "state.sqlite")
+    try:
+        return conn.execute(
+            "select flow_id, step_id, subject from flow_sends order by 1, 2, 3"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def _run_flows(home, clock, port: int, af_port: int) -> None:
+    """Cart, order exit, unsubscribe exit and the welcome series under the real scheduler."""
+    events = []
+    for user in ("a", "b", "u"):
+        events += [
+            {"type": "identify", "userId": f"u-{user}", "timestamp": T0,
+             "traits": {"email": f"{user}@example.com", "firstName": user.upper()}},
+            {"type": "track", "userId": f"u-{user}", "event": "Product Added", "timestamp": T0,
+             "properties": {"name": f"Tent {user}"}},
+        ]  # fmt: skip
+    events.append({"type": "identify", "userId": "u-w", "timestamp": T0,
+                   "traits": {"email": "w@example.com"}})  # fmt: skip
+    _post(port, "/v1/batch", {"batch": events})
+    # The post wakes customer_flows: the four welcome emails go out with no delay.
+    welcome = {f"{u}@example.com" for u in "abuw"}
+    deadline = time.monotonic() + 180
+    while {to for f, _, to in _exported(home) if f == "welcome_series"} != welcome:
+        assert time.monotonic() < deadline, f"no woken welcome run: {_exported(home)}"
+        time.sleep(1)
+    assert not [e for e in _exported(home) if e[0] == "cart_abandonment"]  # not due yet
+
+    clock.write_text(_at(31))
+    assert _flow_run(af_port) == "success"
+    carts = sorted(to for f, _, to in _exported(home) if f == "cart_abandonment")
+    assert carts == ["a@example.com", "b@example.com", "u@example.com"]
+
+    _post(port, "/v1/track", {"userId": "u-b", "event": "Order Completed", "timestamp": _at(40),
+                              "properties": {"products": [{"name": "Tent b"}]}})  # fmt: skip
+    _post(port, "/v1/track", {"userId": "u-u", "event": "Unsubscribed", "timestamp": _at(45)})
+    clock.write_text(_at(25 * 60))
+    assert _flow_run(af_port) == "success"
+    carts = sorted(to for f, _, to in _exported(home) if f == "cart_abandonment")
+    assert carts == ["a@example.com", "a@example.com", "b@example.com", "u@example.com"]
+
+    for minutes in (2 * 24 * 60 + 1, 5 * 24 * 60 + 2):  # welcome steps 2 and 3
+        clock.write_text(_at(minutes))
+        assert _flow_run(af_port) == "success"
+    sends = _sends(home)
+    welcome_steps = sorted((step, subject) for f, step, subject in sends if f == "welcome_series")
+    assert welcome_steps == sorted(
+        [("hello", f"web_user:u-{u}") for u in "abuw"]
+        + [("best_sellers", f"web_user:u-{u}") for u in "abw"]  # u unsubscribed
+        + [("first_order_offer", f"web_user:u-{u}") for u in "aw"]  # b has ordered
+    )
+    exported = _exported(home)
+    keys = [k for _, k, _ in exported]
+    assert len(keys) == len(set(keys)) == len(sends)  # every send exported exactly once
+
+
 def test_up_wakes_the_events_dag_and_stops_on_ctrl_c(tmp_path, sample_dir):
     if not _redis_up():
         pytest.fail("the machine's Redis on 127.0.0.1:6379 is not answering")
@@ -43,11 +164,14 @@ def test_up_wakes_the_events_dag_and_stops_on_ctrl_c(tmp_path, sample_dir):
         PROFILECAST_WAKE_CHANNEL=f"profilecast.test.{uuid.uuid4().hex[:8]}",
         # No fallback run during the test: a run must come from the wake-up.
         PROFILECAST_EVENTS_FALLBACK_CRON="0 0 1 1 *",
+        PROFILECAST_FLOWS_FALLBACK_CRON="0 0 1 1 *",
+        PROFILECAST_CLOCK_FILE=str(tmp_path / "clock"),
     )  # fmt: skip
+    (tmp_path / "clock").write_text(T0)
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [venv_bin("profilecast"), "up", "--port", str(port), "--airflow-port", str(af_port),
-         "--unpause", "collector_events"],
+         "--unpause", "collector_events,customer_flows"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -85,6 +209,7 @@ def test_up_wakes_the_events_dag_and_stops_on_ctrl_c(tmp_path, sample_dir):
                 break
             time.sleep(2)
         assert state == "success"
+        _run_flows(tmp_path / "home", tmp_path / "clock", port, af_port)
         health = _get(f"http://127.0.0.1:{port}/healthz")
         assert health["wake"]["sent"] >= 1 and health["wake"]["failed"] == 0
         children = psutil.Process(proc.pid).children(recursive=True)

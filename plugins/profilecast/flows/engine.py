@@ -218,6 +218,7 @@ class FlowEngine:
                     profile = {**_named(traits), **profile}
                     email = email or traits.get("email")
             profile.update(overlay.fields(profile))
+            profile["last_purchase_since_build"] = overlay.last("purchase")
             profile["suppressed_by"] = overlay.suppression("marketing") or overlay.suppression(
                 "transactional"
             )
