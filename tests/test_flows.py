@@ -286,3 +286,24 @@ def test_flow_state_reads_no_warehouse(tmp_path):
     assert "Lamp" in w.messages()[0]["subject"]
     assert not list(tmp_path.rglob("*.duckdb"))
     shutil.rmtree(w.exports)
+
+
+def test_a_flow_step_defers_to_a_daily_campaign_that_outranks_it_the_same_day(tmp_path):
+    w = World(tmp_path)
+    store = FlowStore(tmp_path / "flows.sqlite")
+    store.record_campaign_contacts(
+        [
+            ("k1", "C1", "2026-11-26", "vip_thank_you", "marketing", 95),
+            ("k2", "C1", "2026-11-27", "newsletter", "marketing", 10),
+        ]
+    )
+    store.close()
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Tent"))
+    out = w.advance(T0 + timedelta(minutes=31))
+    assert out.deferred == 1 and out.sent == {}
+    # Past midnight UTC it is 01:01 in Berlin: quiet hours hold it until 07:00 local.
+    out = w.advance(T0 + timedelta(hours=12, minutes=1))
+    assert out.deferred == 1 and out.sent == {}
+    # At 07:00 Berlin; that day only a lower-priority campaign emailed them: the flow goes.
+    out = w.advance(T0 + timedelta(hours=18, minutes=1))
+    assert out.sent == {"cart_abandonment": 1}

@@ -119,3 +119,51 @@ def col_fields() -> tuple[str, ...]:
     from profilecast.config import collector_settings
 
     return collector_settings().profile_fields
+
+
+def test_cart_flow_on_the_built_profiles_outranks_the_daily_cart_reminder(
+    fresh_home, tmp_path, monkeypatch
+):
+    """A cart event for a built customer enters the cart flow (resolved through the
+    published snapshot), the reminder goes out 30 minutes later with their profile, and the
+    daily cart_reminder (priority 80 < 90) leaves that customer to the flow that day."""
+    from datetime import timedelta
+
+    from profilecast.flows.service import advance_flows
+
+    settings = fresh_home
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    clock = tmp_path / "clock"
+    clock.write_text(now.isoformat())
+    monkeypatch.setenv("PROFILECAST_CLOCK_FILE", str(clock))
+    with connect(settings, read_only=True) as wh:
+        cid, user, email, first = wh.query(
+            "select a.customer_id, min(m.source_record_id), p.email, p.first_name "
+            "from campaign_audiences a join customer_identity_map m "
+            "on m.customer_id = a.customer_id and m.source = 'web_user' "
+            "join customer_profiles p on p.customer_id = a.customer_id "
+            "where a.campaign_id = 'cart_reminder' and p.is_emailable "
+            "group by 1, 3, 4 order by 1 limit 1")[0]  # fmt: skip
+    col = start_collector(settings.home, tmp_path / "drops")
+    try:
+        added = col.post("/v1/track", {
+            "userId": user, "event": "Product Added", "messageId": "flow-cart-1",
+            "timestamp": (now - timedelta(minutes=31)).isoformat(),
+            "properties": {"name": "Summit Pack"}})  # fmt: skip
+        assert added.status == 200
+    finally:
+        col.stop()
+    out = advance_flows(settings)
+    assert out["sent"] == {"cart_abandonment": 1}, out
+    batch = next((settings.home / "exports" / "flows" / "cart_abandonment").rglob("batch-*"))
+    request = json.loads(gzip.decompress(batch.read_bytes()))
+    entry = request["BulkEmailEntries"][0]
+    assert entry["Destination"]["ToAddresses"] == [email]
+    data = json.loads(
+        entry["ReplacementEmailContent"]["ReplacementTemplate"]["ReplacementTemplateData"]
+    )
+    assert "Summit Pack" in data["html"] and (first or "") in data["subject"]
+
+    result = pipeline.render("cart_reminder", START, settings)
+    assert cid not in _rendered(result)
+    assert result["skipped_fresh"]["flow today: cart_abandonment"] == 1

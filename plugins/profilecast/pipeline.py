@@ -191,11 +191,13 @@ def render(
     shards: int = 1,
 ) -> dict[str, Any]:
     from profilecast.campaigns import load_campaigns, render_campaign
+    from profilecast.flows.service import flow_claims_today
     from profilecast.warehouse import connect
 
     settings = settings or load_settings()
     campaigns = load_campaigns(settings.campaigns_dir)
     campaign = next(c for c in campaigns if c.campaign_id == campaign_id)
+    claims = flow_claims_today(settings) if campaign.kind == "marketing" else {}
     with connect(settings, read_only=True) as wh:
         fresh = fresh_overlay(wh, settings)
         return render_campaign(
@@ -206,6 +208,7 @@ def render(
             shard,
             shards,
             fresh=fresh,
+            flow_claims={c: f for c, (f, p) in claims.items() if p >= campaign.priority},
         )
 
 
@@ -283,7 +286,9 @@ def export(
     run_id: str,
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
+    from profilecast.campaigns import load_campaigns
     from profilecast.export.batches import export_campaign
+    from profilecast.flows.service import record_campaign_contacts
     from profilecast.storage import ObjectStore
     from profilecast.warehouse import connect
 
@@ -294,11 +299,14 @@ def export(
     for item in rendered:
         by_campaign.setdefault(item["campaign_id"], []).append(item)
     results = []
+    campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
     with connect(settings) as wh:
         for cid, items in sorted(by_campaign.items()):
             paths = [Path(i["path"]) for i in items]
             fmt = items[0].get("format", "jsonl")
             results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt))
+            if cid in campaigns:
+                record_campaign_contacts(settings, wh, campaigns[cid], ds)
     return results
 
 

@@ -43,14 +43,18 @@ def render_campaign(
     shard: int = 0,
     shards: int = 1,
     fresh: dict[str, Overlay] | None = None,
+    flow_claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file.
 
     ``fresh`` (customer_id -> Overlay) holds what the collector saw after the build: it
     suppresses, takes customers out on the campaign's ``exit_on`` facts and updates cart
-    fields. Every message records the freshness of what it used.
+    fields. Every message records the freshness of what it used. ``flow_claims``
+    (customer_id -> flow) names customers a triggered flow that outranks this campaign emails
+    today: they are left to it.
     """
     fresh = fresh or {}
+    flow_claims = flow_claims or {}
     compiled = CompiledCampaign(campaign)
     cols = ", ".join(f"p.{f}" for f in sorted(set(campaign.fields) | OVERLAY_COLUMNS))
     ledger_filter = ""
@@ -76,6 +80,8 @@ def render_campaign(
                 continue
             overlay = fresh.get(row["customer_id"])
             rec, why = overlaid(row, campaign, overlay)
+            if rec is not None and row["customer_id"] in flow_claims:
+                rec, why = None, f"flow today: {flow_claims[row['customer_id']]}"
             if rec is None:
                 skipped[str(why)] = skipped.get(str(why), 0) + 1
                 continue

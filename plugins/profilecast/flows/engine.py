@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -256,6 +257,19 @@ class FlowEngine:
             self._exit(s, "no email address", stamp, out)
             return None
         tz = zone(profile.get("time_zone"))
+        if flow.kind == "marketing" and s.customer_id:
+            day = now.astimezone(UTC).strftime("%Y-%m-%d")
+            contact = self.store.campaign_contact(s.customer_id, day)
+            if contact is not None and contact[1] >= flow.priority:
+                tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1),
+                                            dtime(0), UTC)  # fmt: skip
+                s = replace(s, next_due_at=format_timestamp(tomorrow))
+                self.store.save(s, stamp)
+                self.store.history(s, stamp, flow.steps[s.step_index].step_id, "deferred",
+                                   f"emailed today by campaign {contact[0]} "
+                                   f"(priority {contact[1]} >= {flow.priority})")  # fmt: skip
+                out.deferred += 1
+                return None
         while s.step_index < len(flow.steps):
             step = flow.steps[s.step_index]
             wait = quiet_until(now, flow.quiet_hours, tz)

@@ -110,3 +110,60 @@ def explain_flows(customer_id: str, settings: Settings | None = None) -> list[st
         lines.append(f"  {at[:19]}  {flow_id} #{seq}{where}: {transition}"
                      f"{' - ' + detail if detail else ''}")  # fmt: skip
     return lines
+
+
+def flow_claims_today(
+    settings: Settings, now: datetime | None = None
+) -> dict[str, tuple[str, int]]:
+    """customer_id -> (flow, priority) for the customers a marketing flow emailed today or
+    will email before midnight (UTC): the daily render leaves them to flows that outrank
+    the campaign."""
+    from datetime import UTC, timedelta
+
+    from profilecast.flows import load_flows
+    from profilecast.flows.store import FlowStore
+    from profilecast.sources.validation import format_timestamp
+
+    at = (now or config.now()).astimezone(UTC)
+    store = FlowStore.open_for_reading(settings.flows_path)
+    if store is None:
+        return {}
+    priority = {
+        f.flow_id: f.priority for f in load_flows(settings.flows_dir) if f.kind == "marketing"
+    }
+    end = datetime.combine(at.date() + timedelta(days=1), datetime.min.time(), UTC)
+    try:
+        rows = store.flow_claims(at.strftime("%Y-%m-%d"), format_timestamp(end))
+    finally:
+        store.close()
+    claims: dict[str, tuple[str, int]] = {}
+    for cid, flow_id in rows:
+        p = priority.get(flow_id)
+        if p is not None and (cid not in claims or p > claims[cid][1]):
+            claims[cid] = (flow_id, p)
+    return claims
+
+
+def record_campaign_contacts(settings: Settings, wh: Any, campaign: Any, ds: str,
+                             now: datetime | None = None) -> int:  # fmt: skip
+    """Tell the flows what a daily campaign sent (so a flow step defers to a campaign that
+    outranks it on the same day); nothing when no flow is defined."""
+    from datetime import UTC
+
+    from profilecast.flows import load_flows
+    from profilecast.flows.store import FlowStore
+
+    if not load_flows(settings.flows_dir):
+        return 0
+    day = (now or config.now()).astimezone(UTC).strftime("%Y-%m-%d")
+    rows = [
+        (key, cid, day, campaign.campaign_id, campaign.kind, campaign.priority)
+        for key, cid in wh.query(
+            "select message_key, customer_id from send_ledger where campaign_id = %s "
+            "and run_date = %s", (campaign.campaign_id, ds))
+    ]  # fmt: skip
+    store = FlowStore(settings.flows_path)
+    try:
+        return store.record_campaign_contacts(rows)
+    finally:
+        store.close()

@@ -74,6 +74,17 @@ create table if not exists flow_batches (
     committed_at text
 );
 create table if not exists flow_meta (key text primary key, value text);
+-- What the daily campaigns sent, by day: a flow step defers when a campaign of higher
+-- priority emailed the customer that day (written by the daily export).
+create table if not exists campaign_contacts (
+    message_key text primary key,
+    customer_id text not null,
+    day text not null,
+    campaign_id text not null,
+    kind text not null,
+    priority integer not null
+);
+create index if not exists campaign_contacts_day on campaign_contacts (customer_id, day);
 """
 
 
@@ -252,6 +263,35 @@ class FlowStore:
             "select customer_id, count(*) from flow_sends where kind = ? and customer_id is not null "
             "and substr(sent_at, 1, 10) = ? group by customer_id", (kind, day),
         ).fetchall())  # fmt: skip
+
+    def record_campaign_contacts(self, rows: list[tuple[str, str, str, str, str, int]]) -> int:
+        """(message_key, customer_id, day, campaign_id, kind, priority) of daily sends."""
+        with self.conn:
+            before = self.conn.total_changes
+            self.conn.executemany(
+                "insert or ignore into campaign_contacts values (?, ?, ?, ?, ?, ?)", rows
+            )
+            return self.conn.total_changes - before
+
+    def campaign_contact(self, customer_id: str, day: str) -> tuple[str, int] | None:
+        """The highest-priority marketing campaign that emailed the customer on ``day``."""
+        row = self.conn.execute(
+            "select campaign_id, priority from campaign_contacts where customer_id = ? "
+            "and day = ? and kind = 'marketing' order by priority desc limit 1",
+            (customer_id, day),
+        ).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def flow_claims(self, day: str, day_end: str) -> list[tuple[str, str]]:
+        """(customer_id, flow_id) of marketing flow messages sent on ``day`` or due before
+        ``day_end``: the daily campaigns leave these customers to the flows that outrank them."""
+        return self.conn.execute(
+            "select customer_id, flow_id from flow_sends where kind = 'marketing' "
+            "and customer_id is not null and substr(sent_at, 1, 10) = ? "
+            "union select customer_id, flow_id from flow_state where status = 'active' "
+            "and customer_id is not null and next_due_at < ?",
+            (day, day_end),
+        ).fetchall()
 
     # -- reports -------------------------------------------------------------------------
     def counts(self) -> list[tuple[Any, ...]]:
