@@ -40,9 +40,12 @@ def _identify(user: str, email: str, at: datetime, n: int, **traits) -> tuple[st
                  "traits": {"email": email, **traits}}  # fmt: skip
 
 
-def _snapshot(path: Path, profiles: list[dict], users: dict[str, str]) -> None:
+def _snapshot(path: Path, profiles: list[dict], users: dict[str, str],
+              segments: tuple = (), products: tuple = ()) -> None:  # fmt: skip
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA)
+    conn.executemany("insert into segments values (?, ?, ?)", segments)
+    conn.executemany("insert into products values (?, ?)", products)
     for p in profiles:
         conn.execute("insert into profiles values (?, ?, ?)",
                      (p["customer_id"], email_hash(p["email"]), json.dumps(p)))  # fmt: skip
@@ -53,7 +56,7 @@ def _snapshot(path: Path, profiles: list[dict], users: dict[str, str]) -> None:
         conn.execute("insert into identifiers values (?, 'web_user', ?)", (cid, user))
     conn.executemany("insert into meta values (?, ?)", [
         ("profile_as_of", "2026-11-26 00:00:00"), ("facts_cutoff", "2026-11-23 00:00:00.000000"),
-        ("api_fields", json.dumps(["customer_id", "first_name"]))])  # fmt: skip
+        ("api_fields", json.dumps(["customer_id", "first_name"])), ("run_date", "2026-11-25")])  # fmt: skip
     conn.commit()
     conn.close()
 
@@ -61,19 +64,23 @@ def _snapshot(path: Path, profiles: list[dict], users: dict[str, str]) -> None:
 class World:
     """A fresh store, a snapshot with two built customers, a flow store and an export folder."""
 
-    def __init__(self, tmp: Path, flows_dir: Path = FLOWS) -> None:
+    def __init__(self, tmp: Path, flows_dir: Path = FLOWS, milestones: bool = False) -> None:
         self.tmp = tmp
         self.fresh_path = tmp / "facts.sqlite"
         self.fresh = FreshStore(self.fresh_path)
+        history = {"orders_count": 2, "first_order_at": "2024-11-26 09:30:00",
+                   "last_order_at": "2026-08-01 10:00:00"} if milestones else {"orders_count": 3}  # fmt: skip
+        segments = [("C1", "win_back", "2026-11-25"), ("C1", "inactive_60_days", "2026-11-25"),
+                    ("C2", "win_back", "2026-10-01")] if milestones else []  # fmt: skip
         _snapshot(tmp / "profiles.sqlite", [
             {"customer_id": "C1", "email": "ann@example.com", "first_name": "Ann",
              "is_emailable": True, "cart_items": None, "cart_items_count": 0,
-             "last_cart_added_at": None, "orders_count": 3, "time_zone": "Europe/Berlin",
-             "recommended_products": "Mug, Map"},
+             "last_cart_added_at": None, "time_zone": "Europe/Berlin",
+             "recommended_products": "Mug, Map", **history},
             {"customer_id": "C2", "email": "bob@example.com", "first_name": "Bob",
              "is_emailable": False, "cart_items": None, "cart_items_count": 0,
              "orders_count": 0, "time_zone": "America/New_York"},
-        ], {"u-ann": "C1", "u-bob": "C2"})  # fmt: skip
+        ], {"u-ann": "C1", "u-bob": "C2"}, segments, [("Fuel Canister", 30.0)])  # fmt: skip
         self.exports = tmp / "exports"
         self.flows = load_flows(flows_dir)
         self.n = 0
@@ -102,7 +109,7 @@ class World:
         for f in sorted(self.exports.rglob("batch-*.jsonl.gz")):
             for line in gzip.decompress(f.read_bytes()).decode().splitlines():
                 rec = json.loads(line)
-                out += _flatten(rec)
+                out += _flatten(rec, f.parts[-3])
         return out
 
     def sends(self) -> list[tuple]:
@@ -123,19 +130,14 @@ class World:
             conn.close()
 
 
-def _flatten(rec: dict) -> list[dict]:
-    """One dict per message whatever the format (jsonl line, or an SES bulk request)."""
-    if "BulkEmailEntries" in rec:
-        out = []
-        for e in rec["BulkEmailEntries"]:
-            tags = {t["Name"]: t["Value"] for t in e["ReplacementTags"]}
-            data = json.loads(
-                e["ReplacementEmailContent"]["ReplacementTemplate"]["ReplacementTemplateData"]
-            )
-            out.append({"to": e["Destination"]["ToAddresses"][0], "campaign_id": tags["campaign_id"],
-                        "message_key": tags["message_key"], **data})  # fmt: skip
-        return out
-    return [rec]
+def _flatten(rec: dict, flow_id: str) -> list[dict]:
+    """One dict per message whatever the format, read back as an ESP would."""
+    from profilecast.export.formats import FORMATS
+
+    fmt = (
+        "ses" if "BulkEmailEntries" in rec else "sendgrid" if "personalizations" in rec else "jsonl"
+    )
+    return [{**m, "campaign_id": flow_id} for m in FORMATS[fmt].read(rec)]
 
 
 def test_the_built_in_flows_load_and_errors_name_file_line_and_field(tmp_path):
@@ -307,3 +309,49 @@ def test_a_flow_step_defers_to_a_daily_campaign_that_outranks_it_the_same_day(tm
     # At 07:00 Berlin; that day only a lower-priority campaign emailed them: the flow goes.
     out = w.advance(T0 + timedelta(hours=18, minutes=1))
     assert out.sent == {"cart_abandonment": 1}
+
+
+def _sent(w: World) -> set[tuple[str, str]]:
+    return {(f, step) for f, step, _ in w.sends()}
+
+
+def test_segment_entries_anniversaries_and_nth_order_milestones(tmp_path):
+    w = World(tmp_path, milestones=True)
+    out = w.advance(T0)  # 12:00 UTC is 13:00 in Berlin
+    # A new win_back stay and a new inactive_60_days stay enter (C2's win_back stay is old);
+    # the first order was on 26 November 2024: the anniversary flow enters too, and its
+    # 09:00 (Berlin) has passed: it goes now; the others wait for their local hour.
+    assert out.entered == 3 and out.sent == {"first_order_anniversary": 1}
+    assert w.advance(T0 + timedelta(minutes=5)).entered == 0  # same build, same day
+    w.advance(T0 + timedelta(hours=21))  # the next day, 10:00 in Berlin
+    assert _sent(w) == {
+        ("first_order_anniversary", "anniversary"),
+        ("re_engagement", "we_miss_you"),
+    }
+    w.advance(T0 + timedelta(hours=22, minutes=1))  # 11:00 in Berlin
+    assert ("win_back", "offer") in _sent(w)
+    anniversary = next(m for m in w.messages() if m["campaign_id"] == "first_order_anniversary")
+    assert anniversary["subject"] == "2 years on the trail together"
+
+    # The third order (two in the build, one now): a thank-you two hours later; a purchase
+    # ends win-back; replenishment waits the canister's 30 days less 3, at 10:00 local.
+    w.post(_track("u-ann", "Order Completed", T0 + timedelta(days=2), w.next_id(),
+                  products=[{"name": "Fuel Canister"}]))  # fmt: skip
+    out = w.advance(T0 + timedelta(days=2, minutes=1))
+    assert out.exited == {"purchase": 2}  # win_back, and re_engagement (exit on purchase)
+    w.advance(T0 + timedelta(days=2, hours=2, minutes=2))
+    assert ("third_order", "thank_you") in _sent(w)
+    assert ("replenishment", "running_low") not in _sent(w)
+    conn = sqlite3.connect(tmp_path / "flows.sqlite")
+    due = conn.execute(
+        "select next_due_at from flow_state where flow_id = 'replenishment'"
+    ).fetchone()[0]
+    conn.close()
+    # 28 Nov 12:00 UTC + 27 days is 25 Dec 13:00 in Berlin: the next 10:00 there.
+    assert due.startswith("2026-12-26 09:00")
+    w.advance(T0 + timedelta(days=30, hours=-3, minutes=-1))
+    assert ("replenishment", "running_low") not in _sent(w)
+    w.advance(T0 + timedelta(days=30, hours=-3))
+    assert ("replenishment", "running_low") in _sent(w)
+    refill = next(m for m in w.messages() if m["campaign_id"] == "replenishment")
+    assert "Fuel Canister" in refill["subject"]

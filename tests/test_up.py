@@ -74,23 +74,16 @@ def _flow_run(af_port: int) -> str:
 
 
 def _exported(home) -> list[tuple[str, str, str]]:
-    """(flow, step, to) of every exported flow message (SES bulk files and jsonl files)."""
+    """(flow, message_key, to) of every exported flow message, read back as an ESP would."""
+    from profilecast.export.formats import FORMATS
+
     out = []
     for f in sorted((home / "exports" / "flows").rglob("batch-*.jsonl.gz")):
         for line in gzip.decompress(f.read_bytes()).decode().splitlines():
             rec = json.loads(line)
-            if "BulkEmailEntries" in rec:
-                for e in rec["BulkEmailEntries"]:
-                    tags = {t["Name"]: t["Value"] for t in e["ReplacementTags"]}
-                    out.append(
-                        (
-                            tags["campaign_id"],
-                            tags["message_key"],
-                            e["Destination"]["ToAddresses"][0],
-                        )
-                    )
-            else:
-                out.append((rec["campaign_id"], rec["message_key"], rec["to"]))
+            fmt = "ses" if "BulkEmailEntries" in rec else (
+                "sendgrid" if "personalizations" in rec else "jsonl")  # fmt: skip
+            out += [(f.parts[-3], m["message_key"], m["to"]) for m in FORMATS[fmt].read(rec)]
     return out
 
 

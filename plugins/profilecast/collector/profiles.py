@@ -25,6 +25,9 @@ create table identifiers (customer_id text not null, id_kind text not null, iden
 create index identifiers_by_customer on identifiers (customer_id);
 create index identifiers_by_value on identifiers (id_kind, identifier);
 create table meta (key text primary key, value text);
+create table products (product_name text primary key, reorder_days real not null);
+create table segments (customer_id text not null, segment text not null, entered_at text);
+create index segments_by_segment on segments (segment, entered_at);
 """
 
 
@@ -99,10 +102,19 @@ def publish_profiles(
                 "select customer_id, lower(email) from customer_profiles where email is not null"
             ),
         )
+        if wh.table_exists("product_reorder_intervals"):
+            conn.executemany("insert into products values (?, ?)", wh.query(
+                "select product_name, reorder_days from product_reorder_intervals"))  # fmt: skip
+        run_date = None
+        if wh.table_exists("customer_segments"):
+            conn.executemany("insert into segments values (?, ?, ?)", wh.query(
+                "select customer_id, segment, cast(entered_at as varchar) from customer_segments"
+            ))  # fmt: skip
+            run_date = wh.query("select cast(max(run_date) as varchar) from segment_runs")[0][0]
         as_of = frame["profile_as_of"].max() if len(frame) else None
         conn.executemany(
             "insert into meta values (?, ?)",
-            [("profile_as_of", str(as_of)),
+            [("profile_as_of", str(as_of)), ("run_date", run_date),
              ("facts_cutoff", facts_cutoff(as_of, lookback_days)),
              ("api_fields", json.dumps(sorted(set(fields) | {"customer_id"})))],
         )  # fmt: skip
@@ -149,6 +161,40 @@ class ProfileReader:
         ).fetchone() if db else None  # fmt: skip
         return row[0] if row else None
 
+    def meta(self) -> dict[str, str]:
+        db = self._db()
+        return dict(db.execute("select key, value from meta").fetchall()) if db else {}
+
+    def segment_entrants(self, segment: str, run_date: str) -> list[str]:
+        """Customers whose current stay in ``segment`` began with the build of ``run_date``."""
+        db = self._db()
+        return [r[0] for r in db.execute(
+            "select customer_id from segments where segment = ? and entered_at = ? order by 1",
+            (segment, run_date))] if db else []  # fmt: skip
+
+    def anniversaries(self, field: str, month_day: str) -> list[tuple[str, str]]:
+        """(customer_id, the date) of profiles whose ``field`` falls on ``month_day`` (MM-DD)."""
+        db = self._db()
+        if db is None:
+            return []
+        path = "$." + field
+        return db.execute(
+            "select customer_id, json_extract(body, ?) from profiles "
+            "where substr(json_extract(body, ?), 6, 5) = ? order by 1",
+            (path, path, month_day),
+        ).fetchall()
+
+    def reorder_days(self, products: list[str]) -> float | None:
+        """The shortest re-order interval (days) among these products, None when unknown."""
+        db = self._db()
+        if db is None or not products:
+            return None
+        marks = ", ".join("?" for _ in products)
+        row = db.execute(
+            f"select min(reorder_days) from products where product_name in ({marks})", products
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def customer_for(self, id_kind: str, identifier: str) -> str | None:
         """The customer a web user id, anonymous id or (lower-cased) email belongs to."""
         db = self._db()
@@ -182,11 +228,13 @@ class ProfileReader:
             ids += [("web_anonymous", a) for a in store.anonymous_ids_of(users)]
             facts = store.facts_for(sorted(set(ids)), meta.get("facts_cutoff", "0000"))
         overlay = Overlay(facts)
+        built_last_order = body.get("last_order_at")
         body.update({k: v for k, v in overlay.fields(body).items() if k in body})
         if not all_fields:
             body = {k: v for k, v in body.items() if k in allowed}
         body["suppressed_by"] = overlay.suppression("marketing")
         body["last_purchase_since_build"] = overlay.last("purchase")
+        body["purchases_since_build"] = overlay.count_after("purchase", built_last_order)
         body["recently_viewed_since_build"] = sorted(
             {p for f in overlay.facts if f.kind == "view" for p in f.products}
         )

@@ -40,6 +40,8 @@ class Delay:
 
     after: timedelta = timedelta(0)
     at_local_hour: int | None = None
+    #: replenishment: wait the entry products' re-order interval (less ``after``)
+    reorder: bool = False
 
 
 @dataclass
@@ -58,6 +60,10 @@ class Flow:
     priority: int
     entry_events: tuple[str, ...]
     steps: list[Step]
+    #: entered when a published build puts the customer in this segment (a new stay)
+    entry_segment: str | None = None
+    #: entered every year on the date this profile field holds (e.g. first_order_at)
+    entry_anniversary: str | None = None
     entry_where: Condition | None = None
     #: an ``identified`` entry only counts when the address is not one the warehouse or a
     #: flow knows yet (other entry events are not affected)
@@ -119,7 +125,7 @@ def _delay(raw: Any, where: _Where, step: Any, label: str) -> Delay:
         raise where.error(
             step, "delay", "give minutes, hours or days (and/or at_local_hour)", label
         )
-    unknown = sorted(set(raw) - DELAY_UNITS - {"at_local_hour"})
+    unknown = sorted(set(raw) - DELAY_UNITS - {"at_local_hour", "reorder_interval", "days_before"})
     if unknown:
         raise where.error(step, "delay", f"unknown unit(s) {unknown}", label)
     total = timedelta(0)
@@ -128,10 +134,18 @@ def _delay(raw: Any, where: _Where, step: Any, label: str) -> Delay:
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise where.error(step, "delay", f"{unit} must be a number >= 0", label)
         total += timedelta(**{unit: value})
+    reorder = raw.get("reorder_interval", False)
+    if not isinstance(reorder, bool) or ("days_before" in raw and not reorder):
+        raise where.error(step, "delay", "reorder_interval: true (days_before only with it)", label)
+    before = raw.get("days_before", 0)
+    if not isinstance(before, int | float) or isinstance(before, bool) or before < 0:
+        raise where.error(step, "delay", "days_before must be a number >= 0", label)
+    if reorder:
+        total = timedelta(days=before)
     hour = raw.get("at_local_hour")
     if hour is not None and (not isinstance(hour, int) or not 0 <= hour <= 23):
         raise where.error(step, "delay", "at_local_hour must be an hour 0-23", label)
-    return Delay(total, hour)
+    return Delay(total, hour, reorder)
 
 
 def _condition(raw: Any, where: _Where, node: Any, key: str, subject: str, label: str = ""):
@@ -181,6 +195,37 @@ def _reentry(raw: Any, where: _Where, doc: Any) -> int | None:
     if isinstance(raw, dict) and set(raw) == {"after_days"} and isinstance(raw["after_days"], int):
         return max(0, raw["after_days"])
     raise where.error(doc, "reentry", "use never, always or {after_days: N}")
+
+
+ENTRY_KINDS = ("event", "segment", "anniversary")
+
+
+def _entry(entry: Any, where: _Where, doc: Any) -> tuple[list[str], str | None, str | None]:
+    """(events, segment, anniversary field): exactly one way in."""
+    if not isinstance(entry, dict) or len([k for k in ENTRY_KINDS if k in entry]) != 1:
+        raise where.error(doc, "entry", "give one of entry: {event: ...}, {segment: ...}, "
+                                        "{anniversary: <profile date field>}")  # fmt: skip
+    bad = sorted(set(entry) - {*ENTRY_KINDS, "where", "new_email"})
+    if bad:
+        raise where.error(entry, bad[0], "unknown field (use event, segment, anniversary, "
+                                         "where, new_email)", "entry.")  # fmt: skip
+    for key in ("segment", "anniversary"):
+        if key in entry:
+            if not isinstance(entry[key], str) or not entry[key]:
+                raise where.error(
+                    entry, key, "name a segment model / a profile date field", "entry."
+                )
+            if "new_email" in entry:
+                raise where.error(entry, "new_email", "only for event entries", "entry.")
+            return [], (entry[key] if key == "segment" else None), (
+                entry[key] if key == "anniversary" else None)  # fmt: skip
+    events = entry["event"] if isinstance(entry["event"], list) else [entry["event"]]
+    wrong = [e for e in events if e not in ENTRY_EVENTS]
+    if not events or wrong:
+        raise where.error(
+            entry, "event", f"{wrong or events} not in {sorted(ENTRY_EVENTS)}", "entry."
+        )
+    return events, None, None
 
 
 def _steps(doc: Any, where: _Where, messages_dir: Path, kind: str) -> list[Step]:
@@ -238,17 +283,7 @@ def load_flow(path: Path, messages_dir: Path) -> Flow:
     if not isinstance(topic, str) or not topic:
         raise where.error(doc, "topic", "every flow names its consent topic")
     entry = doc.get("entry")
-    if not isinstance(entry, dict) or "event" not in entry:
-        raise where.error(doc, "entry", "give the event that starts the flow: entry: {event: ...}")
-    events = entry["event"] if isinstance(entry["event"], list) else [entry["event"]]
-    wrong = [e for e in events if e not in ENTRY_EVENTS]
-    if not events or wrong:
-        raise where.error(
-            entry, "event", f"{wrong or events} not in {sorted(ENTRY_EVENTS)}", "entry."
-        )
-    bad = sorted(set(entry) - {"event", "where", "new_email"})
-    if bad:
-        raise where.error(entry, bad[0], "unknown field (use event, where, new_email)", "entry.")
+    events, segment, anniversary = _entry(entry, where, doc)
     exit_on = doc.get("exit_on") or []
     if not isinstance(exit_on, list) or set(exit_on) - EXIT_EVENTS:
         raise where.error(doc, "exit_on", f"a list of events from {sorted(EXIT_EVENTS)}")
@@ -262,6 +297,8 @@ def load_flow(path: Path, messages_dir: Path) -> Flow:
         topic=topic,
         priority=priority,
         entry_events=tuple(str(e) for e in events),
+        entry_segment=segment,
+        entry_anniversary=anniversary,
         entry_where=_condition(entry.get("where"), where, entry, "where", "property", "entry."),
         new_email_only=bool(entry.get("new_email", False)),
         profile=_condition(doc.get("profile"), where, doc, "profile", "field"),

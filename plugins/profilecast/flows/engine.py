@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from profilecast.campaigns.templates import CompiledCampaign, clean_value
 from profilecast.collector.profiles import ProfileReader
 from profilecast.flows.definition import Flow
+from profilecast.flows.entries import Entry, order_number, scan_snapshot
 from profilecast.flows.store import FlowStore, State
 from profilecast.flows.timing import due_after, quiet_until, zone
 from profilecast.fresh.facts import SUPPRESSING
@@ -112,6 +113,7 @@ class FlowEngine:
         with self.store.exclusive():
             out.recovered = self._recover(now)
             self._read_facts(now, out)
+            scan_snapshot(self, now, out)
             pending = self._due(now, out)
             self._export(pending, now, out)
         return out
@@ -176,26 +178,37 @@ class FlowEngine:
             ):
                 return
         values = {**fact.props, "products": ", ".join(fact.products)}
-        if flow.entry_where is not None and not flow.entry_where.test(values, _ts(stamp)):
-            return
-        existing = self.store.state(flow.flow_id, subject)
+        self.enter(flow, Entry(subject, cid, email, fact.occurred_at, fact.kind, values,
+                               fact.event_id), stamp, out)  # fmt: skip
+
+    def enter(self, flow: Flow, e: Entry, stamp: str, out: Outcome) -> bool:
+        """Enter ``e`` into ``flow`` unless the re-entry rule, the entry's property
+        conditions or the flow's profile conditions say no."""
+        existing = self.store.state(flow.flow_id, e.subject)
         if existing is not None:
             if existing.status == "active" or flow.reentry_days is None:
-                return
-            since = _ts(fact.occurred_at) - _ts(existing.entered_at)
-            if since < timedelta(days=flow.reentry_days):
-                return
-        profile = self._profile(subject, cid, email, fact.props)
+                return False
+            if _ts(e.occurred_at) - _ts(existing.entered_at) < timedelta(days=flow.reentry_days):
+                return False
+        profile = self._profile(e.subject, e.customer_id, e.email, e.values)
+        values = {**e.values, **order_number(e, profile)}
+        if flow.entry_where is not None and not flow.entry_where.test(values, _ts(stamp)):
+            return False
         if flow.profile is not None and not flow.profile.test(profile, _ts(stamp)):
-            return
-        entered = _ts(fact.occurred_at)
-        due = due_after(entered, flow.steps[0].delay, zone(profile.get("time_zone")))
-        s = State(flow.flow_id, subject, cid, email or profile.get("email"),
-                  (existing.entry_seq + 1) if existing else 1, fact.occurred_at, 0,
+            return False
+        if any(step.delay.reorder for step in flow.steps):
+            values["reorder_days"] = self.reader.reorder_days(_split(values.get("products")))
+            if values["reorder_days"] is None:
+                return False  # no product with a known re-order interval
+        due = due_after(_ts(e.occurred_at), flow.steps[0].delay, zone(profile.get("time_zone")),
+                        values.get("reorder_days"))  # fmt: skip
+        s = State(flow.flow_id, e.subject, e.customer_id, e.email or profile.get("email"),
+                  (existing.entry_seq + 1) if existing else 1, e.occurred_at, 0,
                   format_timestamp(due), "active")  # fmt: skip
-        self.store.save(s, stamp, fact.event_id, json.dumps(values, default=str))
-        self.store.history(s, stamp, None, "entered", f"{fact.kind} at {fact.occurred_at}")
+        self.store.save(s, stamp, e.event_id, json.dumps(values, default=str))
+        self.store.history(s, stamp, None, "entered", f"{e.label} at {e.occurred_at}")
         out.entered += 1
+        return True
 
     def _profile(self, subject: str, cid: str | None, email: str | None,
                  props: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
@@ -220,6 +233,7 @@ class FlowEngine:
                     email = email or traits.get("email")
             profile.update(overlay.fields(profile))
             profile["last_purchase_since_build"] = overlay.last("purchase")
+            profile["purchases_since_build"] = overlay.count_after("purchase", None)
             profile["suppressed_by"] = overlay.suppression("marketing") or overlay.suppression(
                 "transactional"
             )
@@ -307,7 +321,9 @@ class FlowEngine:
         nxt = s.step_index + 1
         if nxt >= len(flow.steps):
             return replace(s, step_index=nxt, status="completed", next_due_at=None)
-        due = due_after(now, flow.steps[nxt].delay, tz)
+        reorder = self.store.entry_props(flow.flow_id, s.subject).get("reorder_days") if (
+            flow.steps[nxt].delay.reorder) else None  # fmt: skip
+        due = due_after(now, flow.steps[nxt].delay, tz, reorder)
         return replace(s, step_index=nxt, next_due_at=format_timestamp(due))
 
     def _render(self, flow: Flow, step: Any, s: State, profile: dict[str, Any], email: str,
@@ -387,6 +403,10 @@ class FlowEngine:
         self.target.write(f"flows/{flow_id}/{day}/manifest.json",
                           json.dumps(manifest, indent=2).encode(), "application/json",
                           overwrite=True)  # fmt: skip
+
+
+def _split(value: Any) -> list[str]:
+    return [p.strip() for p in str(value or "").split(",") if p.strip()]
 
 
 def _named(traits: dict[str, Any]) -> dict[str, Any]:

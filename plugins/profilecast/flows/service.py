@@ -21,6 +21,8 @@ def flow_fields(flows_dir: Path) -> dict[str, set[str]]:
             names |= cond.names() if cond is not None else set()
         for step in flow.steps:
             names |= set(step.message.fields)
+        if flow.entry_anniversary:
+            names.add(flow.entry_anniversary)
         out[flow.flow_id] = names
     return out
 

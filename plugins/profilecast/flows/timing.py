@@ -17,9 +17,17 @@ def zone(name: Any) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def due_after(start: datetime, delay: Delay, tz: ZoneInfo) -> datetime:
-    """When a step with ``delay`` is due, counted from ``start``."""
-    at = start + delay.after
+def due_after(
+    start: datetime, delay: Delay, tz: ZoneInfo, reorder_days: float | None = None
+) -> datetime:
+    """When a step with ``delay`` is due, counted from ``start``. A re-order delay waits the
+    products' interval less its ``after`` (``days_before``) and needs ``reorder_days``."""
+    if delay.reorder:
+        if reorder_days is None:
+            raise ValueError("a re-order delay needs the products' re-order interval")
+        at = start + timedelta(days=reorder_days) - delay.after
+    else:
+        at = start + delay.after
     if delay.at_local_hour is None:
         return at
     local = at.astimezone(tz)

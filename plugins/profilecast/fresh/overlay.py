@@ -34,6 +34,11 @@ class Overlay:
     def last(self, kind: str) -> str | None:
         return max((f.occurred_at for f in self.facts if f.kind == kind), default=None)
 
+    def count_after(self, kind: str, reference: Any) -> int:
+        """How many facts of ``kind`` are later than ``reference`` (e.g. the build's last
+        order): what the build does not count yet."""
+        return sum(1 for f in self.facts if f.kind == kind and _after(f.occurred_at, reference))
+
     def exits(self, exit_on: list[str], profile: dict[str, Any]) -> str | None:
         """The first ``exit_on`` fact the built profile does not reflect yet, or None."""
         for kind in exit_on:
