@@ -355,3 +355,24 @@ def test_segment_entries_anniversaries_and_nth_order_milestones(tmp_path):
     assert ("replenishment", "running_low") in _sent(w)
     refill = next(m for m in w.messages() if m["campaign_id"] == "replenishment")
     assert "Fuel Canister" in refill["subject"]
+
+
+def test_every_built_in_flow_message_renders_with_and_without_data():
+    from profilecast.campaigns.templates import CompiledCampaign
+
+    full = {"first_name": "Ann", "cart_items": "Tent, Stove", "cart_items_count": 2,
+            "recommended_products": "Mug, Map", "products": "Fuel Canister", "years": 2,
+            "top_category": "Camping", "recently_viewed_products": "Lamp"}  # fmt: skip
+    rendered = 0
+    for flow in load_flows(FLOWS):
+        for step in flow.steps:
+            compiled = CompiledCampaign(step.message)
+            for profile in (full, {}):
+                msg = compiled.render(profile, "0" * 32)
+                assert msg["subject"].strip() and msg["text"].strip(), (flow.flow_id, step.step_id)
+                assert "None" not in msg["subject"] + msg["text"], (flow.flow_id, step.step_id)
+            out = compiled.render(full, "0" * 32)
+            if "first_name" in compiled.fields:
+                assert "Ann" in out["subject"] + out["html"], (flow.flow_id, step.step_id)
+            rendered += 1
+    assert rendered == 14
