@@ -376,3 +376,22 @@ def test_every_built_in_flow_message_renders_with_and_without_data():
                 assert "Ann" in out["subject"] + out["html"], (flow.flow_id, step.step_id)
             rendered += 1
     assert rendered == 14
+
+
+def test_the_frequency_cap_defers_a_browse_nudge_after_two_cart_emails(tmp_path):
+    w = World(tmp_path)
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Tent"))
+    w.advance(T0 + timedelta(minutes=31))
+    w.advance(T0 + timedelta(hours=24, minutes=31))
+    assert _sent(w) == {("cart_abandonment", "reminder"), ("cart_abandonment", "last_call")}
+    w.post(_track("u-ann", "Product Viewed", T0 + timedelta(hours=25), w.next_id(), name="Lamp"))
+    out = w.advance(T0 + timedelta(hours=27, minutes=1))
+    assert out.deferred == 1 and out.sent == {}
+    conn = sqlite3.connect(tmp_path / "flows.sqlite")
+    due, detail = conn.execute(
+        "select s.next_due_at, h.detail from flow_state s join flow_history h "
+        "on h.flow_id = s.flow_id and h.subject = s.subject and h.transition = 'deferred' "
+        "where s.flow_id = 'browse_abandonment'").fetchone()  # fmt: skip
+    conn.close()
+    assert due.startswith("2026-11-29 12:31") and detail.startswith("frequency cap: 2")
+    assert w.advance(T0 + timedelta(days=3, minutes=32)).sent == {"browse_abandonment": 1}

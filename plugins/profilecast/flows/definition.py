@@ -23,7 +23,7 @@ EXIT_EVENTS = {"cart_add", "cart_remove", "view", "purchase", "signup"}
 DELAY_UNITS = {"minutes", "hours", "days"}
 FLOW_KEYS = {
     "flow_id", "description", "kind", "topic", "priority", "entry", "profile", "reentry",
-    "exit_on", "quiet_hours", "steps",
+    "exit_on", "quiet_hours", "steps", "frequency",
 }  # fmt: skip
 STEP_KEYS = {"id", "delay", "when", "message"}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -73,6 +73,8 @@ class Flow:
     reentry_days: int | None = None
     exit_on: list[str] = field(default_factory=list)
     quiet_hours: tuple[time, time] | None = None
+    #: at most this many marketing flow messages per customer in this many days (any flow)
+    frequency: tuple[int, int] | None = None
     description: str = ""
     path: Path | None = None
 
@@ -185,6 +187,18 @@ def _quiet(raw: Any, where: _Where, doc: Any) -> tuple[time, time] | None:
             raise where.error(doc, "quiet_hours", f"{key} must be HH:MM, not {raw[key]!r}")
         bounds.append(time(int(m.group(1)), int(m.group(2))))
     return bounds[0], bounds[1]
+
+
+def _frequency(raw: Any, where: _Where, doc: Any) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    ok = isinstance(raw, dict) and set(raw) == {"max_messages", "per_days"} and all(
+        isinstance(raw[k], int) and not isinstance(raw[k], bool) and raw[k] > 0 for k in raw)  # fmt: skip
+    if not ok:
+        raise where.error(
+            doc, "frequency", "use {max_messages: N, per_days: D} (positive integers)"
+        )
+    return raw["max_messages"], raw["per_days"]
 
 
 def _reentry(raw: Any, where: _Where, doc: Any) -> int | None:
@@ -305,6 +319,7 @@ def load_flow(path: Path, messages_dir: Path) -> Flow:
         reentry_days=_reentry(doc.get("reentry"), where, doc),
         exit_on=[str(e) for e in exit_on],
         quiet_hours=_quiet(doc.get("quiet_hours"), where, doc),
+        frequency=_frequency(doc.get("frequency"), where, doc),
         steps=steps,
         description=str(doc.get("description", "")),
         path=path,

@@ -284,6 +284,15 @@ class FlowEngine:
                                    f"(priority {contact[1]} >= {flow.priority})")  # fmt: skip
                 out.deferred += 1
                 return None
+        wait = self._frequency_wait(flow, s, now)
+        if wait is not None:
+            s = replace(s, next_due_at=format_timestamp(wait))
+            self.store.save(s, stamp)
+            self.store.history(s, stamp, flow.steps[s.step_index].step_id, "deferred",
+                               f"frequency cap: {flow.frequency[0]} marketing flow emails in "
+                               f"{flow.frequency[1]} days")  # fmt: skip
+            out.deferred += 1
+            return None
         while s.step_index < len(flow.steps):
             step = flow.steps[s.step_index]
             wait = quiet_until(now, flow.quiet_hours, tz)
@@ -316,6 +325,19 @@ class FlowEngine:
             )
         self.store.save(replace(s, status="completed", next_due_at=None), stamp)
         return None
+
+    def _frequency_wait(self, flow: Flow, s: State, now: datetime) -> datetime | None:
+        """When the flow's frequency cap lets this customer have another marketing email,
+        or None when it already does."""
+        if flow.frequency is None or flow.kind != "marketing":
+            return None
+        limit, days = flow.frequency
+        sent = self.store.marketing_sends_since(
+            s.subject, format_timestamp(now - timedelta(days=days))
+        )
+        if len(sent) < limit:
+            return None
+        return _ts(sent[len(sent) - limit]) + timedelta(days=days)
 
     def _after_step(self, flow: Flow, s: State, now: datetime, tz: ZoneInfo) -> State:
         nxt = s.step_index + 1

@@ -257,6 +257,12 @@ class FlowStore:
             (key, s.flow_id, step_id, s.subject, s.customer_id, s.entry_seq, kind, batch_id, now),
         )
 
+    def marketing_sends_since(self, subject: str, since: str) -> list[str]:
+        """When marketing flow messages went to this customer since ``since`` (oldest first)."""
+        return [r[0] for r in self.conn.execute(
+            "select sent_at from flow_sends where subject = ? and kind = 'marketing' "
+            "and sent_at >= ? order by sent_at", (subject, since))]  # fmt: skip
+
     def contacted_on(self, day: str, kind: str = "marketing") -> dict[str, int]:
         """customer_id -> how many flow messages of this kind went out on ``day`` (UTC)."""
         return dict(self.conn.execute(
