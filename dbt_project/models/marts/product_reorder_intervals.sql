@@ -37,7 +37,7 @@ final as (
 
     select
         product_name,
-        cast(percentile_cont(0.5) within group (order by gap_days) as double precision)
+        cast(percentile_cont(0.5) within group (order by gap_days) as numeric(8, 1))
             as reorder_days,
         count(*) as repeats
     from gaps

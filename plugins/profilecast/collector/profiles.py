@@ -104,7 +104,8 @@ def publish_profiles(
         )
         if wh.table_exists("product_reorder_intervals"):
             conn.executemany("insert into products values (?, ?)", wh.query(
-                "select product_name, reorder_days from product_reorder_intervals"))  # fmt: skip
+                "select product_name, cast(reorder_days as double precision) "
+                "from product_reorder_intervals"))  # fmt: skip
         run_date = None
         if wh.table_exists("customer_segments"):
             conn.executemany("insert into segments values (?, ?, ?)", wh.query(

@@ -12,14 +12,12 @@ twice and nothing claimed is lost.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +25,7 @@ from profilecast.campaigns.templates import CompiledCampaign, clean_value
 from profilecast.collector.profiles import ProfileReader
 from profilecast.flows.definition import Flow
 from profilecast.flows.entries import Entry, order_number, scan_snapshot
+from profilecast.flows.outbox import Outbox, Pending
 from profilecast.flows.store import FlowStore, State
 from profilecast.flows.timing import due_after, quiet_until, zone
 from profilecast.fresh.facts import SUPPRESSING
@@ -35,7 +34,6 @@ from profilecast.fresh.store import FreshStore, StoredFact
 from profilecast.sources.validation import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
-MANIFEST_VERSION = "profilecast.flow_manifest/1"
 
 
 def flow_message_key(flow_id: str, subject: str, entry_seq: int, step_id: str) -> str:
@@ -65,16 +63,6 @@ class Outcome:
         }  # fmt: skip
 
 
-@dataclass
-class _Pending:
-    """A rendered step waiting for its batch: the message and the state after it."""
-
-    message: dict[str, Any]
-    before: State
-    after: State
-    step_id: str
-
-
 class FlowEngine:
     def __init__(
         self,
@@ -92,6 +80,7 @@ class FlowEngine:
         self.target = target
         self.secret = unsubscribe_secret
         self._compiled: dict[str, CompiledCampaign] = {}
+        self.outbox = Outbox(self.flows, store, target)
 
     # -- identity --------------------------------------------------------------------------
     def resolve(self, fact: StoredFact) -> tuple[str, str | None]:
@@ -111,22 +100,12 @@ class FlowEngine:
     def advance(self, now: datetime) -> Outcome:
         out = Outcome()
         with self.store.exclusive():
-            out.recovered = self._recover(now)
+            out.recovered = self.outbox.recover(now)
             self._read_facts(now, out)
             scan_snapshot(self, now, out)
             pending = self._due(now, out)
-            self._export(pending, now, out)
+            self.outbox.export(pending, now, out)
         return out
-
-    def _recover(self, now: datetime) -> int:
-        """Write the batches a crashed advance claimed but did not finish."""
-        done = 0
-        for batch_id, flow_id, day, file, data in self.store.pending_batches():
-            self.target.write(file, data, "application/gzip", overwrite=True)
-            self.store.commit_batch(batch_id, format_timestamp(now))
-            self._manifest(flow_id, day)
-            done += 1
-        return done
 
     def _read_facts(self, now: datetime, out: Outcome) -> None:
         if self.fresh is None:
@@ -242,9 +221,9 @@ class FlowEngine:
             profile["email"] = email
         return profile
 
-    def _due(self, now: datetime, out: Outcome) -> list[_Pending]:
+    def _due(self, now: datetime, out: Outcome) -> list[Pending]:
         stamp = format_timestamp(now)
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         for s in self.store.due(stamp):
             with self.store.conn:
                 item = self._step(s, now, stamp, out)
@@ -252,7 +231,7 @@ class FlowEngine:
                 pending.append(item)
         return pending
 
-    def _step(self, s: State, now: datetime, stamp: str, out: Outcome) -> _Pending | None:
+    def _step(self, s: State, now: datetime, stamp: str, out: Outcome) -> Pending | None:
         flow = self.flows.get(s.flow_id)
         if flow is None:
             self._exit(s, "flow removed", stamp, out)
@@ -320,9 +299,7 @@ class FlowEngine:
             if self.store.sent(key):  # claimed by an earlier advance: only move on
                 self.store.save(after, stamp)
                 return None
-            return _Pending(
-                self._render(flow, step, s, profile, email, key), s, after, step.step_id
-            )
+            return Pending(self._render(flow, step, s, profile, email, key), s, after, step.step_id)
         self.store.save(replace(s, status="completed", next_due_at=None), stamp)
         return None
 
@@ -372,59 +349,6 @@ class FlowEngine:
         }
         msg["headers"] = unsubscribe_headers(msg, self.secret)
         return msg
-
-    def _export(self, pending: list[_Pending], now: datetime, out: Outcome) -> None:
-        from profilecast.export.formats import batch_files
-
-        stamp = format_timestamp(now)
-        day = now.astimezone(UTC).strftime("%Y-%m-%d")
-        by_flow: dict[tuple[str, str], list[_Pending]] = {}
-        for p in pending:
-            fmt = self.flows[p.before.flow_id].steps[p.before.step_index].message.format
-            by_flow.setdefault((p.before.flow_id, fmt), []).append(p)
-        for (flow_id, fmt), items in sorted(by_flow.items()):
-            items.sort(key=lambda p: p.message["message_key"])
-            index = {id(p.message): p for p in items}
-            for chunk, lines in batch_files(fmt, [p.message for p in items]):
-                seq = self.store.next_batch_seq(flow_id, day)
-                file = f"flows/{flow_id}/{day}/batch-{seq:05d}.jsonl.gz"
-                data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
-                digest = hashlib.sha256(data).hexdigest()
-                kind = self.flows[flow_id].kind
-                with self.store.conn:  # claim: bytes, ledger rows and state moves together
-                    batch_id = self.store.add_batch(flow_id, day, file, fmt, len(chunk), digest,
-                                                    data, stamp)  # fmt: skip
-                    for msg in chunk:
-                        p = index[id(msg)]
-                        self.store.add_send(msg["message_key"], p.before, p.step_id, kind,
-                                            batch_id, stamp)  # fmt: skip
-                        self.store.save(p.after, stamp)
-                        self.store.history(p.before, stamp, p.step_id, "sent", msg["message_key"])
-                        if p.after.status == "completed":
-                            self.store.history(p.after, stamp, None, "completed")
-                            out.completed += 1
-                self.target.write(file, data, "application/gzip", overwrite=True)
-                self.store.commit_batch(batch_id, stamp)
-                self._manifest(flow_id, day)
-                out.batches.append(self.target.location(file))
-                key = f"{flow_id}"
-                out.sent[key] = out.sent.get(key, 0) + len(chunk)
-
-    def _manifest(self, flow_id: str, day: str) -> None:
-        rows = self.store.committed_batches(flow_id, day)
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "flow_id": flow_id,
-            "day": day,
-            "batches": [
-                {"file": Path(f).name, "format": fmt, "rows": n, "sha256": sha, "committed_at": at}
-                for f, fmt, n, sha, at in rows
-            ],
-            "total_rows": sum(r[2] for r in rows),
-        }
-        self.target.write(f"flows/{flow_id}/{day}/manifest.json",
-                          json.dumps(manifest, indent=2).encode(), "application/json",
-                          overwrite=True)  # fmt: skip
 
 
 def _split(value: Any) -> list[str]:
