@@ -1,8 +1,9 @@
 """customer_flows: triggered flows (cart abandonment, welcome series, ...) within a minute.
 
 Woken like ``collector_events`` by the collector's Redis wake-up (through the triggerer's
-AssetWatcher), and every minute by a fallback schedule, because a step also comes due when
-no event arrives (30 minutes after a cart). Each run reads the collector's new facts, enters
+AssetWatcher) when events arrive, and by the collector's due timer (its own channel) when a
+step comes due between events (30 minutes after a cart); a fallback schedule runs it every
+minute in case a wake-up is lost (Redis pub/sub keeps nothing). Each run reads the collector's new facts, enters
 and exits customers, renders the due steps with the send-time overlay and exports them in
 small batches through the flows' exactly-once ledger.
 
@@ -19,14 +20,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from profilecast.config import FLOWS_DAG_ID, flows_fallback_cron
-from profilecast.wake_asset import FLOW_SENDS_ASSET, WAKE_ASSET
+from profilecast.wake_asset import DUE_ASSET, FLOW_SENDS_ASSET, WAKE_ASSET
 
 
 @dag(
     dag_id=FLOWS_DAG_ID,
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(flows_fallback_cron(), timezone="UTC"),
-        assets=[WAKE_ASSET],
+        assets=WAKE_ASSET | DUE_ASSET,  # either wakes it
     ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -395,3 +395,45 @@ def test_the_frequency_cap_defers_a_browse_nudge_after_two_cart_emails(tmp_path)
     conn.close()
     assert due.startswith("2026-11-29 12:31") and detail.startswith("frequency cap: 2")
     assert w.advance(T0 + timedelta(days=3, minutes=32)).sent == {"browse_abandonment": 1}
+
+
+def test_the_due_timer_wakes_the_flows_once_a_step_is_due_and_not_in_a_loop(tmp_path):
+    import time as _time
+
+    from profilecast.collector.wake import DueTimer
+
+    w = World(tmp_path)
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Tent"))
+    w.advance(T0 + timedelta(minutes=1))  # entered; the reminder is due at 12:30
+
+    class Waker:
+        due = 0
+
+        def notify_due(self):
+            self.due += 1
+
+    def until(cond, seconds=10.0):
+        deadline = _time.monotonic() + seconds
+        while not cond() and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        return cond()
+
+    clock = {"now": T0 + timedelta(minutes=29)}
+    waker = Waker()
+    timer = DueTimer(
+        tmp_path / "flows.sqlite", waker, lambda: clock["now"], period=0.02, repeat=1.5
+    )
+    try:
+        _time.sleep(0.3)
+        assert waker.due == 0  # not due yet
+        clock["now"] = T0 + timedelta(minutes=30, seconds=1)
+        assert until(lambda: waker.due >= 1)
+        _time.sleep(0.5)
+        assert waker.due == 1  # one wake for the due step, not one per tick
+        assert until(lambda: waker.due >= 2)  # still due after `repeat` (a slow run): again
+        w.advance(clock["now"])  # sent: the next due is a day away
+        before = waker.due
+        _time.sleep(0.6)
+        assert waker.due == before
+    finally:
+        timer.close()

@@ -205,6 +205,8 @@ def test_up_wakes_the_events_dag_and_stops_on_ctrl_c(tmp_path, sample_dir):
         _run_flows(tmp_path / "home", tmp_path / "clock", port, af_port)
         health = _get(f"http://127.0.0.1:{port}/healthz")
         assert health["wake"]["sent"] >= 1 and health["wake"]["failed"] == 0
+        # Moving the clock past a due step made the collector's due timer wake the flows.
+        assert health["wake"]["flows_due"] >= 1
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 5  # collector + four Airflow components (and their workers)
     finally:

@@ -315,6 +315,11 @@ def wake_channel() -> str:
     return _env("PROFILECAST_WAKE_CHANNEL", "profilecast.events")
 
 
+def due_channel() -> str:
+    """Where the collector's due timer wakes the flows (only them) when a step comes due."""
+    return wake_channel() + ".due"
+
+
 def events_fallback_cron() -> str:
     """How often the events DAG runs when no wake-up arrives (a lost one only delays)."""
     return _env("PROFILECAST_EVENTS_FALLBACK_CRON", "*/10 * * * *")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher
 
-from profilecast.config import REDIS_CONN_ID, wake_channel
+from profilecast.config import REDIS_CONN_ID, due_channel, wake_channel
 
 WAKE_ASSET = Asset(
     "profilecast://collector/wake",
@@ -20,6 +20,21 @@ WAKE_ASSET = Asset(
             trigger=MessageQueueTrigger(
                 scheme="redis+pubsub",
                 channels=[wake_channel()],
+                redis_conn_id=REDIS_CONN_ID,
+                poll_interval=0.5,
+            ),
+        )
+    ],
+)
+#: A flow step has come due (the collector's due timer): wakes customer_flows alone.
+DUE_ASSET = Asset(
+    "profilecast://flows/due",
+    watchers=[
+        AssetWatcher(
+            name="flows_due",
+            trigger=MessageQueueTrigger(
+                scheme="redis+pubsub",
+                channels=[due_channel()],
                 redis_conn_id=REDIS_CONN_ID,
                 poll_interval=0.5,
             ),

@@ -24,8 +24,9 @@ from profilecast.collector.journal import GroupCommitter, Journal
 from profilecast.collector.limits import RateLimiter
 from profilecast.collector.profiles import ProfileReader
 from profilecast.collector.segment import Rejected
-from profilecast.collector.wake import Waker
+from profilecast.collector.wake import DueTimer, Waker
 from profilecast.config import CollectorSettings, Settings
+from profilecast.config import now as config_now
 from profilecast.fresh.facts import facts_from_esp, facts_from_web, links_from_web
 from profilecast.fresh.store import FreshStore
 from profilecast.sources.validation import format_timestamp
@@ -94,6 +95,9 @@ class Collector:
         self.recovered = self.journal.recover()
         self.replayed = replay(self.store, self.recovered)
         self.waker = Waker(cs.wake_url, cs.wake_channel) if cs.wake_url else None
+        self.due_timer = (
+            DueTimer(settings.flows_path, self.waker, config_now) if self.waker else None
+        )
         self.committer = GroupCommitter(
             self.journal,
             apply=lambda r: apply_facts(self.store, r),
@@ -105,6 +109,8 @@ class Collector:
 
     def close(self) -> None:
         self.committer.close()
+        if self.due_timer:
+            self.due_timer.close()
         if self.waker:
             self.waker.close()
         self.store.close()
@@ -194,7 +200,12 @@ def create_app(settings: Settings, cs: CollectorSettings) -> FastAPI:
     async def healthz(request: Request) -> dict[str, Any]:
         c = col(request)
         wake = (
-            {"sent": c.waker.sent, "failed": c.waker.failed, "last_error": c.waker.last_error}
+            {
+                "sent": c.waker.sent,
+                "failed": c.waker.failed,
+                "last_error": c.waker.last_error,
+                "flows_due": c.due_timer.wakes if c.due_timer else 0,
+            }  # fmt: skip
             if c.waker
             else None
         )
