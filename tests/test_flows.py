@@ -14,6 +14,7 @@ import pytest
 from profilecast.collector.app import ESP, WEB, apply_facts
 from profilecast.collector.profiles import SCHEMA, ProfileReader, email_hash
 from profilecast.config import REPO_ROOT
+from profilecast.consent.tokens import Tokens
 from profilecast.flows import FlowError, load_flows
 from profilecast.flows.definition import load_flow
 from profilecast.flows.engine import FlowEngine
@@ -98,7 +99,8 @@ class World:
         fresh = FreshStore.open_for_reading(self.fresh_path)
         try:
             engine = FlowEngine(self.flows, store, reader, fresh,
-                                target or ObjectStore(self.exports.as_uri()), "k")  # fmt: skip
+                                target or ObjectStore(self.exports.as_uri()),
+                                (Tokens(("test-key",), 3600), "https://mail.test"))  # fmt: skip
             return engine.advance(at)
         finally:
             store.close()
@@ -153,10 +155,10 @@ def test_the_built_in_flows_load_and_errors_name_file_line_and_field(tmp_path):
                    "steps:\n  - id: a\n    delay: {weeks: 2}\n    message: cart_abandonment_1\n")  # fmt: skip
     with pytest.raises(FlowError, match=r"oops\.yml:7: steps\[0\]\.delay: unknown unit"):
         load_flow(bad, FLOWS / "messages")
-    bad.write_text("topic: t\nentry:\n  event: clicked\nsteps: []\n")
+    bad.write_text("topic: promotions\nentry:\n  event: clicked\nsteps: []\n")
     with pytest.raises(FlowError, match=r"oops\.yml:3: entry\.event: \['clicked'\]"):
         load_flow(bad, FLOWS / "messages")
-    bad.write_text("topic: t\nentry: {event: view}\nsteps:\n  - message: nope\n")
+    bad.write_text("topic: promotions\nentry: {event: view}\nsteps:\n  - message: nope\n")
     with pytest.raises(
         FlowError, match=r"oops\.yml:4: steps\[0\]\.message: no message folder 'nope'"
     ):
@@ -164,7 +166,7 @@ def test_the_built_in_flows_load_and_errors_name_file_line_and_field(tmp_path):
     bad.write_text("entry: {event: view}\nsteps:\n  - message: welcome_1\n")
     with pytest.raises(FlowError, match=r"oops\.yml:1: topic: every flow names its consent topic"):
         load_flow(bad, FLOWS / "messages")
-    bad.write_text("topic: t\nentry: {event: view}\nsteps:\n  - message: welcome_1\n"
+    bad.write_text("topic: promotions\nentry: {event: view}\nsteps:\n  - message: welcome_1\n"
                    "    when: {field: x, op: bigger, value: 1}\n")  # fmt: skip
     with pytest.raises(FlowError, match=r"oops\.yml:5: steps\[0\]\.when: op 'bigger'"):
         load_flow(bad, FLOWS / "messages")

@@ -104,7 +104,7 @@ def test_events_after_the_build_change_the_next_render(fresh_home, tmp_path):
         assert profile.body["freshness"]["fresh_facts_as_of"] is not None
         assert set(profile.body) - {"suppressed_by", "last_purchase_since_build",
                                     "recently_viewed_since_build", "freshness",
-                                    "purchases_since_build"} <= set(
+                                    "purchases_since_build", "unsubscribed_topics"} <= set(
             col_fields())  # fmt: skip
         from profilecast.collector.profiles import email_hash
 
@@ -168,3 +168,34 @@ def test_cart_flow_on_the_built_profiles_outranks_the_daily_cart_reminder(
     result = pipeline.render("cart_reminder", START, settings)
     assert cid not in _rendered(result)
     assert result["skipped_fresh"]["flow today: cart_abandonment"] == 1
+
+
+def test_a_one_click_unsubscribe_stops_that_topic_at_the_next_render(fresh_home, tmp_path):
+    """The link in an exported message, clicked (RFC 8058 POST): the very next render of a
+    promotions campaign leaves the customer out; newsletter mail is still allowed."""
+    import urllib.request
+
+    from profilecast.consent.links import link_settings
+
+    settings = fresh_home
+    first = _rendered(pipeline.render("cart_reminder", START, settings))
+    cid, message = sorted(first.items())[0]
+    tokens, _ = link_settings()
+    token = tokens.make(message["message_key"], cid, message["to"], "promotions")
+    col = start_collector(settings.home, tmp_path / "drops")
+    try:
+        req = urllib.request.Request(f"{col.url}/u/{token}", data=b"List-Unsubscribe=One-Click",
+                                     method="POST")  # fmt: skip
+        clicked = time.monotonic()
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+        with connect(settings, read_only=True) as wh:
+            overlay = pipeline.fresh_overlay(wh, settings)[cid]
+        assert overlay.suppression("marketing", "promotions") == "unsubscribe"
+        assert time.monotonic() - clicked < 1.0  # click to "a render would skip them"
+        result = pipeline.render("cart_reminder", START, settings)
+        after = _rendered(result)
+        assert cid not in after and result["skipped_fresh"] == {"fresh unsubscribe": 1}
+        assert overlay.suppression("marketing", "newsletter") is None
+    finally:
+        col.stop()

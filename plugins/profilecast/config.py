@@ -194,9 +194,30 @@ def raw_schema_override() -> str | None:
     return os.environ.get("PROFILECAST_RAW_SCHEMA") or None
 
 
-def unsubscribe_secret() -> str:
-    """The key that signs one-click unsubscribe links (PROFILECAST_UNSUBSCRIBE_SECRET)."""
-    return _env("PROFILECAST_UNSUBSCRIBE_SECRET", "profilecast-demo-secret")
+def unsubscribe_keys() -> tuple[str, ...]:
+    """The keys of unsubscribe links: PROFILECAST_UNSUBSCRIBE_KEYS (comma-separated; the
+    first signs, all verify, for rotation), else PROFILECAST_UNSUBSCRIBE_SECRET, else the
+    demo key (refused for export once PROFILECAST_PUBLIC_URL is set)."""
+    from profilecast.consent.tokens import DEMO_SECRET
+
+    keys = _csv("PROFILECAST_UNSUBSCRIBE_KEYS")
+    return keys or (_env("PROFILECAST_UNSUBSCRIBE_SECRET", DEMO_SECRET),)
+
+
+def unsubscribe_max_age() -> int:
+    """Seconds an unsubscribe link stays valid (PROFILECAST_UNSUBSCRIBE_MAX_AGE_DAYS, 180)."""
+    return env_int("PROFILECAST_UNSUBSCRIBE_MAX_AGE_DAYS", 180, minimum=1) * 86400
+
+
+def public_url() -> tuple[str, bool]:
+    """The base URL people reach the collector at (unsubscribe links), and whether it was
+    set: unset, links point at the local collector of `make up`."""
+    url = _env("PROFILECAST_PUBLIC_URL", "").strip()
+    return (url, True) if url else ("http://127.0.0.1:8088", False)
+
+
+def topics_path() -> Path:
+    return Path(_env("PROFILECAST_TOPICS", str(REPO_ROOT / "consent" / "topics.yml")))
 
 
 def airflow_connection_uri(conn_id: str) -> str | None:

@@ -304,7 +304,9 @@ def export(
         for cid, items in sorted(by_campaign.items()):
             paths = [Path(i["path"]) for i in items]
             fmt = items[0].get("format", "jsonl")
-            results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt))
+            topic = campaigns[cid].topic if cid in campaigns else None
+            results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt,
+                                           topic=topic))  # fmt: skip
             if cid in campaigns:
                 record_campaign_contacts(settings, wh, campaigns[cid], ds)
     return results

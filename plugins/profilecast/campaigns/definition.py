@@ -38,6 +38,8 @@ class Campaign:
     #: fresh facts (see profilecast.fresh) that take a customer out of this campaign at
     #: render time when the build does not reflect them yet, e.g. [purchase]
     exit_on: list[str] = field(default_factory=list)
+    #: the consent topic it sends under (consent/topics.yml); a flow's messages take the flow's
+    topic: str | None = None
     folder: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +72,17 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
     unknown = sorted(set(exit_on) - EXIT_FACTS)
     if unknown:
         raise CampaignError(f"{cfg_path}: exit_on {unknown} (use {sorted(EXIT_FACTS)})")
+    topic = raw.get("topic")
+    if require_segments:
+        from profilecast.config import topics_path
+        from profilecast.consent.topics import TopicError, check_topic, load_topics
+
+        if not topic:
+            raise CampaignError(f"{cfg_path}: missing topic (a consent topic: consent/topics.yml)")
+        try:
+            check_topic(load_topics(topics_path()), str(topic), kind, str(cfg_path))
+        except TopicError as exc:
+            raise CampaignError(str(exc)) from None
     sources = {}
     for key, name in TEMPLATE_FILES.items():
         tpl = cfg_path.parent / name
@@ -92,6 +105,7 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         promoted_product=raw.get("promoted_product"),
         complaint_window_days=int(raw.get("complaint_window_days", 30)),
         exit_on=exit_on,
+        topic=str(topic) if topic else None,
         folder=cfg_path.parent,
         sources=sources,
     )

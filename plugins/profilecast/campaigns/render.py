@@ -26,7 +26,7 @@ def overlaid(
     """The profile with the fresh facts laid over it, or None and why it must not be sent."""
     if overlay is None:
         return rec, None
-    stop = overlay.suppression(campaign.kind)
+    stop = overlay.suppression(campaign.kind, campaign.topic)
     if stop:
         return None, f"fresh {stop}"
     left = overlay.exits(campaign.exit_on, rec)

@@ -106,6 +106,12 @@ class Collector:
         self.limiter = RateLimiter(cs.rate_per_key, cs.rate_burst)
         self.profiles = ProfileReader(settings.profiles_snapshot_path, settings.fresh_path)
         self.counts = {"accepted": 0, "rejected": 0}
+        from profilecast.config import topics_path, unsubscribe_keys, unsubscribe_max_age
+        from profilecast.consent.tokens import Tokens
+        from profilecast.consent.topics import load_topics
+
+        self.tokens = Tokens(unsubscribe_keys(), unsubscribe_max_age())
+        self.topics = load_topics(topics_path())
 
     def close(self) -> None:
         self.committer.close()
@@ -225,4 +231,7 @@ def create_app(settings: Settings, cs: CollectorSettings) -> FastAPI:
     from profilecast.collector.routes import add_esp_and_profile_routes
 
     add_esp_and_profile_routes(app, col)
+    from profilecast.collector.unsubscribe import add_unsubscribe_routes
+
+    add_unsubscribe_routes(app, col)
     return app

@@ -126,6 +126,13 @@ def publish_profiles(
     return len(rows)
 
 
+def _topic_names() -> list[str]:
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import load_topics
+
+    return sorted(load_topics(topics_path()))
+
+
 class ProfileReader:
     """Answers profile lookups from the snapshot, reopening it when a new one is published."""
 
@@ -234,6 +241,7 @@ class ProfileReader:
         if not all_fields:
             body = {k: v for k, v in body.items() if k in allowed}
         body["suppressed_by"] = overlay.suppression("marketing")
+        body["unsubscribed_topics"] = overlay.unsubscribed_topics(_topic_names())
         body["last_purchase_since_build"] = overlay.last("purchase")
         body["purchases_since_build"] = overlay.count_after("purchase", built_last_order)
         body["recently_viewed_since_build"] = sorted(

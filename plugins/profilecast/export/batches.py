@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import unsubscribe_secret
+from profilecast.consent.links import link_settings, unsubscribe_headers
 from profilecast.export.ledger import build_manifest, ensure_ledger_tables, pd_frame
 from profilecast.storage import ObjectStore
 
@@ -41,19 +41,6 @@ def _read_rendered(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def unsubscribe_headers(message: dict[str, Any], secret: str) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe headers with a signed per-recipient token."""
-    import hmac
-
-    token = hmac.new(secret.encode(), message["message_key"].encode(), hashlib.sha256)
-    url = f"https://unsubscribe.example.com/u/{message['message_key']}?t={token.hexdigest()[:32]}"
-    return {
-        "List-Unsubscribe": f"<{url}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "X-Profilecast-Message-Key": message["message_key"],
-    }
-
-
 def export_campaign(
     wh: Any,
     target: ObjectStore,
@@ -62,6 +49,7 @@ def export_campaign(
     rendered_files: list[Path],
     run_id: str,
     fmt: str = "jsonl",
+    topic: str | None = None,
 ) -> dict[str, Any]:
     """Export rendered messages not yet in the send ledger; returns what was written.
 
@@ -78,12 +66,12 @@ def export_campaign(
             "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
         )
     }
-    secret = unsubscribe_secret()
+    tokens, base_url = link_settings()
     pending = []
     for path in rendered_files:
         for msg in _read_rendered(path):
             if msg["message_key"] not in exported:
-                msg["headers"] = unsubscribe_headers(msg, secret)
+                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url)
                 msg["schema_version"] = SCHEMA_VERSION
                 pending.append(msg)
                 exported.add(msg["message_key"])

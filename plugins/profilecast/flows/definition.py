@@ -296,6 +296,13 @@ def load_flow(path: Path, messages_dir: Path) -> Flow:
     topic = doc.get("topic")
     if not isinstance(topic, str) or not topic:
         raise where.error(doc, "topic", "every flow names its consent topic")
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import TopicError, check_topic, load_topics
+
+    try:
+        check_topic(load_topics(topics_path()), topic, kind, "flow")
+    except TopicError as exc:
+        raise where.error(doc, "topic", str(exc).removeprefix("flow: ")) from None
     entry = doc.get("entry")
     events, segment, anniversary = _entry(entry, where, doc)
     exit_on = doc.get("exit_on") or []

@@ -71,14 +71,14 @@ class FlowEngine:
         reader: ProfileReader,
         fresh: FreshStore | None,
         target: Any,
-        unsubscribe_secret: str,
+        links: tuple[Any, str],
     ) -> None:
         self.flows = {f.flow_id: f for f in flows}
         self.store = store
         self.reader = reader
         self.fresh = fresh
         self.target = target
-        self.secret = unsubscribe_secret
+        self.tokens, self.base_url = links
         self._compiled: dict[str, CompiledCampaign] = {}
         self.outbox = Outbox(self.flows, store, target)
 
@@ -138,8 +138,11 @@ class FlowEngine:
             flow = self.flows.get(s.flow_id)
             if flow is None:
                 continue
-            if scope == "all" or (scope == "marketing" and flow.kind == "marketing"):
-                self._exit(s, fact.kind, stamp, out)
+            on = fact.props.get("topic")
+            if scope == "all" or (
+                scope == "marketing" and flow.kind == "marketing" and on in (None, flow.topic)
+            ):
+                self._exit(s, fact.kind if on is None else f"{fact.kind} from {on}", stamp, out)
             elif fact.kind in flow.exit_on and fact.occurred_at >= s.entered_at:
                 self._exit(s, fact.kind, stamp, out)
         for flow in self.flows.values():
@@ -216,6 +219,9 @@ class FlowEngine:
             profile["suppressed_by"] = overlay.suppression("marketing") or overlay.suppression(
                 "transactional"
             )
+            profile["unsubscribed_topics"] = overlay.unsubscribed_topics(
+                sorted({f.topic for f in self.flows.values()})
+            )
             profile["freshness"] = {"profile_as_of": None, "fresh_facts_as_of": overlay.fresh_as_of}
         if email and not profile.get("email"):
             profile["email"] = email
@@ -241,6 +247,9 @@ class FlowEngine:
         stop = profile.get("suppressed_by")
         if stop and (stop != "unsubscribe" or flow.kind == "marketing"):
             self._exit(s, stop, stamp, out)
+            return None
+        if flow.kind == "marketing" and flow.topic in (profile.get("unsubscribed_topics") or []):
+            self._exit(s, f"unsubscribe from {flow.topic}", stamp, out)
             return None
         if flow.kind == "marketing" and profile.get("is_emailable") is False:
             self._exit(s, "not emailable", stamp, out)
@@ -327,7 +336,8 @@ class FlowEngine:
 
     def _render(self, flow: Flow, step: Any, s: State, profile: dict[str, Any], email: str,
                 key: str) -> dict[str, Any]:  # fmt: skip
-        from profilecast.export.batches import SCHEMA_VERSION, unsubscribe_headers
+        from profilecast.consent.links import unsubscribe_headers
+        from profilecast.export.batches import SCHEMA_VERSION
 
         message = step.message
         compiled = self._compiled.get(message.campaign_id)
@@ -347,7 +357,7 @@ class FlowEngine:
             "freshness": freshness,
             "schema_version": SCHEMA_VERSION,
         }
-        msg["headers"] = unsubscribe_headers(msg, self.secret)
+        msg["headers"] = unsubscribe_headers(msg, flow.topic, self.tokens, self.base_url)
         return msg
 
 

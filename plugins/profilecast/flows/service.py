@@ -32,7 +32,7 @@ def advance_flows(settings: Settings | None = None, now: datetime | None = None)
     customers, send the steps that are due and export them. Never opens the warehouse: it
     reads the published profile snapshot and the fresh-facts store."""
     from profilecast.collector.profiles import ProfileReader
-    from profilecast.config import unsubscribe_secret
+    from profilecast.consent.links import link_settings
     from profilecast.flows import load_flows
     from profilecast.flows.engine import FlowEngine
     from profilecast.flows.store import FlowStore
@@ -47,7 +47,7 @@ def advance_flows(settings: Settings | None = None, now: datetime | None = None)
     reader = ProfileReader(settings.profiles_snapshot_path, settings.fresh_path)
     try:
         engine = FlowEngine(flows, store, reader, fresh, ObjectStore(settings.export_url),
-                            unsubscribe_secret())  # fmt: skip
+                            link_settings())  # fmt: skip
         outcome = engine.advance(at)
     finally:
         store.close()

@@ -28,6 +28,7 @@ _MAX_VALUE = 200
 ESP_FACTS = {
     "unsubscribe": "unsubscribe",
     "group_unsubscribe": "unsubscribe",
+    "group_resubscribe": "resubscribe",
     "spamreport": "complaint",
     "bounce": "bounce",
 }
@@ -152,4 +153,18 @@ def facts_from_esp(record: dict[str, Any]) -> list[Fact]:
     when = _when(record, "timestamp")
     if kind is None or not email or when is None:
         return []
-    return [Fact(_event_id(record, "sg_event_id"), kind, "email", email, when)]
+    props: tuple[tuple[str, Any], ...] = ()
+    if event in ("group_unsubscribe", "group_resubscribe") or record.get("topic"):
+        topic = record.get("topic") or _topic_of_group(record.get("asm_group_id"))
+        props = (("topic", str(topic) if topic else None),)
+    return [Fact(_event_id(record, "sg_event_id"), kind, "email", email, when, (), props)]
+
+
+def _topic_of_group(group: Any) -> str | None:
+    """The consent topic of a SendGrid unsubscribe group (consent/topics.yml)."""
+    if group is None:
+        return None
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import load_topics, topic_for_group
+
+    return topic_for_group(load_topics(topics_path()), group)

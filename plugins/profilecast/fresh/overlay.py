@@ -23,13 +23,31 @@ class Overlay:
     def fresh_as_of(self) -> str | None:
         return max((f.received_at for f in self.facts), default=None)
 
-    def suppression(self, campaign_kind: str) -> str | None:
-        """The fact that stops this campaign kind for the customer, or None."""
+    def suppression(self, campaign_kind: str, topic: str | None = None) -> str | None:
+        """The fact that stops this kind of mail (on this consent topic) for the customer,
+        or None. A complaint or a bounce stops everything; for marketing, the latest
+        explicit choice wins: a global unsubscribe leaves every topic, a topic unsubscribe
+        leaves that topic, a resubscribe to a topic comes back to it."""
         for f in self.facts:
-            scope = SUPPRESSING.get(f.kind)
-            if scope == "all" or (scope == "marketing" and campaign_kind == "marketing"):
+            if SUPPRESSING.get(f.kind) == "all":
                 return f.kind
-        return None
+        if campaign_kind != "marketing":
+            return None
+        return "unsubscribe" if self._left(topic) else None
+
+    def _left(self, topic: str | None) -> bool:
+        left = False
+        for f in sorted(self.facts, key=lambda f: f.occurred_at):
+            on = f.props.get("topic") if f.props else None
+            if f.kind == "unsubscribe" and (on is None or on == topic):
+                left = True
+            elif f.kind == "resubscribe" and on is not None and on == topic:
+                left = False
+        return left
+
+    def unsubscribed_topics(self, topics: list[str]) -> list[str]:
+        """The topics among ``topics`` the fresh facts say the customer has left."""
+        return [t for t in topics if self._left(t)]
 
     def last(self, kind: str) -> str | None:
         return max((f.occurred_at for f in self.facts if f.kind == kind), default=None)

@@ -1,0 +1,1 @@
+"""Consent: topics, signed one-click unsubscribe links, and the pages that honour them."""

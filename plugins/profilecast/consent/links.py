@@ -1,0 +1,39 @@
+"""The unsubscribe headers every marketing message carries (RFC 2369 and RFC 8058)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profilecast.consent.tokens import Tokens
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/u/{token}"
+
+
+def unsubscribe_headers(message: dict[str, Any], topic: str | None, tokens: Tokens,
+                        base_url: str) -> dict[str, str]:  # fmt: skip
+    """``List-Unsubscribe`` with a per-recipient signed link and ``List-Unsubscribe-Post``
+    for one-click; the link leaves ``topic`` (or all marketing when None)."""
+    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"], topic)
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(base_url, token)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Profilecast-Message-Key": message["message_key"],
+    }
+
+
+def link_settings() -> tuple[Tokens, str]:
+    """The active tokens and the public base URL, refused when a public deployment (a
+    ``PROFILECAST_PUBLIC_URL``) would sign with the demo key."""
+    from profilecast.config import public_url, unsubscribe_keys, unsubscribe_max_age
+
+    tokens = Tokens(unsubscribe_keys(), unsubscribe_max_age())
+    base, explicit = public_url()
+    if explicit and tokens.is_demo:
+        raise RuntimeError(
+            "PROFILECAST_PUBLIC_URL is set but unsubscribe links would be signed with the demo "
+            "key: set PROFILECAST_UNSUBSCRIBE_KEYS (or PROFILECAST_UNSUBSCRIBE_SECRET) to a "
+            "secret of your own before exporting"
+        )
+    return tokens, base

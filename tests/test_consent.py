@@ -1,0 +1,122 @@
+"""One-click unsubscribe against a real collector process: signed links, topics, rotation,
+expiry and forgery, and the demo key refused for a public deployment."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from profilecast.consent.tokens import TokenError, Tokens, _fernet_key
+from profilecast.fresh.overlay import Overlay
+from profilecast.fresh.store import FreshStore
+
+from tests.collector_harness import start_collector
+
+
+def _http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _overlay(home, email: str) -> Overlay:
+    store = FreshStore.open_for_reading(home / "fresh" / "facts.sqlite")
+    try:
+        return Overlay(store.facts_for([("email", email)], "0000"))
+    finally:
+        store.close()
+
+
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+
+
+def test_one_click_leaves_one_topic_a_resubscribe_comes_back_and_bad_links_fail(tmp_path):
+    old, new = "old-key-2026", "new-key-2027"
+    col = start_collector(tmp_path / "home", tmp_path / "drops",
+                          PROFILECAST_UNSUBSCRIBE_KEYS=f"{new},{old}")  # fmt: skip
+    try:
+        email = "ann@example.com"
+        # Made with the key being rotated out: still honoured while it is listed.
+        token = Tokens((old,), 3600).make("mk1", "C1", email, "promotions")
+        status, page = _http(f"{col.url}/u/{token}")
+        assert status == 200 and "<form" in page and "a***@example.com" in page
+        assert email not in page and not _overlay(col.home, email).facts  # a GET changes nothing
+
+        status, body = _http(f"{col.url}/u/{token}", "POST", ONE_CLICK)
+        assert status == 200 and json.loads(body)["unsubscribed"] == "promotions"
+        overlay = _overlay(col.home, email)  # committed before the answer
+        assert overlay.suppression("marketing", "promotions") == "unsubscribe"
+        assert overlay.suppression("marketing", "newsletter") is None  # that topic only
+        assert overlay.suppression("transactional", "transactional") is None
+        journaled = col.journal("esp/events", sealed_only=False)
+        assert (
+            journaled[-1]["event"] == "group_unsubscribe" and journaled[-1]["asm_group_id"] == 102
+        )
+
+        status, page = _http(f"{col.url}/u/{token}/resubscribe", "POST", b"")
+        assert status == 200 and "Welcome back" in page
+        assert _overlay(col.home, email).suppression("marketing", "promotions") is None
+
+        # A global link (no topic) leaves every marketing topic.
+        everything = Tokens((new,), 3600).make("mk2", "C1", email, None)
+        assert _http(f"{col.url}/u/{everything}", "POST", ONE_CLICK)[0] == 200
+        overlay = _overlay(col.home, email)
+        assert overlay.suppression("marketing", "newsletter") == "unsubscribe"
+        assert overlay.suppression("marketing", "promotions") == "unsubscribe"
+
+        forged = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+        assert _http(f"{col.url}/u/{forged}", "POST", ONE_CLICK)[0] == 403
+        stranger = Tokens(("someone-else",), 3600).make("mk3", "C9", "x@example.com", None)
+        assert _http(f"{col.url}/u/{stranger}", "POST", ONE_CLICK)[0] == 403
+        from cryptography.fernet import Fernet
+
+        stale = (
+            Fernet(_fernet_key(new))
+            .encrypt_at_time(
+                json.dumps({"m": "mk4", "c": "C1", "e": email, "t": None}).encode(),
+                int(time.time()) - 181 * 86400,
+            )
+            .decode()
+        )
+        status, page = _http(f"{col.url}/u/{stale}", "POST", ONE_CLICK)
+        assert status == 410 and "expired" in page
+        assert not [e for e in col.journal("esp/events", sealed_only=False)
+                    if e.get("message_key") in ("mk3", "mk4")]  # fmt: skip
+    finally:
+        col.stop()
+
+
+def test_tokens_hide_the_address_and_refuse_other_keys():
+    tokens = Tokens(("k1",), 60)
+    token = tokens.make("mk", "C1", "Ann@Example.com", "newsletter")
+    assert "example" not in token.lower()
+    u = tokens.read(token)
+    assert (u.message_key, u.customer_id, u.email, u.topic) == ("mk", "C1", "ann@example.com",
+                                                                "newsletter")  # fmt: skip
+    with pytest.raises(TokenError) as err:
+        Tokens(("k2",), 60).read(token)
+    assert err.value.status == 403
+
+
+def test_a_public_deployment_refuses_to_sign_with_the_demo_key(monkeypatch):
+    from profilecast.consent.links import link_settings
+
+    monkeypatch.delenv("PROFILECAST_UNSUBSCRIBE_KEYS", raising=False)
+    monkeypatch.delenv("PROFILECAST_UNSUBSCRIBE_SECRET", raising=False)
+    monkeypatch.delenv("PROFILECAST_PUBLIC_URL", raising=False)
+    tokens, base = link_settings()  # the demo: links to the local collector
+    assert tokens.is_demo and base == "http://127.0.0.1:8088"
+    monkeypatch.setenv("PROFILECAST_PUBLIC_URL", "https://mail.shop.example.com")
+    with pytest.raises(RuntimeError, match="demo key"):
+        link_settings()
+    monkeypatch.setenv("PROFILECAST_UNSUBSCRIBE_KEYS", "a-real-secret")
+    tokens, base = link_settings()
+    assert not tokens.is_demo and base == "https://mail.shop.example.com"
