@@ -17,6 +17,10 @@ def test_dockerfile_copies_paths_that_exist():
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
     assert any("requirements.lock" in line and "uv pip install" in line for line in lines)
+    copied = {line.split()[1] for line in lines if line.startswith("COPY ")}
+    # What the package reads at run time from the project root (config.py's defaults).
+    assert {"plugins", "dags", "dbt_project", "expectations", "campaigns", "flows",
+            "consent"} <= copied  # fmt: skip
 
 
 def test_compose_wires_postgres_target():
