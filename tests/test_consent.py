@@ -120,3 +120,44 @@ def test_a_public_deployment_refuses_to_sign_with_the_demo_key(monkeypatch):
     monkeypatch.setenv("PROFILECAST_UNSUBSCRIBE_KEYS", "a-real-secret")
     tokens, base = link_settings()
     assert not tokens.is_demo and base == "https://mail.shop.example.com"
+
+
+def test_suppression_files_are_read_per_topic_and_a_bad_row_fails_closed(tmp_path):
+    from profilecast.consent.suppressions import SuppressionError, email_sha256, load_suppressions
+
+    topics = {"newsletter", "promotions"}
+    folder = tmp_path / "supp"
+    folder.mkdir()
+    (folder / "global.txt").write_text(
+        f"# from the old ESP\nOld@Example.com\n{email_sha256('h@x.io')}\n"
+    )
+    (folder / "topics.csv").write_text("email,topic,reason\nann@example.com,promotions,asked\n"
+                                       "bob@example.com,,complained by phone\n")  # fmt: skip
+    s = load_suppressions(folder, topics)
+    assert len(s) == 4 and s.files == 2
+    assert s.stops("old@example.com", "newsletter") and s.stops("H@X.IO", None)
+    assert s.stops("ann@example.com", "promotions") and not s.stops("ann@example.com", "newsletter")
+    assert s.stops("bob@example.com", "newsletter") and not s.stops("eve@example.com", "promotions")
+    (folder / "typo.csv").write_text("email,topic\ncarl@example.com,promotion\n")
+    with pytest.raises(SuppressionError, match=r"typo\.csv:2: topic 'promotion' is not declared"):
+        load_suppressions(folder, topics)
+    (folder / "typo.csv").write_text("email_sha256\nnot-a-hash\n")
+    with pytest.raises(SuppressionError, match=r"typo\.csv:2: 'not-a-hash' is neither"):
+        load_suppressions(folder, topics)
+
+
+def test_a_suppressed_address_leaves_the_flows_of_that_topic_only(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from tests.test_flows import T0, World, _identify, _track
+
+    folder = tmp_path / "supp"
+    folder.mkdir()
+    (folder / "list.csv").write_text("email,topic\nann@example.com,promotions\n")
+    monkeypatch.setenv("PROFILECAST_SUPPRESSIONS", str(folder))
+    w = World(tmp_path / "w")
+    w.post(_track("u-ann", "Product Added", T0, 1, name="Tent"),
+           _identify("u-zed", "zed@example.com", T0, 2))  # fmt: skip
+    out = w.advance(T0 + timedelta(minutes=31))
+    assert out.exited == {"suppression list": 1}  # the cart flow is promotions
+    assert w.sends() == [("welcome_series", "hello", "web_user:u-zed")]

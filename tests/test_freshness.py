@@ -199,3 +199,18 @@ def test_a_one_click_unsubscribe_stops_that_topic_at_the_next_render(fresh_home,
         assert overlay.suppression("marketing", "newsletter") is None
     finally:
         col.stop()
+
+
+def test_a_suppression_list_row_keeps_a_customer_out_of_the_render(
+    fresh_home, tmp_path, monkeypatch
+):
+    settings = fresh_home
+    first = _rendered(pipeline.render("cart_reminder", START, settings))
+    cid, message = sorted(first.items())[-1]
+    folder = tmp_path / "supp"
+    folder.mkdir()
+    (folder / "crm_export.csv").write_text(f"email,topic\n{message['to'].upper()},promotions\n")
+    monkeypatch.setenv("PROFILECAST_SUPPRESSIONS", str(folder))
+    result = pipeline.render("cart_reminder", START, settings)
+    assert cid not in _rendered(result)
+    assert result["skipped_fresh"] == {"suppression list": 1}

@@ -216,6 +216,12 @@ def public_url() -> tuple[str, bool]:
     return (url, True) if url else ("http://127.0.0.1:8088", False)
 
 
+def suppressions_dir() -> Path:
+    """Suppression list files (PROFILECAST_SUPPRESSIONS; default $PROFILECAST_HOME/suppressions)."""
+    default = load_settings().home / "suppressions"
+    return Path(_env("PROFILECAST_SUPPRESSIONS", str(default)))
+
+
 def topics_path() -> Path:
     return Path(_env("PROFILECAST_TOPICS", str(REPO_ROOT / "consent" / "topics.yml")))
 

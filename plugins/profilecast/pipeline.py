@@ -191,6 +191,7 @@ def render(
     shards: int = 1,
 ) -> dict[str, Any]:
     from profilecast.campaigns import load_campaigns, render_campaign
+    from profilecast.consent.suppressions import current_suppressions
     from profilecast.flows.service import flow_claims_today
     from profilecast.warehouse import connect
 
@@ -209,6 +210,7 @@ def render(
             shards,
             fresh=fresh,
             flow_claims={c: f for c, (f, p) in claims.items() if p >= campaign.priority},
+            suppressions=current_suppressions(),
         )
 
 

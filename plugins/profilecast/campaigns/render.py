@@ -44,6 +44,7 @@ def render_campaign(
     shards: int = 1,
     fresh: dict[str, Overlay] | None = None,
     flow_claims: dict[str, str] | None = None,
+    suppressions: Any = None,
 ) -> dict[str, Any]:
     """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file.
 
@@ -82,6 +83,9 @@ def render_campaign(
             rec, why = overlaid(row, campaign, overlay)
             if rec is not None and row["customer_id"] in flow_claims:
                 rec, why = None, f"flow today: {flow_claims[row['customer_id']]}"
+            if (rec is not None and campaign.kind == "marketing" and suppressions is not None
+                    and suppressions.stops(rec.get("email"), campaign.topic)):  # fmt: skip
+                rec, why = None, "suppression list"
             if rec is None:
                 skipped[str(why)] = skipped.get(str(why), 0) + 1
                 continue

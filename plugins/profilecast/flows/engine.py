@@ -80,6 +80,7 @@ class FlowEngine:
         self.target = target
         self.tokens, self.base_url = links
         self._compiled: dict[str, CompiledCampaign] = {}
+        self.suppressions: Any = None  # consent.suppressions.Suppressions, set by advance
         self.outbox = Outbox(self.flows, store, target)
 
     # -- identity --------------------------------------------------------------------------
@@ -98,7 +99,11 @@ class FlowEngine:
 
     # -- the run -----------------------------------------------------------------------------
     def advance(self, now: datetime) -> Outcome:
+        from profilecast.consent.suppressions import current_suppressions
+
         out = Outcome()
+        if self.suppressions is None:
+            self.suppressions = current_suppressions()
         with self.store.exclusive():
             out.recovered = self.outbox.recover(now)
             self._read_facts(now, out)
@@ -244,19 +249,10 @@ class FlowEngine:
             return None
         props = self.store.entry_props(flow.flow_id, s.subject)
         profile = self._profile(s.subject, s.customer_id, s.email, props)
-        stop = profile.get("suppressed_by")
-        if stop and (stop != "unsubscribe" or flow.kind == "marketing"):
-            self._exit(s, stop, stamp, out)
-            return None
-        if flow.kind == "marketing" and flow.topic in (profile.get("unsubscribed_topics") or []):
-            self._exit(s, f"unsubscribe from {flow.topic}", stamp, out)
-            return None
-        if flow.kind == "marketing" and profile.get("is_emailable") is False:
-            self._exit(s, "not emailable", stamp, out)
-            return None
         email = profile.get("email") or s.email
-        if not email:
-            self._exit(s, "no email address", stamp, out)
+        why = self._may_not_mail(flow, profile, email)
+        if why:
+            self._exit(s, why, stamp, out)
             return None
         tz = zone(profile.get("time_zone"))
         if flow.kind == "marketing" and s.customer_id:
@@ -310,6 +306,22 @@ class FlowEngine:
                 return None
             return Pending(self._render(flow, step, s, profile, email, key), s, after, step.step_id)
         self.store.save(replace(s, status="completed", next_due_at=None), stamp)
+        return None
+
+    def _may_not_mail(self, flow: Flow, profile: dict[str, Any], email: str | None) -> str | None:
+        """Why this customer may not get this flow's mail any more, or None."""
+        marketing = flow.kind == "marketing"
+        stop = profile.get("suppressed_by")
+        if stop and (stop != "unsubscribe" or marketing):
+            return str(stop)
+        if marketing and flow.topic in (profile.get("unsubscribed_topics") or []):
+            return f"unsubscribe from {flow.topic}"
+        if marketing and profile.get("is_emailable") is False:
+            return "not emailable"
+        if not email:
+            return "no email address"
+        if marketing and self.suppressions.stops(email, flow.topic):
+            return "suppression list"
         return None
 
     def _frequency_wait(self, flow: Flow, s: State, now: datetime) -> datetime | None:
