@@ -57,6 +57,29 @@ def test_profiles_have_every_layer(copy_of):
         assert wh.query("select count(*) from campaign_audiences")[0][0] > 0
 
 
+def test_a_topic_unsubscribe_leaves_that_topic_only(copy_of):
+    """The generator's ESP feedback holds group unsubscribes of SendGrid group 101, which
+    consent/topics.yml declares as the newsletter: those people leave the newsletter
+    (welcome_series) and stay emailable for promotions unless something else stops them."""
+    with connect(copy_of, read_only=True) as wh:
+        left = {r[0] for r in wh.query(
+            "select customer_id from customer_topic_consent "
+            "where topic = 'newsletter' and status = 'unsubscribed' and changed_by = 'group_unsubscribe'")}  # fmt: skip
+        assert left, "the sample has no group unsubscribe"
+        promotions = dict(wh.query(
+            "select customer_id, status from customer_topic_consent where topic = 'promotions'"))  # fmt: skip
+        assert not [c for c in left if promotions.get(c) == "unsubscribed"
+                    and wh.query("select unsubscribed_at from customer_profiles "
+                                 "where customer_id = %s", (c,))[0][0] is None]  # fmt: skip
+        still = wh.query(
+            "select count(*) from customer_profiles p where p.is_emailable and p.customer_id in "
+            "(select customer_id from customer_topic_consent where topic = 'newsletter' "
+            "and changed_by = 'group_unsubscribe')")[0][0]  # fmt: skip
+        assert still > 0  # a topic unsubscribe is no longer global
+        audiences = wh.query("select campaign_id, customer_id from campaign_audiences")
+        assert not [c for camp, c in audiences if camp == "welcome_series" and c in left]
+
+
 @pytest.mark.parametrize(
     "corruption, expected",
     [

@@ -82,3 +82,18 @@
 {% macro ordered_string_agg(expr, separator) -%}
   string_agg({{ expr }}, '{{ separator }}' order by {{ expr }})
 {%- endmacro %}
+
+{#- The marketing consent topics (var consent_topics: [{topic, group}]) as a relation
+    (topic, group_id); empty when none is declared. -#}
+{% macro consent_topics_relation() -%}
+  {%- set topics = var('consent_topics', []) -%}
+  {%- if topics is string or topics | length == 0 -%}
+    select cast(null as varchar) as topic, cast(null as varchar) as group_id where 1 = 0
+  {%- else -%}
+    {%- for t in topics %}
+    select cast('{{ t["topic"] }}' as varchar) as topic,
+        {% if t["group"] is not none %}cast('{{ t["group"] }}' as varchar){% else %}cast(null as varchar){% endif %} as group_id
+    {%- if not loop.last %} union all{% endif %}
+    {%- endfor %}
+  {%- endif -%}
+{%- endmacro %}

@@ -73,6 +73,7 @@ def transform(
         "as_of": as_of_of(interval_end),
         "run_date": ds,
         "segment_models": segment_model_names(settings.dbt_project_dir),
+        "consent_topics": consent_topics_var(),
     }
     dbt_build(settings, dbt_vars)
     with connect(settings) as wh:
@@ -83,6 +84,15 @@ def transform(
             (ds,),
         )
     return {"segments": {s: int(n) for s, n in sizes}, "identity": identity}
+
+
+def consent_topics_var() -> list[dict[str, Any]]:
+    """The marketing topics of consent/topics.yml, as the dbt var consent_topics."""
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import load_topics
+
+    return [{"topic": t.name, "group": t.sendgrid_group}
+            for t in load_topics(topics_path()).values() if t.kind == "marketing"]  # fmt: skip
 
 
 def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:

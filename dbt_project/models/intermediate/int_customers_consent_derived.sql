@@ -1,11 +1,19 @@
 -- Consent layer from ESP feedback: the first unsubscribe, bounce, spam complaint and group
--- (topic) unsubscribe of each customer. Any of them makes the customer not emailable for
--- marketing; customer_profiles combines this with email validity into is_emailable.
+-- (topic) unsubscribe of each customer. A global unsubscribe, a bounce, a complaint or a
+-- group unsubscribe that no declared topic claims makes the customer not emailable for
+-- marketing (customer_profiles combines this with email validity into is_emailable); a
+-- group unsubscribe a topic claims only leaves that topic (customer_topic_consent).
 with
 
 events as (
 
     select * from {{ ref('int_esp_events_identified') }}
+
+),
+
+topics as (
+
+    {{ consent_topics_relation() }}
 
 ),
 
@@ -17,6 +25,19 @@ final as (
         min(case when event_type = 'bounce' and coalesce(bounce_type, 'bounce') = 'bounce' then occurred_at end) as bounced_at,
         min(case when event_type = 'spamreport' then occurred_at end) as complained_at,
         min(case when event_type = 'group_unsubscribe' then occurred_at end) as newsletter_unsubscribed_at,
+        min(
+            case
+                when
+                    event_type = 'group_unsubscribe'
+                    and (
+                        asm_group_id is null
+                        or cast(asm_group_id as varchar) not in (
+                            select group_id from topics where group_id is not null
+                        )
+                    )
+                    then occurred_at
+            end
+        ) as unclaimed_group_unsubscribed_at,
         min(case when event_type = 'dropped' then occurred_at end) as dropped_at
     from events
     group by customer_id

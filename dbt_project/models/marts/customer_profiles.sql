@@ -140,6 +140,7 @@ joined as (
         consent.bounced_at,
         consent.complained_at,
         consent.newsletter_unsubscribed_at,
+        consent.unclaimed_group_unsubscribed_at,
         {{ is_valid_email('identity.email') }} as has_valid_email
     from customers
     left join identity on identity.customer_id = customers.customer_id
@@ -235,7 +236,7 @@ final as (
             and unsubscribed_at is null
             and bounced_at is null
             and complained_at is null
-            and newsletter_unsubscribed_at is null
+            and unclaimed_group_unsubscribed_at is null
             as boolean
         ) as is_emailable,
         cast(

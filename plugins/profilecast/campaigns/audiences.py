@@ -1,7 +1,7 @@
 """Campaign audiences: who gets which campaign on a run date.
 
 Segment members, minus excluded segments, minus non-emailable profiles (marketing), minus
-the frequency cap, one campaign per customer per day (highest priority wins), each with a
+those who left the campaign's consent topic (marketing), minus the frequency cap, one campaign per customer per day (highest priority wins), each with a
 deterministic ``message_key``. Reads marts only; nothing reads it back into dbt.
 """
 
@@ -37,6 +37,12 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             (run_date, run_date),
         ):
             nearest[cid] = int(days)
+    left_topic: dict[str, set[str]] = {}
+    if wh.table_exists("customer_topic_consent"):
+        for cid, topic in wh.query(
+            "select customer_id, topic from customer_topic_consent where status = 'unsubscribed'"
+        ):
+            left_topic.setdefault(topic, set()).add(cid)
     by_segment = members.groupby("segment")["customer_id"].apply(set).to_dict()
     taken: set[str] = set()
     rows = []
@@ -48,6 +54,8 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
         for seg in c.exclude_segments:
             audience -= by_segment.get(seg, set())
         audience &= emailable if c.kind == "marketing" else reachable
+        if c.kind == "marketing":
+            audience -= left_topic.get(c.topic or "", set())
         if c.promoted_product:
             audience -= complained_about(
                 profiles, c.promoted_product, run_date, c.complaint_window_days
