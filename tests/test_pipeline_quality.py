@@ -90,7 +90,13 @@ def test_a_topic_unsubscribe_leaves_that_topic_only(copy_of):
          "expect_column_values_to_match_regex on emailable_profiles.email"),
         ("update customer_profiles set is_emailable = false where customer_id = "
          "(select min(customer_id) from campaign_audiences)",
-         "expect_column_values_to_be_in_set on campaign_audiences.is_allowed_recipient"),
+         "expect_column_values_to_be_null on campaign_audiences.blocked_reason"),
+        ("insert into customer_topic_consent select a.customer_id, a.topic, 'unsubscribed', "
+         "timestamp '2026-10-30 10:00:00', 'group_unsubscribe', 'e-test' from campaign_audiences a "
+         "where a.kind = 'marketing' and a.customer_id = (select min(customer_id) from "
+         "campaign_audiences where kind = 'marketing') and a.customer_id not in "
+         "(select customer_id from customer_topic_consent)",
+         "opted out of "),
         ("update customer_profiles set engagement_score = 11 where customer_id = "
          "(select min(customer_id) from customer_profiles)",
          "expect_column_values_to_be_between on customer_profiles.engagement_score"),
@@ -100,7 +106,8 @@ def test_a_topic_unsubscribe_leaves_that_topic_only(copy_of):
         ("update load_batches set rows_loaded = rows_loaded - 1 where batch_id like 'crm__contacts%'",
          "expect_column_values_to_be_between on raw_layer.rows_unaccounted"),
     ],
-    ids=["duplicate_id", "bad_email", "unsubscribed_in_audience", "score_out_of_range",
+    ids=["duplicate_id", "bad_email", "unsubscribed_in_audience", "opted_out_of_topic",
+         "score_out_of_range",
          "segment_jump", "row_accounting"],
 )  # fmt: skip
 def test_gate_fails_on_each_corruption(copy_of, tmp_path, corruption, expected):

@@ -76,11 +76,12 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
                 "customer_id": cid,
                 "message_key": message_key(c.campaign_id, cid, run_date),
                 "kind": c.kind,
+                "topic": c.topic,
             }
             for cid in sorted(audience)
         ]
     frame = pd.DataFrame(
-        rows, columns=["run_date", "campaign_id", "customer_id", "message_key", "kind"]
+        rows, columns=["run_date", "campaign_id", "customer_id", "message_key", "kind", "topic"]
     )
     wh.replace_rows(
         "campaign_audiences", "run_date", run_date, frame, column_types={"run_date": "date"}

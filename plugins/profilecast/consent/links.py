@@ -12,10 +12,12 @@ def unsubscribe_url(base_url: str, token: str) -> str:
 
 
 def unsubscribe_headers(message: dict[str, Any], topic: str | None, tokens: Tokens,
-                        base_url: str) -> dict[str, str]:  # fmt: skip
-    """``List-Unsubscribe`` with a per-recipient signed link and ``List-Unsubscribe-Post``
-    for one-click; the link leaves ``topic`` (or all marketing when None)."""
-    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"], topic)
+                        base_url: str, issued: str) -> dict[str, str]:  # fmt: skip
+    """``List-Unsubscribe`` with a per-recipient sealed link and ``List-Unsubscribe-Post``
+    for one-click; the link leaves ``topic`` (or all marketing when None). ``issued`` (the
+    message's day) starts the link's validity and keeps the token deterministic."""
+    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"],
+                        topic, issued)  # fmt: skip
     return {
         "List-Unsubscribe": f"<{unsubscribe_url(base_url, token)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

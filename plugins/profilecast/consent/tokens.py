@@ -1,10 +1,12 @@
-"""Signed, encrypted one-click unsubscribe tokens (RFC 8058 links), with key rotation.
+"""Encrypted, authenticated one-click unsubscribe tokens (RFC 8058 links), with rotation.
 
-A token carries the message key, the customer, the address and the topic, encrypted and
-authenticated with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``), so the address
-never shows in a URL. Several keys may be active: the first signs, any verifies (rotate by
-putting the new key first and dropping the old one once its links have expired). A token
-older than the maximum age is refused.
+A token carries the message key, the customer, the address, the topic and the day it was
+issued, sealed with AES-SIV (``cryptography``): encrypted, so the address never shows in a
+URL, and authenticated, so an altered token is refused. AES-SIV is deterministic: the same
+message gets the same token, so a re-run export writes byte-identical batches (the
+exactly-once checks compare them). Several keys may be active: the first seals, any opens
+(rotate by putting the new key first and dropping the old one once its links expired). A
+token older than the maximum age, counted from its issue day, is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 DEMO_SECRET = "profilecast-demo-secret"
@@ -26,10 +30,17 @@ class TokenError(ValueError):
         self.reason, self.status = reason, status
 
 
-def _fernet_key(secret: str) -> bytes:
-    return base64.urlsafe_b64encode(
-        hashlib.sha256(b"profilecast-unsubscribe|" + secret.encode()).digest()
-    )
+def _siv_key(secret: str) -> bytes:
+    """A 512-bit AES-SIV key (AES-256) derived from a configured secret."""
+    return hashlib.sha512(b"profilecast-unsubscribe|" + secret.encode()).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -42,39 +53,44 @@ class Unsubscribe:
 
 class Tokens:
     def __init__(self, secrets: tuple[str, ...], max_age_seconds: int) -> None:
-        from cryptography.fernet import Fernet, MultiFernet
+        from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         if not secrets:
             raise ValueError("no unsubscribe key configured")
         self.secrets = secrets
         self.max_age = max_age_seconds
-        self._fernet = MultiFernet([Fernet(_fernet_key(s)) for s in secrets])
+        self._keys = [AESSIV(_siv_key(s)) for s in secrets]
 
     @property
     def is_demo(self) -> bool:
         return self.secrets[0] == DEMO_SECRET
 
-    def make(self, message_key: str, customer_id: str, email: str, topic: str | None) -> str:
-        body = {"m": message_key, "c": customer_id, "e": email.strip().lower(), "t": topic}
-        return self._fernet.encrypt(json.dumps(body, separators=(",", ":")).encode()).decode()
+    def make(self, message_key: str, customer_id: str, email: str, topic: str | None,
+             issued: str | None = None) -> str:  # fmt: skip
+        """The token for one message; ``issued`` is its day (YYYY-MM-DD, default today)."""
+        day = issued or datetime.now(UTC).strftime("%Y-%m-%d")
+        body = {"m": message_key, "c": customer_id, "e": email.strip().lower(), "t": topic,
+                "i": day}  # fmt: skip
+        sealed = self._keys[0].encrypt(json.dumps(body, separators=(",", ":")).encode(), None)
+        return _b64(sealed)
 
-    def read(self, token: str) -> Unsubscribe:
-        from cryptography.fernet import InvalidToken
+    def read(self, token: str, now: float | None = None) -> Unsubscribe:
+        from cryptography.exceptions import InvalidTag
 
         try:
-            raw = self._fernet.decrypt(token.encode(), ttl=self.max_age)
-        except InvalidToken:
-            if self._valid_but_old(token):
-                raise TokenError("this unsubscribe link has expired", 410) from None
+            raw = _unb64(token)
+        except (ValueError, TypeError):
             raise TokenError("this unsubscribe link is not valid", 403) from None
-        body: dict[str, Any] = json.loads(raw)
+        body: dict[str, Any] | None = None
+        for key in self._keys:
+            try:
+                body = json.loads(key.decrypt(raw, None))
+                break
+            except (InvalidTag, ValueError):
+                continue
+        if body is None:
+            raise TokenError("this unsubscribe link is not valid", 403)
+        issued = datetime.strptime(str(body.get("i")), "%Y-%m-%d").replace(tzinfo=UTC)
+        if (now if now is not None else time.time()) - issued.timestamp() > self.max_age:
+            raise TokenError("this unsubscribe link has expired", 410)
         return Unsubscribe(str(body["m"]), str(body["c"]), str(body["e"]), body.get("t"))
-
-    def _valid_but_old(self, token: str) -> bool:
-        from cryptography.fernet import InvalidToken
-
-        try:
-            self._fernet.decrypt(token.encode())  # no TTL: authentic?
-            return True
-        except InvalidToken:
-            return False

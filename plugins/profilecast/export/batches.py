@@ -71,7 +71,7 @@ def export_campaign(
     for path in rendered_files:
         for msg in _read_rendered(path):
             if msg["message_key"] not in exported:
-                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url)
+                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date)
                 msg["schema_version"] = SCHEMA_VERSION
                 pending.append(msg)
                 exported.add(msg["message_key"])

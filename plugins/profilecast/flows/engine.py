@@ -369,7 +369,8 @@ class FlowEngine:
             "freshness": freshness,
             "schema_version": SCHEMA_VERSION,
         }
-        msg["headers"] = unsubscribe_headers(msg, flow.topic, self.tokens, self.base_url)
+        issued = (s.next_due_at or format_timestamp(datetime.now(UTC)))[:10]  # the due day
+        msg["headers"] = unsubscribe_headers(msg, flow.topic, self.tokens, self.base_url, issued)
         return msg
 
 
