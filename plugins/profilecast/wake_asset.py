@@ -12,34 +12,17 @@ from airflow.sdk import Asset, AssetWatcher
 
 from profilecast.config import REDIS_CONN_ID, due_channel, wake_channel
 
-WAKE_ASSET = Asset(
-    "profilecast://collector/wake",
-    watchers=[
-        AssetWatcher(
-            name="collector_wake",
-            trigger=MessageQueueTrigger(
-                scheme="redis+pubsub",
-                channels=[wake_channel()],
-                redis_conn_id=REDIS_CONN_ID,
-                poll_interval=0.5,
-            ),
-        )
-    ],
-)
+
+def _redis_asset(uri: str, watcher: str, channel: str) -> Asset:
+    """An Asset whose events are messages on a Redis pub/sub channel (the triggerer listens)."""
+    trigger = MessageQueueTrigger(scheme="redis+pubsub", channels=[channel],
+                                  redis_conn_id=REDIS_CONN_ID, poll_interval=0.5)  # fmt: skip
+    return Asset(uri, watchers=[AssetWatcher(name=watcher, trigger=trigger)])
+
+
+#: The collector took events: wakes collector_events and customer_flows.
+WAKE_ASSET = _redis_asset("profilecast://collector/wake", "collector_wake", wake_channel())
 #: A flow step has come due (the collector's due timer): wakes customer_flows alone.
-DUE_ASSET = Asset(
-    "profilecast://flows/due",
-    watchers=[
-        AssetWatcher(
-            name="flows_due",
-            trigger=MessageQueueTrigger(
-                scheme="redis+pubsub",
-                channels=[due_channel()],
-                redis_conn_id=REDIS_CONN_ID,
-                poll_interval=0.5,
-            ),
-        )
-    ],
-)
+DUE_ASSET = _redis_asset("profilecast://flows/due", "flows_due", due_channel())
 FRESH_ASSET = Asset("profilecast://fresh/facts")
 FLOW_SENDS_ASSET = Asset("profilecast://flows/sends")

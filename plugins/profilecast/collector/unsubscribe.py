@@ -23,7 +23,9 @@ from profilecast.consent.tokens import TokenError, Unsubscribe
 
 
 def consent_event(u: Unsubscribe, resubscribe: bool, group: int | None) -> dict[str, Any]:
-    """The ESP-shaped event for a choice made through a link (idempotent by its id)."""
+    """The ESP-shaped event for a choice made through a link. Its id includes the second it
+    was made: a click repeated later (unsubscribe, resubscribe, unsubscribe) is a new
+    choice, and must not be deduplicated away as the first one."""
     if resubscribe:
         kind = "group_resubscribe"
     else:

@@ -78,9 +78,6 @@ class Flow:
     description: str = ""
     path: Path | None = None
 
-    def step_index(self, step_id: str) -> int:
-        return next(i for i, s in enumerate(self.steps) if s.step_id == step_id)
-
 
 class _Lined(dict):
     """A YAML mapping that remembers the line of each key (1-based)."""

@@ -255,38 +255,15 @@ class FlowEngine:
             self._exit(s, why, stamp, out)
             return None
         tz = zone(profile.get("time_zone"))
-        if flow.kind == "marketing" and s.customer_id:
-            day = now.astimezone(UTC).strftime("%Y-%m-%d")
-            contact = self.store.campaign_contact(s.customer_id, day)
-            if contact is not None and contact[1] >= flow.priority:
-                tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1),
-                                            dtime(0), UTC)  # fmt: skip
-                s = replace(s, next_due_at=format_timestamp(tomorrow))
-                self.store.save(s, stamp)
-                self.store.history(s, stamp, flow.steps[s.step_index].step_id, "deferred",
-                                   f"emailed today by campaign {contact[0]} "
-                                   f"(priority {contact[1]} >= {flow.priority})")  # fmt: skip
-                out.deferred += 1
-                return None
-        wait = self._frequency_wait(flow, s, now)
-        if wait is not None:
-            s = replace(s, next_due_at=format_timestamp(wait))
-            self.store.save(s, stamp)
-            self.store.history(s, stamp, flow.steps[s.step_index].step_id, "deferred",
-                               f"frequency cap: {flow.frequency[0]} marketing flow emails in "
-                               f"{flow.frequency[1]} days")  # fmt: skip
-            out.deferred += 1
+        held = self._campaign_wait(flow, s, now) or self._frequency_wait(flow, s, now)
+        if held is not None:
+            self._defer(s, held[0], stamp, held[1], out)
             return None
         while s.step_index < len(flow.steps):
             step = flow.steps[s.step_index]
             wait = quiet_until(now, flow.quiet_hours, tz)
             if wait is not None:
-                s = replace(s, next_due_at=format_timestamp(wait))
-                self.store.save(s, stamp)
-                self.store.history(
-                    s, stamp, step.step_id, "deferred", f"quiet hours until {s.next_due_at}"
-                )
-                out.deferred += 1
+                self._defer(s, wait, stamp, f"quiet hours until {format_timestamp(wait)}", out)
                 return None
             if step.when is not None and not step.when.test(profile, now):
                 self.store.history(s, stamp, step.step_id, "skipped", f"not {step.when.describe()}")
@@ -324,7 +301,28 @@ class FlowEngine:
             return "suppression list"
         return None
 
-    def _frequency_wait(self, flow: Flow, s: State, now: datetime) -> datetime | None:
+    def _defer(self, s: State, until: datetime, stamp: str, why: str, out: Outcome) -> None:
+        """Hold the current step until ``until``, with the reason in the history."""
+        flow = self.flows[s.flow_id]
+        held = replace(s, next_due_at=format_timestamp(until))
+        self.store.save(held, stamp)
+        self.store.history(held, stamp, flow.steps[s.step_index].step_id, "deferred", why)
+        out.deferred += 1
+
+    def _campaign_wait(self, flow: Flow, s: State, now: datetime) -> tuple[datetime, str] | None:
+        """Tomorrow, when a daily campaign that outranks this marketing flow emailed the
+        customer today (one marketing email a day, priority decides)."""
+        if flow.kind != "marketing" or not s.customer_id:
+            return None
+        today = now.astimezone(UTC).date()
+        contact = self.store.campaign_contact(s.customer_id, today.isoformat())
+        if contact is None or contact[1] < flow.priority:
+            return None
+        tomorrow = datetime.combine(today + timedelta(days=1), dtime(0), UTC)
+        return tomorrow, (f"emailed today by campaign {contact[0]} "
+                          f"(priority {contact[1]} >= {flow.priority})")  # fmt: skip
+
+    def _frequency_wait(self, flow: Flow, s: State, now: datetime) -> tuple[datetime, str] | None:
         """When the flow's frequency cap lets this customer have another marketing email,
         or None when it already does."""
         if flow.frequency is None or flow.kind != "marketing":
@@ -335,7 +333,8 @@ class FlowEngine:
         )
         if len(sent) < limit:
             return None
-        return _ts(sent[len(sent) - limit]) + timedelta(days=days)
+        until = _ts(sent[len(sent) - limit]) + timedelta(days=days)
+        return until, f"frequency cap: {limit} marketing flow emails in {days} days"
 
     def _after_step(self, flow: Flow, s: State, now: datetime, tz: ZoneInfo) -> State:
         nxt = s.step_index + 1

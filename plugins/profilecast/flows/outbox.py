@@ -84,8 +84,7 @@ class Outbox:
                 self.store.commit_batch(batch_id, stamp)
                 self.manifest(flow_id, day)
                 out.batches.append(self.target.location(file))
-                key = f"{flow_id}"
-                out.sent[key] = out.sent.get(key, 0) + len(chunk)
+                out.sent[flow_id] = out.sent.get(flow_id, 0) + len(chunk)
 
     def manifest(self, flow_id: str, day: str) -> None:
         rows = self.store.committed_batches(flow_id, day)

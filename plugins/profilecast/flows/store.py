@@ -263,13 +263,6 @@ class FlowStore:
             "select sent_at from flow_sends where subject = ? and kind = 'marketing' "
             "and sent_at >= ? order by sent_at", (subject, since))]  # fmt: skip
 
-    def contacted_on(self, day: str, kind: str = "marketing") -> dict[str, int]:
-        """customer_id -> how many flow messages of this kind went out on ``day`` (UTC)."""
-        return dict(self.conn.execute(
-            "select customer_id, count(*) from flow_sends where kind = ? and customer_id is not null "
-            "and substr(sent_at, 1, 10) = ? group by customer_id", (kind, day),
-        ).fetchall())  # fmt: skip
-
     def record_campaign_contacts(self, rows: list[tuple[str, str, str, str, str, int]]) -> int:
         """(message_key, customer_id, day, campaign_id, kind, priority) of daily sends."""
         with self.conn:
