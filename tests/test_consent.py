@@ -154,3 +154,29 @@ def test_a_suppressed_address_leaves_the_flows_of_that_topic_only(tmp_path, monk
     out = w.advance(T0 + timedelta(minutes=31))
     assert out.exited == {"suppression list": 1}  # the cart flow is promotions
     assert w.sends() == [("welcome_series", "hello", "web_user:u-zed")]
+
+
+def test_crm_opt_out_flags_and_regimes_are_read_from_each_dialect(tmp_path):
+    from profilecast.consent.topics import TopicError, load_regimes
+    from profilecast.sources.connectors.dialects import normalize_contact
+
+    sf = normalize_contact({"attributes": {"type": "Contact"}, "Id": "003A", "Email": "a@x.io",
+                            "LastName": "A", "HasOptedOutOfEmail": True})  # fmt: skip
+    hub = normalize_contact(
+        {"id": "51", "properties": {"email": "b@x.io", "hs_email_optout": "true"}}
+    )
+    keep = normalize_contact(
+        {"id": "52", "properties": {"email": "c@x.io", "hs_email_optout": "false"}}
+    )
+    assert sf["email_opt_in"] == "false" and hub["email_opt_in"] == "false"
+    assert "email_opt_in" not in keep  # "has not objected" is not an opt-in
+    path = tmp_path / "topics.yml"
+    path.write_text("topics: {news: {kind: marketing}}\n"
+                    "regimes: {default: opt_out, unknown: opt_in, countries: {de: opt_in, FR: soft_opt_in}}\n")  # fmt: skip
+    regimes = load_regimes(path)
+    assert [regimes.for_country(c) for c in ("DE", "fr", "US", None)] == [
+        "opt_in", "soft_opt_in", "opt_out", "opt_in"]  # fmt: skip
+    bad = tmp_path / "bad.yml"
+    bad.write_text("topics: {news: {}}\nregimes: {countries: {DE: optin}}\n")
+    with pytest.raises(TopicError, match="regimes.countries.DE: 'optin' is not one of"):
+        load_regimes(bad)

@@ -439,3 +439,29 @@ def test_the_due_timer_wakes_the_flows_once_a_step_is_due_and_not_in_a_loop(tmp_
         assert waker.due == before
     finally:
         timer.close()
+
+
+def test_the_builds_consent_verdict_and_the_country_regime_stop_a_flow(tmp_path):
+    """A built customer the build says may not get promotions (no opt-in in an opt-in
+    country) never gets the cart reminder; someone the build does not know yet, who says
+    they live in Germany (opt_in in consent/topics.yml), is not welcomed until an opt-in
+    is recorded; one in the US (opt_out) is."""
+    w = World(tmp_path)
+    conn = sqlite3.connect(tmp_path / "profiles.sqlite")
+    body = json.loads(
+        conn.execute("select body from profiles where customer_id = 'C1'").fetchone()[0]
+    )
+    body["consent_blocked"] = {"promotions": "has no opt-in for promotions (DE is opt_in)"}
+    conn.execute("update profiles set body = ? where customer_id = 'C1'", (json.dumps(body),))
+    conn.commit()
+    conn.close()
+    w.post(_track("u-ann", "Product Added", T0, w.next_id(), name="Tent"),
+           _identify("u-uwe", "uwe@example.de", T0, w.next_id(), first_name="Uwe", country="DE"),
+           _identify("u-amy", "amy@example.com", T0, w.next_id(), first_name="Amy", country="US"))  # fmt: skip
+    w.advance(T0 + timedelta(minutes=31))
+    assert w.sends() == [("welcome_series", "hello", "web_user:u-amy")]
+    assert w.state("cart_abandonment", "C1")[:2] == (
+        "exited", "has no opt-in for promotions (DE is opt_in)")  # fmt: skip
+    assert w.state("welcome_series", "web_user:u-uwe")[:2] == (
+        "exited", "has no opt-in for newsletter yet (DE is opt_in)")  # fmt: skip
+    assert all(m["to"] != "uwe@example.de" for m in w.messages())

@@ -91,12 +91,17 @@ def test_a_topic_unsubscribe_leaves_that_topic_only(copy_of):
         ("update customer_profiles set is_emailable = false where customer_id = "
          "(select min(customer_id) from campaign_audiences)",
          "expect_column_values_to_be_null on campaign_audiences.blocked_reason"),
-        ("insert into customer_topic_consent select a.customer_id, a.topic, 'unsubscribed', "
-         "timestamp '2026-10-30 10:00:00', 'group_unsubscribe', 'e-test' from campaign_audiences a "
-         "where a.kind = 'marketing' and a.customer_id = (select min(customer_id) from "
-         "campaign_audiences where kind = 'marketing') and a.customer_id not in "
-         "(select customer_id from customer_topic_consent)",
-         "opted out of "),
+        ("update customer_topic_consent set status = 'unsubscribed', may_email = false, "
+         "changed_by = 'group_unsubscribe', blocked_reason = 'opted out of ' || topic "
+         "where (customer_id, topic) in (select customer_id, topic from campaign_audiences "
+         "where kind = 'marketing' order by customer_id limit 1)",
+         "1 recipient opted out of "),
+        ("update customer_topic_consent set status = 'no_choice', regime = 'opt_in', "
+         "country = 'DE', may_email = false, "
+         "blocked_reason = 'has no opt-in for ' || topic || ' (DE is opt_in)' "
+         "where (customer_id, topic) in (select customer_id, topic from campaign_audiences "
+         "where kind = 'marketing' order by customer_id limit 2)",
+         "2 recipients has no opt-in for "),
         ("update customer_profiles set engagement_score = 11 where customer_id = "
          "(select min(customer_id) from customer_profiles)",
          "expect_column_values_to_be_between on customer_profiles.engagement_score"),
@@ -107,7 +112,7 @@ def test_a_topic_unsubscribe_leaves_that_topic_only(copy_of):
          "expect_column_values_to_be_between on raw_layer.rows_unaccounted"),
     ],
     ids=["duplicate_id", "bad_email", "unsubscribed_in_audience", "opted_out_of_topic",
-         "score_out_of_range",
+         "no_opt_in", "score_out_of_range",
          "segment_jump", "row_accounting"],
 )  # fmt: skip
 def test_gate_fails_on_each_corruption(copy_of, tmp_path, corruption, expected):
@@ -275,3 +280,33 @@ def test_stale_data_stops_the_run_and_says_how_stale(copy_of, tmp_path, monkeypa
     monkeypatch.setenv("PROFILECAST_FRESHNESS_HOURS", str(24 * 30))  # a wider allowance passes
     with connect(copy_of, read_only=True) as wh:
         run_gate(wh, copy_of.expectations_dir, DS, weeks_later, tmp_path / "report2")
+
+
+def test_an_opt_in_country_customer_without_opt_in_gets_no_marketing(copy_of):
+    """consent/topics.yml makes DE, AT and CA opt-in: the generated CRM gives most of their
+    contacts an opt-in, not all. Those without one are in no marketing audience; those with
+    one are mailed like anyone else; billing-only customers there have no opt-in at all."""
+    with connect(copy_of, read_only=True) as wh:
+        verdicts = wh.query(
+            "select status, may_email, count(*) from customer_topic_consent "
+            "where regime = 'opt_in' group by 1, 2")  # fmt: skip
+        counts = {(s, m): n for s, m, n in verdicts}
+        assert counts.get(("no_choice", False), 0) > 0, counts
+        assert counts.get(("subscribed", True), 0) > 0, counts
+        assert not [k for k in counts if k[0] == "no_choice" and k[1]]
+        leaked = wh.query(
+            "select a.campaign_id, a.customer_id, t.blocked_reason from campaign_audiences a "
+            "join customer_topic_consent t on t.customer_id = a.customer_id and t.topic = a.topic "
+            "where a.kind = 'marketing' and not t.may_email")  # fmt: skip
+        assert leaked == []
+        mailed = wh.query(
+            "select count(*) from campaign_audiences a join customer_topic_consent t "
+            "on t.customer_id = a.customer_id and t.topic = a.topic "
+            "where a.kind = 'marketing' and t.regime = 'opt_in' and t.source = 'crm'")[0][0]  # fmt: skip
+        assert mailed > 0
+        reasons = {r[0] for r in wh.query(
+            "select distinct blocked_reason from customer_topic_consent where regime = 'opt_in' "
+            "and status = 'no_choice'")}  # fmt: skip
+        assert reasons <= {f"has no opt-in for {t} ({c} is opt_in)"
+                           for t in ("newsletter", "promotions", "product_updates")
+                           for c in ("DE", "AT", "CA")}, reasons  # fmt: skip

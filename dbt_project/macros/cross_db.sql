@@ -97,3 +97,25 @@
     {%- endfor %}
   {%- endif -%}
 {%- endmacro %}
+
+{#- The per-country consent regimes (var consent_regimes: {default, unknown, countries:
+    [{country, regime}]}) as a relation (country, regime); empty when none is declared. -#}
+{% macro consent_regimes_relation() -%}
+  {%- set regimes = var('consent_regimes', {}) -%}
+  {%- set countries = regimes['countries'] if regimes is mapping and 'countries' in regimes else [] -%}
+  {%- if countries | length == 0 -%}
+    select cast(null as varchar) as country, cast(null as varchar) as regime where 1 = 0
+  {%- else -%}
+    {%- for c in countries %}
+    select cast('{{ c["country"] }}' as varchar) as country, cast('{{ c["regime"] }}' as varchar) as regime
+    {%- if not loop.last %} union all{% endif %}
+    {%- endfor %}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- The regime for customers whose country has no entry ('default') or is unknown. -#}
+{% macro consent_regime_fallback(which) -%}
+  {%- set regimes = var('consent_regimes', {}) -%}
+  {%- if regimes is not mapping -%}{%- set regimes = {} -%}{%- endif -%}
+  '{{ regimes[which] if which in regimes else (regimes['default'] if 'default' in regimes else 'opt_out') }}'
+{%- endmacro %}

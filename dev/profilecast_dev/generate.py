@@ -234,8 +234,11 @@ class _Writers:
 CONTACT_COLUMNS = [
     "contact_id", "email", "first_name", "last_name", "phone", "company", "job_title",
     "industry", "street", "city", "postcode", "state", "country", "birth_date",
-    "lifecycle_stage", "created_at", "updated_at", "lead_source",
+    "lifecycle_stage", "created_at", "updated_at", "lead_source", "email_opt_in",
+    "email_opt_in_at",
 ]  # fmt: skip
+#: countries whose (default) consent regime is opt-in: most of their contacts said yes
+OPT_IN_COUNTRIES = {"DE", "AT", "CA"}
 COMPANY_COLUMNS = ["company_id", "name", "domain", "industry", "employees", "country"]
 TRUTH_COLUMNS = ["source", "entity", "source_record_id", "person_id"]
 
@@ -303,7 +306,22 @@ def _contact_row(p: Person, rng: random.Random, contact_id: str, updated: dateti
         p.street, city, p.postcode, state, country, birth,
         rng.choice(LIFECYCLE), _iso(p.created_at), _iso(updated),
         rng.choice(["Web", "Event", "Referral", "Paid Search, Brand", ""]),
+        *_opt_in(p, contact_id),
     ]  # fmt: skip
+
+
+def _opt_in(p: Person, contact_id: str) -> list[str]:
+    """The CRM's marketing opt-in: where the law asks for one, most contacts gave it (their
+    sign-up time); elsewhere some did, a few said no, most were never asked. Its own random
+    stream, so the rest of the generated world does not move."""
+    rng = random.Random(f"opt-in-{p.person_id}-{contact_id}")
+    draw = rng.random()
+    yes = 0.85 if p.city[2] in OPT_IN_COUNTRIES else 0.40
+    if draw < yes:
+        return ["true", _iso(p.created_at)]
+    if draw < yes + 0.02:
+        return ["false", ""]
+    return ["", ""]
 
 
 def _duplicate_contact(p: Person, rng: random.Random, contact_id: str, updated: datetime) -> list:

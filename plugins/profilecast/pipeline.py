@@ -74,6 +74,7 @@ def transform(
         "run_date": ds,
         "segment_models": segment_model_names(settings.dbt_project_dir),
         "consent_topics": consent_topics_var(),
+        "consent_regimes": consent_regimes_var(),
     }
     dbt_build(settings, dbt_vars)
     with connect(settings) as wh:
@@ -93,6 +94,14 @@ def consent_topics_var() -> list[dict[str, Any]]:
 
     return [{"topic": t.name, "group": t.sendgrid_group}
             for t in load_topics(topics_path()).values() if t.kind == "marketing"]  # fmt: skip
+
+
+def consent_regimes_var() -> dict[str, Any]:
+    """The per-country consent regimes of consent/topics.yml, as the dbt var consent_regimes."""
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import load_regimes
+
+    return load_regimes(topics_path()).as_dbt_var()
 
 
 def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:

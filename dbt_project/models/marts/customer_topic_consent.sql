@@ -1,20 +1,30 @@
--- Consent per customer and marketing topic, from the ESP's feedback: the latest explicit
--- choice wins. A global unsubscribe leaves every topic; a group unsubscribe or resubscribe
--- moves the topic its group stands for (var consent_topics, which the pipeline fills from
--- consent/topics.yml). A group that no topic claims counts as a global unsubscribe, the
--- safe reading. Customers without a row have made no choice (subscribed by default).
+-- Consent per customer and marketing topic: one row for every customer and topic, with the
+-- latest explicit choice (ties go to the objection), where it came from, the customer's
+-- country and its regime (var consent_regimes, from consent/topics.yml), and the verdict:
+-- may_email, or blocked_reason in words. Without a choice, the regime decides: opt_out
+-- mails, soft_opt_in mails existing customers (an order), opt_in does not mail.
 with
 
-events as (
+choices as (
 
-    select
-        customer_id,
-        esp_event_id,
-        event_type,
-        occurred_at,
-        cast(asm_group_id as varchar) as group_id
-    from {{ ref('int_esp_events_identified') }}
-    where event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
+    select * from {{ ref('int_consent_choices_unioned') }}
+
+),
+
+customers as (
+
+    select distinct
+        identities.customer_id,
+        survived.country
+    from {{ ref('int_identities_resolved') }} as identities
+    left join {{ ref('int_customers_identity_survived') }} as survived
+        on survived.customer_id = identities.customer_id
+
+),
+
+transactions as (
+
+    select customer_id, orders_count from {{ ref('int_customers_transactions_aggregated') }}
 
 ),
 
@@ -24,69 +34,94 @@ topics as (
 
 ),
 
-everywhere as (
+regimes as (
 
-    select
-        events.customer_id,
-        topics.topic,
-        'unsubscribed' as status,
-        events.occurred_at,
-        events.esp_event_id,
-        events.event_type
-    from events
-    cross join topics
-    where
-        events.event_type = 'unsubscribe'
-        or (
-            events.event_type = 'group_unsubscribe'
-            and not exists (
-                select 1 from topics as claimed where claimed.group_id = events.group_id
-            )
-        )
+    {{ consent_regimes_relation() }}
 
 ),
 
-per_topic as (
+latest as (
 
-    select
-        events.customer_id,
-        topics.topic,
-        case when events.event_type = 'group_resubscribe' then 'subscribed' else 'unsubscribed' end as status,
-        events.occurred_at,
-        events.esp_event_id,
-        events.event_type
-    from events
-    inner join topics on events.group_id = topics.group_id
-    where events.event_type in ('group_unsubscribe', 'group_resubscribe')
-
-),
-
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by customer_id, topic order by occurred_at desc, esp_event_id desc
-        ) as recency
+    select *
     from (
-        select * from everywhere
-        union all
-        select * from per_topic
-    ) as choices
+        select
+            *,
+            row_number() over (
+                partition by customer_id, topic
+                order by
+                    occurred_at desc,
+                    case when status = 'unsubscribed' then 0 else 1 end,
+                    evidence_id desc
+            ) as recency
+        from choices
+    ) as ranked
+    where recency = 1
+
+),
+
+decided as (
+
+    select
+        customers.customer_id,
+        topics.topic,
+        coalesce(latest.status, 'no_choice') as status,
+        latest.occurred_at as changed_at,
+        latest.changed_by,
+        latest.source,
+        latest.evidence_id,
+        upper(customers.country) as country,
+        coalesce(
+            regimes.regime,
+            case
+                when customers.country is null then {{ consent_regime_fallback('unknown') }}
+                else {{ consent_regime_fallback('default') }}
+            end
+        ) as regime,
+        coalesce(transactions.orders_count, 0) > 0 as is_existing_customer
+    from customers
+    cross join topics
+    left join latest
+        on latest.customer_id = customers.customer_id and latest.topic = topics.topic
+    left join regimes on regimes.country = upper(customers.country)
+    left join transactions on transactions.customer_id = customers.customer_id
 
 ),
 
 final as (
 
     select
-        customer_id,
-        topic,
-        status,
-        occurred_at as changed_at,
-        event_type as changed_by,
-        esp_event_id as evidence_event_id
-    from ranked
-    where recency = 1
+        cast(customer_id as varchar) as customer_id,
+        cast(topic as varchar) as topic,
+        cast(status as varchar) as status,
+        cast(changed_at as timestamp) as changed_at,
+        cast(changed_by as varchar) as changed_by,
+        cast(source as varchar) as source,
+        cast(evidence_id as varchar) as evidence_id,
+        cast(country as varchar) as country,
+        cast(regime as varchar) as regime,
+        cast(
+            case
+                when status = 'subscribed' then true
+                when status = 'unsubscribed' then false
+                when regime = 'opt_out' then true
+                when regime = 'soft_opt_in' then is_existing_customer
+                else false
+            end
+            as boolean
+        ) as may_email,
+        cast(
+            case
+                when status = 'unsubscribed' and changed_by in ('unsubscribe', 'crm_opt_out')
+                    then 'unsubscribed from all marketing (' || changed_by || ')'
+                when status = 'unsubscribed' then 'opted out of ' || topic
+                when status = 'subscribed' or regime = 'opt_out' then null
+                when regime = 'soft_opt_in' and is_existing_customer then null
+                else 'has no opt-in for ' || topic || ' (' || coalesce(country, 'unknown country')
+                    || ' is ' || regime || ')'
+            end
+            as varchar
+        ) as blocked_reason
+    from decided
 
 )
 

@@ -1,8 +1,9 @@
 """Campaign audiences: who gets which campaign on a run date.
 
 Segment members, minus excluded segments, minus non-emailable profiles (marketing), minus
-those who left the campaign's consent topic (marketing), minus the frequency cap, one campaign per customer per day (highest priority wins), each with a
-deterministic ``message_key``. Reads marts only; nothing reads it back into dbt.
+those without consent for the campaign's topic (marketing: opted out, or no opt-in where
+the country's regime asks for one), minus the frequency cap, one campaign per customer per
+day (highest priority wins), each with a deterministic ``message_key``. Reads marts only; nothing reads it back into dbt.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             (run_date, run_date),
         ):
             nearest[cid] = int(days)
+    # Who may not get a topic's marketing: opted out of it or of all marketing, or without
+    # the opt-in their country's regime asks for (customer_topic_consent decides).
     left_topic: dict[str, set[str]] = {}
     if wh.table_exists("customer_topic_consent"):
         for cid, topic in wh.query(
-            "select customer_id, topic from customer_topic_consent where status = 'unsubscribed'"
+            "select customer_id, topic from customer_topic_consent where not may_email"
         ):
             left_topic.setdefault(topic, set()).add(cid)
     by_segment = members.groupby("segment")["customer_id"].apply(set).to_dict()

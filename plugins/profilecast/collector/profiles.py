@@ -81,10 +81,19 @@ def publish_profiles(
     try:
         conn.executescript(SCHEMA)
         frame = wh.df(f"select {', '.join(cols)} from customer_profiles")
+        blocked: dict[str, dict[str, str]] = {}
+        if wh.table_exists("customer_topic_consent"):
+            for cid, topic, reason in wh.query(
+                "select customer_id, topic, blocked_reason from customer_topic_consent "
+                "where not may_email"
+            ):
+                blocked.setdefault(cid, {})[topic] = reason or f"may not get {topic}"
         rows = []
         for rec in frame.to_dict("records"):
             body = {f: _json_value(rec.get(f)) for f in sorted(stored)}
             body["customer_id"] = rec["customer_id"]
+            # the marketing topics this customer may not get, and why (flows only)
+            body["consent_blocked"] = blocked.get(rec["customer_id"], {})
             email = rec.get("email")
             digest = email_hash(email) if isinstance(email, str) and email.strip() else None
             rows.append((rec["customer_id"], digest, json.dumps(body, default=str)))

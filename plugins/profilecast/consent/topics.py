@@ -39,6 +39,60 @@ def load_topics(path: Path) -> dict[str, Topic]:
     return out
 
 
+REGIMES = ("opt_in", "soft_opt_in", "opt_out")
+
+
+@dataclass(frozen=True)
+class Regimes:
+    """Which consent a country's law asks for before marketing mail.
+
+    ``opt_in``: only someone who said yes (CRM opt-in, a resubscribe, the preference
+    centre). ``soft_opt_in``: also an existing customer (one order or more) who has not
+    objected. ``opt_out``: anyone who has not objected. Configuration, not legal advice.
+    """
+
+    default: str = "opt_out"
+    unknown: str = "opt_out"
+    countries: tuple[tuple[str, str], ...] = ()
+
+    def for_country(self, country: str | None) -> str:
+        if not country:
+            return self.unknown
+        return dict(self.countries).get(country.strip().upper(), self.default)
+
+    def as_dbt_var(self) -> dict[str, object]:
+        return {"default": self.default, "unknown": self.unknown,
+                "countries": [{"country": c, "regime": r} for c, r in self.countries]}  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def load_regimes(path: Path) -> Regimes:
+    """The ``regimes:`` section of the topics file (opt-out everywhere when absent)."""
+    import yaml
+
+    raw = (yaml.safe_load(Path(path).read_text()) or {}).get("regimes") or {}
+    if not isinstance(raw, dict):
+        raise TopicError(f"{path}: regimes: must be a mapping (default, unknown, countries)")
+
+    def _regime(value: object, where: str) -> str:
+        if value not in REGIMES:
+            raise TopicError(f"{path}: regimes.{where}: {value!r} is not one of {list(REGIMES)}")
+        return str(value)
+
+    countries = raw.get("countries") or {}
+    if not isinstance(countries, dict):
+        raise TopicError(f"{path}: regimes.countries: give a mapping of country code -> regime")
+    pairs = []
+    for code, regime in countries.items():
+        code = str(code).strip().upper()
+        if len(code) != 2 or not code.isalpha():
+            raise TopicError(f"{path}: regimes.countries: {code!r} is not an ISO 3166 code")
+        pairs.append((code, _regime(regime, f"countries.{code}")))
+    return Regimes(_regime(raw.get("default", "opt_out"), "default"),
+                   _regime(raw.get("unknown", raw.get("default", "opt_out")), "unknown"),
+                   tuple(sorted(pairs)))  # fmt: skip
+
+
 def topic_for_group(topics: dict[str, Topic], group: object) -> str | None:
     """The topic a SendGrid unsubscribe group (asm_group_id) stands for."""
     for t in topics.values():

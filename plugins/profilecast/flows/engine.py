@@ -81,6 +81,7 @@ class FlowEngine:
         self.tokens, self.base_url = links
         self._compiled: dict[str, CompiledCampaign] = {}
         self.suppressions: Any = None  # consent.suppressions.Suppressions, set by advance
+        self.regimes = _regimes()
         self.outbox = Outbox(self.flows, store, target)
 
     # -- identity --------------------------------------------------------------------------
@@ -293,6 +294,10 @@ class FlowEngine:
             return str(stop)
         if marketing and flow.topic in (profile.get("unsubscribed_topics") or []):
             return f"unsubscribe from {flow.topic}"
+        if marketing:
+            why = self._consent_gap(flow.topic, profile)
+            if why:
+                return why
         if marketing and profile.get("is_emailable") is False:
             return "not emailable"
         if not email:
@@ -300,6 +305,18 @@ class FlowEngine:
         if marketing and self.suppressions.stops(email, flow.topic):
             return "suppression list"
         return None
+
+    def _consent_gap(self, topic: str, profile: dict[str, Any]) -> str | None:
+        """Why the build's consent verdict (customer_topic_consent) keeps this topic from the
+        customer; for someone the build does not know yet, whether their country's regime
+        asks for an opt-in that nobody has recorded."""
+        if "consent_blocked" in profile:
+            return (profile.get("consent_blocked") or {}).get(topic)
+        regime = self.regimes.for_country(profile.get("country"))
+        if regime == "opt_out":
+            return None
+        where = profile.get("country") or "unknown country"
+        return f"has no opt-in for {topic} yet ({where} is {regime})"
 
     def _defer(self, s: State, until: datetime, stamp: str, why: str, out: Outcome) -> None:
         """Hold the current step until ``until``, with the reason in the history."""
@@ -391,3 +408,11 @@ def _ts(value: str) -> datetime:
     if ts is None:
         raise ValueError(f"not a timestamp: {value!r}")
     return ts
+
+
+def _regimes() -> Any:
+    """The per-country consent regimes of the topics file."""
+    from profilecast.config import topics_path
+    from profilecast.consent.topics import load_regimes
+
+    return load_regimes(topics_path())

@@ -47,8 +47,13 @@ class Outcome:
     sample: list[Any] = field(default_factory=list)
     error: str | None = None
     table: str | None = None
+    #: per group and unexpected value, in words (an expectation's ``meta.explain``)
+    explanation: list[str] = field(default_factory=list)
 
     def message(self) -> str:
+        if self.explanation:
+            head = f"[{self.severity.upper()}] {self.expectation} on {self.suite}.{self.column}"
+            return head + ": " + "; ".join(self.explanation)
         where = f"{self.suite}.{self.column}" if self.column else self.suite
         parts = [f"[{self.severity.upper()}] {self.expectation} on {where}"
                  + (f" (table {self.table})" if self.table else "")]  # fmt: skip
@@ -61,6 +66,35 @@ class Outcome:
         if self.sample:
             parts.append("sample " + mask_emails(json.dumps(self.sample, default=str)))
         return "; ".join(parts)
+
+
+def mask_id(value: object) -> str:
+    """``C1234567`` -> ``C1***67``: enough to look up, not a list to copy."""
+    text = str(value)
+    return text[:2] + "***" + text[-2:] if len(text) > 4 else text[:1] + "***"
+
+
+def explain(frame: Any, column: str, expectation: str, spec: dict[str, str]) -> list[str]:
+    """A failed expectation in words: per ``spec['by']`` and unexpected value, how many rows
+    and a masked sample of ``spec['sample']`` (``cart_reminder: 12 recipients opted out of
+    promotions, e.g. C1***67, C2***01``)."""
+    if expectation == "expect_column_values_to_be_null":
+        bad = frame[frame[column].notna()]
+    elif expectation == "expect_column_values_to_not_be_null":
+        bad = frame[frame[column].isna()].assign(**{column: f"{column} is missing"})
+    else:
+        return []
+    by, sample, noun = spec.get("by"), spec.get("sample"), spec.get("noun", "row")
+    keys = [by, column] if by else [column]
+    lines = []
+    for key, group in bad.groupby(keys, dropna=False, sort=True):
+        parts = key if isinstance(key, tuple) else (key,)
+        n = len(group)
+        what = f"{n} {noun}{'s' if n != 1 else ''} {parts[-1]}"
+        if sample and sample in group:
+            what += ", e.g. " + ", ".join(mask_id(v) for v in list(group[sample])[:3])
+        lines.append(f"{parts[0]}: {what}" if by else what)
+    return lines
 
 
 def default_params() -> dict[str, str]:
@@ -208,8 +242,13 @@ def run_gate(
                 Outcome(suite["name"], "query", None, "critical", False, error=str(exc)[:500])
             )
             continue
+        specs = {(e["type"], e["kwargs"].get("column")): e.get("meta", {}).get("explain")
+                 for e in suite["expectations"]}  # fmt: skip
         for outcome in validate_frame(frame, suite, ctx, docs=docs_root is not None):
             outcome.table = suite.get("table")
+            spec = specs.get((outcome.expectation, outcome.column))
+            if spec and not outcome.success and outcome.column in frame:
+                outcome.explanation = explain(frame, outcome.column, outcome.expectation, spec)
             outcomes.append(outcome)
     if report_dir is not None:
         write_reports(outcomes, report_dir, run_date, data_docs=_docs_index(docs_root))

@@ -105,8 +105,10 @@ def ensure_raw_tables(wh: Any) -> None:
     import pandas as pd
 
     for spec in catalog.ENTITIES:
+        cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
         if not wh.table_exists(spec.table, wh.raw_schema):
-            cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
             wh.replace_rows(
                 f"{wh.raw_schema}.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols)
             )
+        else:  # a warehouse from an earlier version: add the columns a source gained since
+            wh.ensure_table(f"{wh.raw_schema}.{spec.table}", cols)

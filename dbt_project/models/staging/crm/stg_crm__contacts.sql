@@ -24,6 +24,11 @@ renamed as (
         upper(nullif(trim(country), '')) as country,
         cast(birth_date as date) as birth_date,
         lower(nullif(trim(lifecycle_stage), '')) as lifecycle_stage,
+        case
+            when lower(trim(email_opt_in)) in ('true', 't', '1', 'yes', 'y') then true
+            when lower(trim(email_opt_in)) in ('false', 'f', '0', 'no', 'n') then false
+        end as email_opt_in,
+        cast(nullif(trim(email_opt_in_at), '') as timestamp) as email_opt_in_at,
         cast(created_at as timestamp) as created_at,
         cast(updated_at as timestamp) as updated_at,
         _flags as quality_flags,

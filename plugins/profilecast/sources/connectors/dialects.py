@@ -75,15 +75,25 @@ def _map(record: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _opted_out(out: dict[str, Any], flag: str) -> dict[str, Any]:
+    """Salesforce's ``HasOptedOutOfEmail`` and HubSpot's ``hs_email_optout``, when true, are
+    an explicit no to marketing email (``email_opt_in`` false). False only means "has not
+    objected", which is not an opt-in, so it sets nothing."""
+    value = out.get(flag)
+    if str(value).strip().lower() in ("true", "1", "yes") and out.get("email_opt_in") in (None, ""):
+        out["email_opt_in"] = "false"
+    return out
+
+
 def normalize_contact(record: dict[str, Any]) -> dict[str, Any]:
     if "attributes" in record and ("LastName" in record or "Email" in record):
         out = _map({k: v for k, v in record.items() if k != "attributes"}, SALESFORCE_CONTACT)
         out.setdefault("contact_id", (record.get("attributes") or {}).get("referenceId"))
         out["source_dialect"] = "salesforce"
-        return out
+        return _opted_out(out, "HasOptedOutOfEmail")
     if isinstance(record.get("properties"), dict) and "id" in record:
         props = record["properties"]
-        out = _map(props, HUBSPOT_CONTACT)
+        out = _opted_out(_map(props, HUBSPOT_CONTACT), "hs_email_optout")
         out["contact_id"] = str(record["id"])
         out.setdefault("created_at", record.get("createdAt"))
         out["updated_at"] = record.get("updatedAt") or out.get("updated_at")
@@ -100,7 +110,7 @@ def normalize_contact(record: dict[str, Any]) -> dict[str, Any]:
         out["contact_id"] = str(record.get("id") or "")
         out.setdefault("updated_at", record.get("_fivetran_synced"))
         out["source_dialect"] = "hubspot_table"
-        return out
+        return _opted_out(out, "hs_email_optout")
     return record
 
 
