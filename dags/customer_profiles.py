@@ -65,6 +65,12 @@ def _step(name: str, *args, **kwargs):
     doc_md=__doc__,
 )
 def customer_profiles():
+    @task(pool=WAREHOUSE_POOL)
+    def apply_erasures() -> list[dict]:
+        """Carry out erasure requests recorded since the last run (the collector's privacy
+        API, or a CLI request that found the warehouse busy) before anything is loaded."""
+        return _step("apply_erasures")
+
     @task(retries=3)
     def extract(source: str, data_interval_start=None, data_interval_end=None) -> list[dict]:
         """Read one source's drop for the interval into the Parquet landing zone."""
@@ -117,7 +123,9 @@ def customer_profiles():
         print("PROFILECAST_SUMMARY", summary)
         return summary
 
+    erased = apply_erasures()
     extracted = [extract.override(task_id=f"extract_{s}")(s) for s in SOURCE_NAMES]
+    erased >> extracted
     loaded = load_raw(extracted)
     built = dbt_build(loaded)
     sizes = build_audiences(built)

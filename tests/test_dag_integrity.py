@@ -52,8 +52,11 @@ def test_customer_profiles_shape(dagbag):
     assert dag.get_task("export").upstream_task_ids == {"render"}
     # The profile API's snapshot is published from gated profiles only.
     assert dag.get_task("publish_profiles").upstream_task_ids == {"quality_gate"}
-    for tid in ("load_raw", "dbt_build", "build_audiences", "publish_profiles", "export"):
+    for tid in ("apply_erasures", "load_raw", "dbt_build", "build_audiences", "publish_profiles",
+                "export"):  # fmt: skip
         assert dag.get_task(tid).pool == "profilecast_warehouse"
+    # Erasure requests are carried out before anything is extracted or loaded.
+    assert dag.get_task("extract_crm").upstream_task_ids == {"apply_erasures"}
     # Daily intervals with a real span (start < end), not a point-in-time trigger.
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
 

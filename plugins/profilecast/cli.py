@@ -304,6 +304,38 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0 if stopping else 1
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase a person (consent.erasure): suppressed at once, removed now or by the next run."""
+    import getpass
+
+    from profilecast.consent.erasure import ErasureError, apply_pending, request_erasure
+
+    settings = load_settings()
+    if not args.email and not args.apply_pending:
+        print("forget: give --email ADDRESS, or --apply-pending", file=sys.stderr)
+        return 2
+    try:
+        if args.email:
+            rid = request_erasure(args.email, args.requested_by or getpass.getuser(),
+                                  settings.home)  # fmt: skip
+            print(f"{rid}: recorded; the person is suppressed from now on")
+        done = apply_pending(settings, email=args.email)
+    except ErasureError as exc:
+        print(f"forget: {exc}", file=sys.stderr)
+        return 2 if not args.email else 3
+    for audit in done:
+        removed = audit["removed"]
+        where = {k: v for k, v in removed.items() if v}
+        print(f"{audit['request_id']}: done at {audit['applied_at']}: "
+              f"{json.dumps(where, sort_keys=True)}")  # fmt: skip
+        if removed.get("exported_files_still_holding"):
+            print(f"  {removed['exported_files_still_holding']} exported file(s) already handed "
+                  "to the ESP still hold the person: forward the erasure to the ESP")  # fmt: skip
+    if not done and not args.email:
+        print("no pending erasure request")
+    return 0
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -367,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--unpause", default=f"{DAG_ID},{EVENTS_DAG_ID},{FLOWS_DAG_ID}",
                     help="comma-separated DAGs to unpause (default: all three)")  # fmt: skip
     up.set_defaults(func=cmd_up)
+    fg = sub.add_parser("forget", help="erase a person everywhere and keep them suppressed")
+    fg.add_argument("--email", help="the person's address (omit with --apply-pending)")
+    fg.add_argument("--apply-pending", action="store_true",
+                    help="carry out requests recorded earlier (the API's, or a busy warehouse's)")  # fmt: skip
+    fg.add_argument("--requested-by", default=None, help="who asked (the audit row)")
+    fg.set_defaults(func=cmd_forget)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p

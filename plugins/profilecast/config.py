@@ -216,6 +216,11 @@ def public_url() -> tuple[str, bool]:
     return (url, True) if url else ("http://127.0.0.1:8088", False)
 
 
+def privacy_tokens() -> tuple[str, ...]:
+    """PROFILECAST_PRIVACY_TOKENS: bearer tokens of the privacy API (empty: the API is off)."""
+    return _csv("PROFILECAST_PRIVACY_TOKENS")
+
+
 def suppressions_dir() -> Path:
     """Suppression list files (PROFILECAST_SUPPRESSIONS; default $PROFILECAST_HOME/suppressions)."""
     default = load_settings().home / "suppressions"

@@ -104,6 +104,13 @@ def consent_regimes_var() -> dict[str, Any]:
     return load_regimes(topics_path()).as_dbt_var()
 
 
+def apply_erasures(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Carry out pending erasure requests (consent.erasure); their audit rows."""
+    from profilecast.consent.erasure import apply_pending
+
+    return apply_pending(settings or load_settings())
+
+
 def audiences(interval_start: Any, settings: Settings | None = None) -> dict[str, int]:
     from profilecast.campaigns import build_audiences, load_campaigns
     from profilecast.warehouse import connect

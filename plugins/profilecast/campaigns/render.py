@@ -83,9 +83,13 @@ def render_campaign(
             rec, why = overlaid(row, campaign, overlay)
             if rec is not None and row["customer_id"] in flow_claims:
                 rec, why = None, f"flow today: {flow_claims[row['customer_id']]}"
-            if (rec is not None and campaign.kind == "marketing" and suppressions is not None
-                    and suppressions.stops(rec.get("email"), campaign.topic)):  # fmt: skip
-                rec, why = None, "suppression list"
+            if rec is not None and suppressions is not None:
+                if suppressions.erased(rec.get("email"), row["customer_id"]):
+                    rec, why = None, "erased"
+                elif campaign.kind == "marketing" and suppressions.stops(
+                    rec.get("email"), campaign.topic
+                ):
+                    rec, why = None, "suppression list"
             if rec is None:
                 skipped[str(why)] = skipped.get(str(why), 0) + 1
                 continue

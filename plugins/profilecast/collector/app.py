@@ -112,6 +112,9 @@ class Collector:
 
         self.tokens = Tokens(unsubscribe_keys(), unsubscribe_max_age())
         self.topics = load_topics(topics_path())
+        from profilecast.collector.privacy import ForgottenCache
+
+        self.forgotten = ForgottenCache(settings.home)
 
     def close(self) -> None:
         self.committer.close()
@@ -132,8 +135,14 @@ class Collector:
         ])  # fmt: skip
 
     async def accept(self, stream: str, records: list[dict[str, Any]]) -> None:
+        from profilecast.collector.privacy import keep_out
+
         self.counts["accepted"] += len(records)
-        await self.committer.commit([(stream, r) for r in records])
+        kept = keep_out(self.forgotten.get(), stream, records)
+        if len(kept) < len(records):  # about an erased person: acknowledged, never stored
+            self.counts["erased"] = self.counts.get("erased", 0) + len(records) - len(kept)
+        if kept:
+            await self.committer.commit([(stream, r) for r in kept])
 
 
 def _error(exc: Rejected) -> JSONResponse:
@@ -234,4 +243,7 @@ def create_app(settings: Settings, cs: CollectorSettings) -> FastAPI:
     from profilecast.collector.unsubscribe import add_unsubscribe_routes
 
     add_unsubscribe_routes(app, col)
+    from profilecast.collector.privacy import add_privacy_routes
+
+    add_privacy_routes(app, col)
     return app

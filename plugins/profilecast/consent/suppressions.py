@@ -17,6 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -36,6 +37,12 @@ class Suppressions:
     #: topic (or ALL) -> SHA-256 of the suppressed addresses
     hashes: dict[str, set[str]] = field(default_factory=dict)
     files: int = 0
+    #: people erased (consent.erasure.Forgotten): no mail of any kind, ever
+    forgotten: Any = None
+
+    def erased(self, *values: Any) -> bool:
+        """Whether any of ``values`` (an address, a customer id) belongs to someone erased."""
+        return bool(self.forgotten) and any(self.forgotten.has(v) for v in values)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.hashes.values())
@@ -90,7 +97,10 @@ def load_suppressions(folder: Path, topics: set[str]) -> Suppressions:
 
 def current_suppressions() -> Suppressions:
     """The suppression lists as configured (read on every call: files change)."""
-    from profilecast.config import suppressions_dir, topics_path
+    from profilecast.config import load_settings, suppressions_dir, topics_path
+    from profilecast.consent.erasure import forgotten
     from profilecast.consent.topics import load_topics
 
-    return load_suppressions(suppressions_dir(), set(load_topics(topics_path())))
+    out = load_suppressions(suppressions_dir(), set(load_topics(topics_path())))
+    out.forgotten = forgotten(load_settings().home)
+    return out

@@ -289,6 +289,8 @@ class FlowEngine:
     def _may_not_mail(self, flow: Flow, profile: dict[str, Any], email: str | None) -> str | None:
         """Why this customer may not get this flow's mail any more, or None."""
         marketing = flow.kind == "marketing"
+        if self.suppressions.erased(email, profile.get("customer_id")):
+            return "erased"
         stop = profile.get("suppressed_by")
         if stop and (stop != "unsubscribe" or marketing):
             return str(stop)

@@ -43,6 +43,9 @@ class EntitySpec:
     #: the API connector that can read this entity instead of drops ("stripe", "hubspot");
     #: it is used when PROFILECAST_CONNECTORS says api for the source
     api: str | None = None
+    #: fields naming the person the record is about (dotted: inside a JSON object); a
+    #: record whose value here belongs to an erased person is not loaded again
+    person_fields: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -64,6 +67,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         email_fields=("email",),
         dialect=normalize_contact,
         api="hubspot",
+        person_fields=("contact_id", "email"),
     ),
     EntitySpec(
         "crm", "companies",
@@ -81,6 +85,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         timestamps=("created_at", "updated_at"),
         record_id="ticket_id",
         email_fields=("email",),
+        person_fields=("contact_id", "email"),
     ),
     EntitySpec(
         "billing", "customers",
@@ -88,6 +93,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
          "updated"),
         identifiers=("id",), watermark=("updated", "created"), timestamps=("created", "updated"),
         record_id="id", email_fields=("email",), api="stripe",
+        person_fields=("id", "email", "metadata.crm_contact_id"),
     ),
     EntitySpec(
         "billing", "subscriptions",
@@ -96,21 +102,21 @@ ENTITIES: tuple[EntitySpec, ...] = (
         identifiers=("id",), watermark=("updated", "created", "canceled_at"),
         timestamps=("created", "current_period_start", "current_period_end", "canceled_at",
                     "updated"),
-        record_id="id", api="stripe",
+        record_id="id", api="stripe", person_fields=("customer",),
     ),
     EntitySpec(
         "billing", "invoices",
         ("id", "customer", "subscription", "status", "amount_due", "amount_paid", "currency",
          "created", "lines"),
         identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
-        api="stripe",
+        api="stripe", person_fields=("customer",),
     ),
     EntitySpec(
         "billing", "charges",
         ("id", "customer", "amount", "amount_refunded", "currency", "status", "paid", "invoice",
          "created", "metadata"),
         identifiers=("id",), watermark=("created",), timestamps=("created",), record_id="id",
-        api="stripe",
+        api="stripe", person_fields=("customer",),
     ),
     EntitySpec(
         "billing", "refunds",
@@ -128,6 +134,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         record_id="messageId",
         dialect=normalize_web_event,
         rules="segment",
+        person_fields=("anonymousId", "userId", "traits.email", "context.traits.email"),
     ),
     EntitySpec(
         "esp", "events",
@@ -138,6 +145,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
         timestamps=("timestamp",),
         record_id="sg_event_id",
         email_fields=("email",),
+        person_fields=("email",),
     ),
 )  # fmt: skip
 

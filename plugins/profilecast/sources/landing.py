@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from profilecast.config import Settings, landing_url
+from profilecast.consent.erasure import Forgotten, forgotten
 from profilecast.interval import Interval
 from profilecast.sources.catalog import (
     CHUNK_ROWS,
@@ -52,6 +53,8 @@ class BatchResult:
     rows_quarantined: int = 0
     rows_outside_window: int = 0
     rows_previously_quarantined: int = 0
+    #: records about a person who was erased: read, and kept out (never stored anywhere)
+    rows_erased: int = 0
     window_start: str | None = None
     window_end: str | None = None
 
@@ -85,8 +88,10 @@ QUARANTINE_COLUMNS = [
 class _BatchWriter:
     """Validates one batch's records and writes them as Parquet parts, counting each one."""
 
-    def __init__(self, spec: EntitySpec, history: History, result: BatchResult, out: Path):
+    def __init__(self, spec: EntitySpec, history: History, result: BatchResult, out: Path,
+                 forgotten: Forgotten | None = None):  # fmt: skip
         self.spec, self.history, self.result, self.out = spec, history, result, out
+        self.forgotten = forgotten
         self.columns = [*spec.columns, *META_COLUMNS]
         self.rows: list[dict[str, Any]] = []
         self.quarantined: list[dict[str, Any]] = []
@@ -110,6 +115,12 @@ class _BatchWriter:
             result.rows_outside_window += 1
             if read is not None and window.is_late(checked.record_ts):
                 read.rows_later += 1
+            return
+        if self.forgotten and names_forgotten(spec, raw.record, self.forgotten):
+            result.rows_erased += 1
+            result.rows_read += 1
+            if read is not None:
+                read.rows_read += 1
             return
         if checked.row is None:
             q = _q(spec, result, raw, checked.reason or "invalid", checked.record_ts)
@@ -136,6 +147,25 @@ class _BatchWriter:
         (self.out / "manifest.json").write_text(json.dumps(self.result.as_dict(), indent=2))
 
 
+def names_forgotten(spec: EntitySpec, record: Any, gone: Forgotten) -> bool:
+    """Whether a record's person fields name someone who was erased."""
+    if not isinstance(record, dict):
+        return False
+    record = normalize(spec.dialect, record)
+    for name in spec.person_fields:
+        value: Any = record
+        for part in name.split("."):
+            if isinstance(value, str) and value.startswith("{"):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    value = None
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str | int) and gone.has(value):
+            return True
+    return False
+
+
 def extract_entity(
     settings: Settings,
     spec: EntitySpec,
@@ -146,7 +176,8 @@ def extract_entity(
 ) -> BatchResult:
     """Read one entity's drop (files, or an API through ``records_fn``) into the landing zone.
 
-    Counts: ``rows_read = rows_loaded + rows_quarantined``. Records dated outside the window
+    Counts: ``rows_read = rows_loaded + rows_quarantined + rows_erased`` (records about an
+    erased person are read and kept out). Records dated outside the window
     (``rows_outside_window``) and bad records already quarantined by another batch
     (``rows_previously_quarantined``) belong to other batches and are not read again.
     """
@@ -171,7 +202,7 @@ def extract_entity(
         window_start=format_timestamp(window.start) if window.start else None,
         window_end=format_timestamp(window.end),
     )
-    writer = _BatchWriter(spec, history, result, out)
+    writer = _BatchWriter(spec, history, result, out, forgotten(settings.home))
     if records_fn is not None:
         for raw in records_fn(window):
             writer.take(raw, window, None)

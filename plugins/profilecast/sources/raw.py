@@ -61,6 +61,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
                     "rows_quarantined": len(q),
                     "rows_outside_window": m["rows_outside_window"],
                     "rows_previously_quarantined": m.get("rows_previously_quarantined", 0),
+                    "rows_erased": m.get("rows_erased", 0),
                     "window_start": m["window_start"],
                     "window_end": m["window_end"],
                     "source_files": len(m["files"]),
@@ -79,6 +80,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
                 "rows_quarantined": "bigint",
                 "rows_outside_window": "bigint",
                 "rows_previously_quarantined": "bigint",
+                "rows_erased": "bigint",
                 "source_files": "integer",
             },
         )
