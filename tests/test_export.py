@@ -137,7 +137,7 @@ def _audience_wh():
     wh.execute(
         "create table customer_profiles (customer_id varchar, email varchar, is_emailable boolean, "
         "bounced_at timestamp, complained_at timestamp, last_complaint_product varchar, "
-        "last_complaint_at timestamp)"
+        "last_complaint_at timestamp, email_frequency varchar)"
     )
     people = {
         # id: (emailable, bounced, complained, complaint product, complaint at)
@@ -149,16 +149,20 @@ def _audience_wh():
         "old_tent_complaint": (True, None, None, "Ultralight Tent", "2026-08-01"),
         "recent_buyer": (True, None, None, None, None),
         "capped": (True, None, None, None, None),
+        "weekly": (True, None, None, None, None),
     }
     for cid, (ok, b, c, prod, at) in people.items():
-        wh.execute("insert into customer_profiles values (%s, %s, %s, %s, %s, %s, %s)",
-                   (cid, f"{cid}@example.com", ok, b, c, prod, at))  # fmt: skip
+        wh.execute("insert into customer_profiles values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                   (cid, f"{cid}@example.com", ok, b, c, prod, at,
+                    "weekly" if cid == "weekly" else "all"))  # fmt: skip
         wh.execute("insert into customer_segments values (%s, 'target')", (cid,))
     wh.execute("insert into customer_segments values ('recent_buyer', 'recently_purchased')")
     wh.execute(
         "create table send_ledger (message_key varchar, campaign_id varchar, customer_id varchar, run_date date)"
     )
     wh.execute("insert into send_ledger values ('k', 'other', 'capped', '2026-10-30')")
+    # chose at most one a week in the preference centre, mailed five days ago: not yet
+    wh.execute("insert into send_ledger values ('k2', 'other', 'weekly', '2026-10-26')")
     return wh
 
 
@@ -179,7 +183,8 @@ def test_every_suppression_rule():
         )
     }
     # not emailable (unsubscribed, bounced, complained), recent complaint about the promoted
-    # product, recently purchased (excluded segment) and the frequency cap all keep people out.
+    # product, recently purchased (excluded segment), the frequency cap and the customer's own
+    # weekly choice all keep people out.
     assert got == {"ok", "old_tent_complaint"}
 
 
@@ -197,7 +202,9 @@ def test_one_campaign_per_customer_by_priority():
     low = _campaign("low", priority=10, exclude_segments=[], frequency_cap_days=0)
     build_audiences(wh, sorted([low, high], key=lambda c: -c.priority), DS)
     rows = wh.query("select campaign_id, count(*) from campaign_audiences group by 1")
-    assert dict(rows) == {"high": 5}  # the five emailable people, once, in the higher-priority one
+    # the emailable people, once, in the higher-priority one (not the weekly one: mailed
+    # five days ago)
+    assert dict(rows) == {"high": 5}
     keys = wh.query("select count(distinct message_key), count(*) from campaign_audiences")[0]
     assert keys[0] == keys[1]
 

@@ -465,3 +465,25 @@ def test_the_builds_consent_verdict_and_the_country_regime_stop_a_flow(tmp_path)
     assert w.state("welcome_series", "web_user:u-uwe")[:2] == (
         "exited", "has no opt-in for newsletter yet (DE is opt_in)")  # fmt: skip
     assert all(m["to"] != "uwe@example.de" for m in w.messages())
+
+
+def test_a_weekly_preference_holds_the_next_marketing_email_for_a_week(tmp_path):
+    """Ann chose "at most one email a week" in the preference centre (a fresh preference
+    fact, newer than the build): after the cart reminder, the second cart email waits
+    until a week after the first."""
+    w = World(tmp_path)
+    w.post((ESP, {"event": "preference", "email": "ann@example.com", "frequency": "weekly",
+                  "sg_event_id": "pref-1", "timestamp": int(T0.timestamp())}),
+           _track("u-ann", "Product Added", T0, w.next_id(), name="Tent"))  # fmt: skip
+    w.advance(T0 + timedelta(minutes=31))
+    assert w.sends() == [("cart_abandonment", "reminder", "C1")]
+    out = w.advance(T0 + timedelta(hours=24, minutes=31))
+    assert out.deferred == 1 and out.sent == {}
+    conn = sqlite3.connect(tmp_path / "flows.sqlite")
+    due, detail = conn.execute(
+        "select s.next_due_at, h.detail from flow_state s join flow_history h "
+        "on h.flow_id = s.flow_id and h.subject = s.subject and h.transition = 'deferred' "
+        "where s.flow_id = 'cart_abandonment'").fetchone()  # fmt: skip
+    conn.close()
+    assert due.startswith("2026-12-03 12:31") and "at most one email weekly" in detail
+    assert w.advance(T0 + timedelta(days=7, minutes=32)).sent == {"cart_abandonment": 1}

@@ -306,34 +306,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase a person (consent.erasure): suppressed at once, removed now or by the next run."""
-    import getpass
+    from profilecast.consent.erasure import forget
 
-    from profilecast.consent.erasure import ErasureError, apply_pending, request_erasure
-
-    settings = load_settings()
-    if not args.email and not args.apply_pending:
-        print("forget: give --email ADDRESS, or --apply-pending", file=sys.stderr)
-        return 2
-    try:
-        if args.email:
-            rid = request_erasure(args.email, args.requested_by or getpass.getuser(),
-                                  settings.home)  # fmt: skip
-            print(f"{rid}: recorded; the person is suppressed from now on")
-        done = apply_pending(settings, email=args.email)
-    except ErasureError as exc:
-        print(f"forget: {exc}", file=sys.stderr)
-        return 2 if not args.email else 3
-    for audit in done:
-        removed = audit["removed"]
-        where = {k: v for k, v in removed.items() if v}
-        print(f"{audit['request_id']}: done at {audit['applied_at']}: "
-              f"{json.dumps(where, sort_keys=True)}")  # fmt: skip
-        if removed.get("exported_files_still_holding"):
-            print(f"  {removed['exported_files_still_holding']} exported file(s) already handed "
-                  "to the ESP still hold the person: forward the erasure to the ESP")  # fmt: skip
-    if not done and not args.email:
-        print("no pending erasure request")
-    return 0
+    return forget(args.email, args.apply_pending, args.requested_by)
 
 
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:

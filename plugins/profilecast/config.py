@@ -216,6 +216,12 @@ def public_url() -> tuple[str, bool]:
     return (url, True) if url else ("http://127.0.0.1:8088", False)
 
 
+def erasure_salt() -> str:
+    """PROFILECAST_ERASURE_SALT: the salt of the erased people's digests (empty: a random one
+    kept in $PROFILECAST_HOME/privacy/salt). Set it on every machine of a cluster."""
+    return _env("PROFILECAST_ERASURE_SALT", "").strip()
+
+
 def privacy_tokens() -> tuple[str, ...]:
     """PROFILECAST_PRIVACY_TOKENS: bearer tokens of the privacy API (empty: the API is off)."""
     return _csv("PROFILECAST_PRIVACY_TOKENS")

@@ -59,6 +59,12 @@ def load(
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done]
 
 
+def consent_dbt_vars() -> dict[str, Any]:
+    from profilecast.consent.topics import dbt_vars
+
+    return dbt_vars()
+
+
 def transform(
     interval_start: Any, interval_end: Any, settings: Settings | None = None
 ) -> dict[str, Any]:
@@ -73,8 +79,7 @@ def transform(
         "as_of": as_of_of(interval_end),
         "run_date": ds,
         "segment_models": segment_model_names(settings.dbt_project_dir),
-        "consent_topics": consent_topics_var(),
-        "consent_regimes": consent_regimes_var(),
+        **consent_dbt_vars(),
     }
     dbt_build(settings, dbt_vars)
     with connect(settings) as wh:
@@ -85,23 +90,6 @@ def transform(
             (ds,),
         )
     return {"segments": {s: int(n) for s, n in sizes}, "identity": identity}
-
-
-def consent_topics_var() -> list[dict[str, Any]]:
-    """The marketing topics of consent/topics.yml, as the dbt var consent_topics."""
-    from profilecast.config import topics_path
-    from profilecast.consent.topics import load_topics
-
-    return [{"topic": t.name, "group": t.sendgrid_group}
-            for t in load_topics(topics_path()).values() if t.kind == "marketing"]  # fmt: skip
-
-
-def consent_regimes_var() -> dict[str, Any]:
-    """The per-country consent regimes of consent/topics.yml, as the dbt var consent_regimes."""
-    from profilecast.config import topics_path
-    from profilecast.consent.topics import load_regimes
-
-    return load_regimes(topics_path()).as_dbt_var()
 
 
 def apply_erasures(settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -17,7 +17,25 @@ topics as (
 
 ),
 
-final as (
+frequency as (
+
+    -- the latest choice of how often to hear from us (the preference centre's)
+    select customer_id, email_frequency
+    from (
+        select
+            customer_id,
+            email_frequency,
+            row_number() over (
+                partition by customer_id order by occurred_at desc, esp_event_id desc
+            ) as recency
+        from events
+        where event_type = 'preference' and email_frequency is not null
+    ) as ranked
+    where recency = 1
+
+),
+
+aggregated as (
 
     select
         customer_id,
@@ -41,6 +59,16 @@ final as (
         min(case when event_type = 'dropped' then occurred_at end) as dropped_at
     from events
     group by customer_id
+
+),
+
+final as (
+
+    select
+        aggregated.*,
+        frequency.email_frequency
+    from aggregated
+    left join frequency on frequency.customer_id = aggregated.customer_id
 
 )
 

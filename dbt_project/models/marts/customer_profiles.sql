@@ -141,6 +141,7 @@ joined as (
         consent.complained_at,
         consent.newsletter_unsubscribed_at,
         consent.unclaimed_group_unsubscribed_at,
+        consent.email_frequency,
         {{ is_valid_email('identity.email') }} as has_valid_email
     from customers
     left join identity on identity.customer_id = customers.customer_id
@@ -228,6 +229,7 @@ final as (
         cast(complained_at as timestamp) as complained_at,
         cast(newsletter_unsubscribed_at as timestamp) as newsletter_unsubscribed_at,
         cast(case when newsletter_unsubscribed_at is not null or unsubscribed_at is not null then 'unsubscribed' else 'subscribed' end as varchar) as newsletter_status,
+        cast(coalesce(email_frequency, 'all') as varchar) as email_frequency,
         cast(unsubscribed_at is not null as boolean) as is_unsubscribed,
         cast(bounced_at is not null as boolean) as is_bounced,
         cast(complained_at is not null as boolean) as is_complained,

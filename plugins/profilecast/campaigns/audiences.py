@@ -12,6 +12,9 @@ from typing import Any
 
 from profilecast.campaigns.definition import Campaign, message_key
 
+#: the preference centre's frequencies: at most one marketing email per this many days
+FREQUENCY_DAYS = {"all": 0, "weekly": 7, "monthly": 30}
+
 
 def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[str, int]:
     """Write ``campaign_audiences`` rows for ``run_date`` (replacing a previous attempt)."""
@@ -21,9 +24,16 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     profiles = wh.df(
         "select customer_id, is_emailable, "
         "(email is not null and bounced_at is null and complained_at is null) as is_reachable, "
-        "last_complaint_product, last_complaint_at "
+        "last_complaint_product, last_complaint_at, email_frequency "
         "from customer_profiles"
     )
+    # At most one marketing email a week or a month, where the customer chose so in the
+    # preference centre.
+    chosen_gap = {
+        cid: FREQUENCY_DAYS.get(str(f), 0)
+        for cid, f in zip(profiles["customer_id"], profiles["email_frequency"], strict=True)
+        if FREQUENCY_DAYS.get(str(f), 0)
+    }
     emailable = set(profiles.loc[profiles["is_emailable"].astype(bool), "customer_id"])
     # Transactional mail (receipts, account notices) ignores marketing opt-outs but never
     # goes to an address that bounced or complained, or to no address at all.
@@ -63,6 +73,12 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             audience -= complained_about(
                 profiles, c.promoted_product, run_date, c.complaint_window_days
             )
+        if c.kind == "marketing" and chosen_gap:
+            audience = {
+                cid
+                for cid in audience
+                if cid not in chosen_gap or nearest.get(cid, 10**6) >= chosen_gap[cid]
+            }
         if c.frequency_cap_days:
             audience = {
                 cid

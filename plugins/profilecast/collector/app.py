@@ -246,4 +246,7 @@ def create_app(settings: Settings, cs: CollectorSettings) -> FastAPI:
     from profilecast.collector.privacy import add_privacy_routes
 
     add_privacy_routes(app, col)
+    from profilecast.collector.preferences import add_preference_routes
+
+    add_preference_routes(app, col)
     return app

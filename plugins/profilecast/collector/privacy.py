@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from profilecast.consent import erasure
+from profilecast.consent import erasure, sweep
 
 
 class ForgottenCache:
@@ -58,7 +58,7 @@ def keep_out(gone: erasure.Forgotten, stream: str, records: list[dict[str, Any]]
     return [r for r in records if not names_forgotten(spec, r, gone)]
 
 
-def _matcher_for(c: Any, email: str) -> erasure.Matcher:
+def _matcher_for(c: Any, email: str) -> sweep.Matcher:
     """The address and the identifiers the profile snapshot links to it."""
     ids: set[str] = set()
     cid = c.profiles.customer_for("email", erasure.normalize(email))
@@ -68,12 +68,12 @@ def _matcher_for(c: Any, email: str) -> erasure.Matcher:
         ids |= {r[0] for r in db.execute(
             "select identifier from identifiers where customer_id = ?", (cid,))}  # fmt: skip
     emails = {erasure.normalize(email)} | {i for i in ids if "@" in i}
-    first = erasure.Matcher(emails, {i for i in ids if "@" not in i})
+    first = sweep.Matcher(emails, {i for i in ids if "@" not in i})
     ids |= _fact_identifiers(c.settings.fresh_path, first)
-    return erasure.Matcher(emails, {i for i in ids if "@" not in i})
+    return sweep.Matcher(emails, {i for i in ids if "@" not in i})
 
 
-def _fact_identifiers(path: Path, m: erasure.Matcher) -> set[str]:
+def _fact_identifiers(path: Path, m: sweep.Matcher) -> set[str]:
     """The web user and anonymous ids the fresh facts tie to the person (an identify call
     with their address names their user id; links name its anonymous ids)."""
     import sqlite3
@@ -130,7 +130,7 @@ def add_privacy_routes(app: FastAPI, col: Callable[[Request], Any]) -> None:
             reg.add(rid, matcher.ids | matcher.emails)
         finally:
             reg.close()
-        removed = await asyncio.to_thread(erasure.sweep_sqlite, c.settings.fresh_path, matcher)
+        removed = await asyncio.to_thread(sweep.sweep_sqlite, c.settings.fresh_path, matcher)
         return JSONResponse({"request_id": rid, "status": "pending", "suppressed": True,
                              "removed_now": {"fresh_facts": removed},
                              "status_url": f"/privacy/erasures/{rid}"}, 202)  # fmt: skip

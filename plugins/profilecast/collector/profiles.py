@@ -51,7 +51,7 @@ def _json_value(value: Any) -> Any:
 #: unless they are on its allow-list).
 FLOW_BASE_FIELDS = (
     "email", "is_emailable", "time_zone", "last_order_at", "last_cart_added_at", "cart_items",
-    "cart_items_count",
+    "cart_items_count", "country", "email_frequency",
 )  # fmt: skip
 
 
@@ -251,6 +251,10 @@ class ProfileReader:
             body = {k: v for k, v in body.items() if k in allowed}
         body["suppressed_by"] = overlay.suppression("marketing")
         body["unsubscribed_topics"] = overlay.unsubscribed_topics(_topic_names())
+        body["resubscribed_topics"] = overlay.resubscribed_topics(_topic_names())
+        chosen = overlay.frequency()
+        if chosen and (all_fields or "email_frequency" in allowed):
+            body["email_frequency"] = chosen  # the preference centre, since the build
         body["last_purchase_since_build"] = overlay.last("purchase")
         body["purchases_since_build"] = overlay.count_after("purchase", built_last_order)
         body["recently_viewed_since_build"] = sorted(

@@ -22,7 +22,8 @@ from profilecast.consent import pages
 from profilecast.consent.tokens import TokenError, Unsubscribe
 
 
-def consent_event(u: Unsubscribe, resubscribe: bool, group: int | None) -> dict[str, Any]:
+def consent_event(u: Unsubscribe, resubscribe: bool, group: int | None,
+                  source: str = "unsubscribe-link") -> dict[str, Any]:  # fmt: skip
     """The ESP-shaped event for a choice made through a link. Its id includes the second it
     was made: a click repeated later (unsubscribe, resubscribe, unsubscribe) is a new
     choice, and must not be deduplicated away as the first one."""
@@ -33,7 +34,7 @@ def consent_event(u: Unsubscribe, resubscribe: bool, group: int | None) -> dict[
     now = int(time.time())
     digest = hashlib.sha256(f"{kind}|{u.message_key}|{u.topic}|{now}".encode()).hexdigest()[:24]
     event = {"event": kind, "email": u.email, "timestamp": now, "sg_event_id": f"link_{digest}",
-             "topic": u.topic, "source": "unsubscribe-link", "message_key": u.message_key}  # fmt: skip
+             "topic": u.topic, "source": source, "message_key": u.message_key}  # fmt: skip
     if group is not None:
         event["asm_group_id"] = group
     return event

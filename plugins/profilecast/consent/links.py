@@ -25,6 +25,32 @@ def unsubscribe_headers(message: dict[str, Any], topic: str | None, tokens: Toke
     }
 
 
+def preferences_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/p/{token}"
+
+
+def add_footer(message: dict[str, Any], tokens: Tokens, base_url: str, issued: str) -> None:
+    """Link the preference centre and a global unsubscribe from the message's body (HTML
+    before ``</body>``, text at the end). The link's token carries no topic: the page shows
+    them all."""
+    import html as _html
+    import re
+
+    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"],
+                        None, issued)  # fmt: skip
+    prefs = preferences_url(base_url, token)
+    if message.get("html"):
+        link = (f'<p style="font-size:12px;color:#666"><a href="{_html.escape(prefs)}">'
+                "Email preferences</a> &middot; "
+                f'<a href="{_html.escape(unsubscribe_url(base_url, token))}">Unsubscribe</a></p>')  # fmt: skip
+        body = message["html"]
+        m = re.search(r"</body\s*>", body, re.IGNORECASE)
+        message["html"] = body[: m.start()] + link + body[m.start() :] if m else body + link
+    if message.get("text") is not None:
+        message["text"] = (message["text"].rstrip("\n") + f"\n\n--\nEmail preferences: {prefs}\n"
+                           f"Unsubscribe: {unsubscribe_url(base_url, token)}\n")  # fmt: skip
+
+
 def link_settings() -> tuple[Tokens, str]:
     """The active tokens and the public base URL, refused when a public deployment (a
     ``PROFILECAST_PUBLIC_URL``) would sign with the demo key."""

@@ -37,6 +37,40 @@ def done_page(action: str, topic: str | None, masked_email: str, resubscribed: b
     return _PAGE.format(title="You are unsubscribed", body=body)
 
 
+FREQUENCIES = (
+    ("all", "Every email we send you"),
+    ("weekly", "At most one email a week"),
+    ("monthly", "At most one email a month"),
+)
+
+
+def preferences_page(action: str, masked_email: str, topics: list[tuple[str, str, bool]],
+                     frequency: str, csrf: str, saved: bool = False) -> str:  # fmt: skip
+    """The preference centre: one checkbox per marketing topic, how often, and Save. A
+    plain form (labels, fieldsets, a real button), so it works with the keyboard alone and
+    without JavaScript."""
+    boxes = "".join(
+        f'<p><input type="checkbox" name="topic" value="{escape(name)}" id="t-{escape(name)}"'
+        f'{" checked" if on else ""}> <label for="t-{escape(name)}"><strong>'
+        f"{escape(name.replace('_', ' ').capitalize())}</strong>: {escape(desc)}</label></p>"
+        for name, desc, on in topics
+    )
+    radios = "".join(
+        f'<p><input type="radio" name="frequency" value="{value}" id="f-{value}"'
+        f'{" checked" if value == frequency else ""}> <label for="f-{value}">{label}</label></p>'
+        for value, label in FREQUENCIES
+    )
+    note = '<p role="status" id="saved">Your choices are saved.</p>' if saved else ""
+    body = (f"<p>Emails to <strong>{escape(masked_email)}</strong>.</p>{note}"
+            f'<form method="post" action="{escape(action)}">'
+            f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+            f"<fieldset><legend>What would you like to hear about?</legend>{boxes}</fieldset>"
+            f"<fieldset><legend>How often?</legend>{radios}</fieldset>"
+            '<p><button type="submit" id="save">Save my choices</button></p></form>'
+            "<p>Order and account emails are not affected.</p>")  # fmt: skip
+    return _PAGE.format(title="Your email preferences", body=body)
+
+
 def error_page(reason: str) -> str:
     return _PAGE.format(title="This link does not work", body=f"<p>{escape(reason)}.</p>")
 

@@ -93,6 +93,17 @@ def load_regimes(path: Path) -> Regimes:
                    tuple(sorted(pairs)))  # fmt: skip
 
 
+def dbt_vars() -> dict[str, object]:
+    """The dbt vars ``consent_topics`` (the marketing topics and their ESP groups) and
+    ``consent_regimes`` (per country), from the topics file."""
+    from profilecast.config import topics_path
+
+    path = topics_path()
+    topics = [{"topic": t.name, "group": t.sendgrid_group}
+              for t in load_topics(path).values() if t.kind == "marketing"]  # fmt: skip
+    return {"consent_topics": topics, "consent_regimes": load_regimes(path).as_dbt_var()}
+
+
 def topic_for_group(topics: dict[str, Topic], group: object) -> str | None:
     """The topic a SendGrid unsubscribe group (asm_group_id) stands for."""
     for t in topics.values():

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.consent.links import link_settings, unsubscribe_headers
+from profilecast.consent.links import add_footer, link_settings, unsubscribe_headers
 from profilecast.export.ledger import build_manifest, ensure_ledger_tables, pd_frame
 from profilecast.storage import ObjectStore
 
@@ -72,6 +72,7 @@ def export_campaign(
         for msg in _read_rendered(path):
             if msg["message_key"] not in exported:
                 msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date)
+                add_footer(msg, tokens, base_url, run_date)
                 msg["schema_version"] = SCHEMA_VERSION
                 pending.append(msg)
                 exported.add(msg["message_key"])

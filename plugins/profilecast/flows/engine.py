@@ -26,6 +26,7 @@ from profilecast.collector.profiles import ProfileReader
 from profilecast.flows.definition import Flow
 from profilecast.flows.entries import Entry, order_number, scan_snapshot
 from profilecast.flows.outbox import Outbox, Pending
+from profilecast.flows.permission import current_regimes, may_not_mail, preference_wait
 from profilecast.flows.store import FlowStore, State
 from profilecast.flows.timing import due_after, quiet_until, zone
 from profilecast.fresh.facts import SUPPRESSING
@@ -81,7 +82,7 @@ class FlowEngine:
         self.tokens, self.base_url = links
         self._compiled: dict[str, CompiledCampaign] = {}
         self.suppressions: Any = None  # consent.suppressions.Suppressions, set by advance
-        self.regimes = _regimes()
+        self.regimes = current_regimes()
         self.outbox = Outbox(self.flows, store, target)
 
     # -- identity --------------------------------------------------------------------------
@@ -251,12 +252,13 @@ class FlowEngine:
         props = self.store.entry_props(flow.flow_id, s.subject)
         profile = self._profile(s.subject, s.customer_id, s.email, props)
         email = profile.get("email") or s.email
-        why = self._may_not_mail(flow, profile, email)
+        why = may_not_mail(flow, profile, email, self.suppressions, self.regimes)
         if why:
             self._exit(s, why, stamp, out)
             return None
         tz = zone(profile.get("time_zone"))
-        held = self._campaign_wait(flow, s, now) or self._frequency_wait(flow, s, now)
+        held = (self._campaign_wait(flow, s, now) or self._frequency_wait(flow, s, now)
+                or preference_wait(flow, s, profile, now, self.store))  # fmt: skip
         if held is not None:
             self._defer(s, held[0], stamp, held[1], out)
             return None
@@ -285,40 +287,6 @@ class FlowEngine:
             return Pending(self._render(flow, step, s, profile, email, key), s, after, step.step_id)
         self.store.save(replace(s, status="completed", next_due_at=None), stamp)
         return None
-
-    def _may_not_mail(self, flow: Flow, profile: dict[str, Any], email: str | None) -> str | None:
-        """Why this customer may not get this flow's mail any more, or None."""
-        marketing = flow.kind == "marketing"
-        if self.suppressions.erased(email, profile.get("customer_id")):
-            return "erased"
-        stop = profile.get("suppressed_by")
-        if stop and (stop != "unsubscribe" or marketing):
-            return str(stop)
-        if marketing and flow.topic in (profile.get("unsubscribed_topics") or []):
-            return f"unsubscribe from {flow.topic}"
-        if marketing:
-            why = self._consent_gap(flow.topic, profile)
-            if why:
-                return why
-        if marketing and profile.get("is_emailable") is False:
-            return "not emailable"
-        if not email:
-            return "no email address"
-        if marketing and self.suppressions.stops(email, flow.topic):
-            return "suppression list"
-        return None
-
-    def _consent_gap(self, topic: str, profile: dict[str, Any]) -> str | None:
-        """Why the build's consent verdict (customer_topic_consent) keeps this topic from the
-        customer; for someone the build does not know yet, whether their country's regime
-        asks for an opt-in that nobody has recorded."""
-        if "consent_blocked" in profile:
-            return (profile.get("consent_blocked") or {}).get(topic)
-        regime = self.regimes.for_country(profile.get("country"))
-        if regime == "opt_out":
-            return None
-        where = profile.get("country") or "unknown country"
-        return f"has no opt-in for {topic} yet ({where} is {regime})"
 
     def _defer(self, s: State, until: datetime, stamp: str, why: str, out: Outcome) -> None:
         """Hold the current step until ``until``, with the reason in the history."""
@@ -366,7 +334,7 @@ class FlowEngine:
 
     def _render(self, flow: Flow, step: Any, s: State, profile: dict[str, Any], email: str,
                 key: str) -> dict[str, Any]:  # fmt: skip
-        from profilecast.consent.links import unsubscribe_headers
+        from profilecast.consent.links import add_footer, unsubscribe_headers
         from profilecast.export.batches import SCHEMA_VERSION
 
         message = step.message
@@ -389,6 +357,7 @@ class FlowEngine:
         }
         issued = (s.next_due_at or format_timestamp(datetime.now(UTC)))[:10]  # the due day
         msg["headers"] = unsubscribe_headers(msg, flow.topic, self.tokens, self.base_url, issued)
+        add_footer(msg, self.tokens, self.base_url, issued)
         return msg
 
 
@@ -410,11 +379,3 @@ def _ts(value: str) -> datetime:
     if ts is None:
         raise ValueError(f"not a timestamp: {value!r}")
     return ts
-
-
-def _regimes() -> Any:
-    """The per-country consent regimes of the topics file."""
-    from profilecast.config import topics_path
-    from profilecast.consent.topics import load_regimes
-
-    return load_regimes(topics_path())

@@ -272,6 +272,15 @@ class FlowStore:
             )
             return self.conn.total_changes - before
 
+    def last_marketing_contact(self, subject: str, customer_id: str | None) -> str | None:
+        """When this customer last got marketing mail: a flow step or a daily campaign."""
+        flow = self.conn.execute("select max(sent_at) from flow_sends where subject = ? "
+                                 "and kind = 'marketing'", (subject,)).fetchone()[0]  # fmt: skip
+        daily = self.conn.execute("select max(day) from campaign_contacts where customer_id = ? "
+                                  "and kind = 'marketing'", (customer_id,)).fetchone()[0] if (
+            customer_id) else None  # fmt: skip
+        return max((t for t in (flow, daily) if t), default=None)
+
     def campaign_contact(self, customer_id: str, day: str) -> tuple[str, int] | None:
         """The highest-priority marketing campaign that emailed the customer on ``day``."""
         row = self.conn.execute(

@@ -31,6 +31,7 @@ ESP_FACTS = {
     "group_resubscribe": "resubscribe",
     "spamreport": "complaint",
     "bounce": "bounce",
+    "preference": "preference",
 }
 
 #: Facts that stop mail: an unsubscribe stops marketing, the others stop everything.
@@ -157,6 +158,8 @@ def facts_from_esp(record: dict[str, Any]) -> list[Fact]:
     if event in ("group_unsubscribe", "group_resubscribe") or record.get("topic"):
         topic = record.get("topic") or _topic_of_group(record.get("asm_group_id"))
         props = (("topic", str(topic) if topic else None),)
+    if event == "preference":
+        props = (("frequency", str(record.get("frequency") or "all")),)
     return [Fact(_event_id(record, "sg_event_id"), kind, "email", email, when, (), props)]
 
 

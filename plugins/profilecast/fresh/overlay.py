@@ -36,18 +36,32 @@ class Overlay:
         return "unsubscribe" if self._left(topic) else None
 
     def _left(self, topic: str | None) -> bool:
-        left = False
+        return self._latest_choice(topic) == "unsubscribe"
+
+    def _latest_choice(self, topic: str | None) -> str | None:
+        """The latest explicit choice for ``topic`` among the facts: a global or topic
+        unsubscribe, a resubscribe to the topic, or None."""
+        choice = None
         for f in sorted(self.facts, key=lambda f: f.occurred_at):
             on = f.props.get("topic") if f.props else None
             if f.kind == "unsubscribe" and (on is None or on == topic):
-                left = True
+                choice = "unsubscribe"
             elif f.kind == "resubscribe" and on is not None and on == topic:
-                left = False
-        return left
+                choice = "resubscribe"
+        return choice
+
+    def resubscribed_topics(self, topics: list[str]) -> list[str]:
+        """The topics among ``topics`` whose latest fresh choice is to come back."""
+        return [t for t in topics if self._latest_choice(t) == "resubscribe"]
 
     def unsubscribed_topics(self, topics: list[str]) -> list[str]:
         """The topics among ``topics`` the fresh facts say the customer has left."""
         return [t for t in topics if self._left(t)]
+
+    def frequency(self) -> str | None:
+        """The latest frequency chosen in the preference centre, if any since the build."""
+        chosen = [f for f in self.facts if f.kind == "preference" and f.props.get("frequency")]
+        return str(max(chosen, key=lambda f: f.occurred_at).props["frequency"]) if chosen else None
 
     def last(self, kind: str) -> str | None:
         return max((f.occurred_at for f in self.facts if f.kind == kind), default=None)

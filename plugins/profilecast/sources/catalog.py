@@ -139,7 +139,7 @@ ENTITIES: tuple[EntitySpec, ...] = (
     EntitySpec(
         "esp", "events",
         ("sg_event_id", "email", "event", "timestamp", "sg_message_id", "category", "url",
-         "reason", "type", "asm_group_id"),
+         "reason", "type", "asm_group_id", "frequency"),
         identifiers=("email",),
         watermark=("timestamp",),
         timestamps=("timestamp",),

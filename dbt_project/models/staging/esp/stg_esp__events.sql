@@ -18,6 +18,7 @@ renamed as (
         type as bounce_type,
         asm_group_id,
         category,
+        lower(nullif(trim(frequency), '')) as email_frequency,
         cast("timestamp" as timestamp) as occurred_at,
         {{ version_rank('sg_event_id') }}
     from source
