@@ -104,7 +104,8 @@ def test_events_after_the_build_change_the_next_render(fresh_home, tmp_path):
         assert profile.body["freshness"]["fresh_facts_as_of"] is not None
         assert set(profile.body) - {"suppressed_by", "last_purchase_since_build",
                                     "recently_viewed_since_build", "freshness",
-                                    "purchases_since_build", "unsubscribed_topics"} <= set(
+                                    "purchases_since_build", "unsubscribed_topics",
+                                    "resubscribed_topics"} <= set(
             col_fields())  # fmt: skip
         from profilecast.collector.profiles import email_hash
 
