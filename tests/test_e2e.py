@@ -58,6 +58,18 @@ def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_
         m["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in messages
     )
     assert not any("None" in m["subject"] or "Hi ," in m["subject"] for m in messages)
+    # Every message links the preference centre; nobody without consent for the campaign's
+    # topic (an opt-in country without an opt-in, an opt-out) was sent anything.
+    assert all("/p/" in m["html"] and "Email preferences" in m["html"] for m in messages)
+    db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    leaked = db.execute(
+        "select count(*) from send_ledger l join campaign_audiences a using (message_key) "
+        "join customer_topic_consent t on t.customer_id = l.customer_id and t.topic = a.topic "
+        "where a.kind = 'marketing' and not t.may_email").fetchall()[0][0]  # fmt: skip
+    no_opt_in = db.execute("select count(*) from customer_topic_consent "
+                           "where regime = 'opt_in' and status = 'no_choice'").fetchall()[0][0]  # fmt: skip
+    db.close()
+    assert no_opt_in > 0 and leaked == 0
     files = sorted((home / "exports").rglob("batch-*.jsonl.gz"))
 
     second = _run(home, sample_dir)

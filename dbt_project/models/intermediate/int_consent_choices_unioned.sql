@@ -2,7 +2,7 @@
 -- place that records one: the ESP's feedback (unsubscribe, group unsubscribe and resubscribe;
 -- the collector's unsubscribe links and preference centre journal theirs as ESP events) and
 -- the CRM's opt-in field (yes or no for every marketing topic, at its opt-in time). A global
--- unsubscribe, or a group no declared topic claims, leaves every topic.
+-- unsubscribe, a spam complaint, or a group no declared topic claims, leaves every topic.
 with
 
 esp as (
@@ -14,7 +14,7 @@ esp as (
         occurred_at,
         cast(asm_group_id as varchar) as group_id
     from {{ ref('int_esp_events_identified') }}
-    where event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
+    where event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe', 'spamreport')
 
 ),
 
@@ -51,7 +51,7 @@ esp_everywhere as (
     from esp
     cross join topics
     where
-        esp.event_type = 'unsubscribe'
+        esp.event_type in ('unsubscribe', 'spamreport')
         or (
             esp.event_type = 'group_unsubscribe'
             and not exists (

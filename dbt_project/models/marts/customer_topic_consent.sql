@@ -111,6 +111,7 @@ final as (
         ) as may_email,
         cast(
             case
+                when status = 'unsubscribed' and changed_by = 'spamreport' then 'complained'
                 when status = 'unsubscribed' and changed_by in ('unsubscribe', 'crm_opt_out')
                     then 'unsubscribed from all marketing (' || changed_by || ')'
                 when status = 'unsubscribed' then 'opted out of ' || topic

@@ -189,6 +189,8 @@ def sweep_warehouse(wh: Any, m: Matcher) -> dict[str, int]:
         if n:
             wh.execute(f"delete from {name} where {where}", params)
             removed[f"{schema}.{table}"] = int(n)
+    if removed and not postgres:
+        wh.execute("checkpoint")  # the deletions reach the database file, not just its WAL
     return removed
 
 
@@ -213,6 +215,7 @@ def sweep_sqlite(path: Path, m: Matcher) -> dict[str, int]:
                     removed[table] = cur.rowcount
         if removed:
             conn.execute("vacuum")
+            conn.execute("pragma wal_checkpoint(truncate)")  # no old page left in the WAL
     finally:
         conn.close()
     return removed
