@@ -246,7 +246,7 @@ def test_airflow_env_finds_airflow_without_an_activated_virtualenv(pc_env):
 
 
 def test_a_second_run_of_the_same_interval_is_refused_with_the_holder(pc_env):
-    from profilecast.local_airflow import IntervalBusy, interval_lock
+    from profilecast.runner import IntervalBusy, interval_lock
 
     iv = Interval.day("2026-11-01")
     with interval_lock(pc_env, iv):
@@ -260,7 +260,7 @@ def test_a_second_run_of_the_same_interval_is_refused_with_the_holder(pc_env):
 
 
 def test_run_refuses_while_a_dag_run_holds_the_interval(pc_env, monkeypatch, capsys):
-    from profilecast import cli
+    from profilecast import cli, local_airflow, runner
 
     pc_env.airflow_home.mkdir(parents=True)
     con = sqlite3.connect(pc_env.airflow_home / "airflow.db")
@@ -270,18 +270,22 @@ def test_run_refuses_while_a_dag_run_holds_the_interval(pc_env, monkeypatch, cap
                 "+00:00', 'scheduled', 'running', '2026-11-01 00:00:00.000000')")  # fmt: skip
     con.commit()
     con.close()
-    monkeypatch.setattr(cli, "ensure_airflow", lambda s: {})
+    monkeypatch.setattr(local_airflow, "ensure_airflow", lambda s: {})
     assert cli.main(["run", "--date", "2026-11-01"]) == 2
     err = capsys.readouterr().err
     assert "held by DAG run scheduled__2026-11-01T00:00:00+00:00 (scheduled, running)" in err
-    assert cli.active_runs_for(pc_env, Interval.day("2026-11-02")) == []
+    assert runner.active_runs_for(pc_env, Interval.day("2026-11-02")) == []
 
 
 def test_first_failure_is_read_from_the_log():
-    from profilecast.cli import first_failure
+    from profilecast.runner import first_failure
 
     log = "noise\nPROFILECAST_TASK_FAILED task_id=load_raw error=SourceError: boom\nmore\n"
     assert first_failure(log) == "task load_raw failed: SourceError: boom"
+    # the executor's task logs are JSON lines
+    event = json.dumps({"timestamp": "2026-11-26T10:00:00Z", "level": "info",
+                        "event": "PROFILECAST_TASK_FAILED task_id=extract_crm error=X: y"})  # fmt: skip
+    assert first_failure(f"{{}}\n{event}\n") == "task extract_crm failed: X: y"
     assert first_failure("all good") is None
 
 

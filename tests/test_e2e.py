@@ -1,4 +1,5 @@
-"""End to end: `profilecast run` drives the real DAG through Airflow (`airflow dags test`)."""
+"""End to end: `profilecast run` drives the real DAG through Airflow's scheduler, executor,
+DAG processor, triggerer and API server."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_failed_gate_stops_before_render_and_export(airflow_home, tmp_path):
     home = airflow_home / "bad"
     result = _run(home, drop)
     assert result.returncode == 1
-    log = next((home / "logs").glob("dags-test-*.log")).read_text()
+    log = next((home / "logs").glob("run-*.log")).read_text()
     assert "expect_column_values_to_not_match_regex on customer_profiles.first_name" in log
     assert not (home / "exports").exists() or not any((home / "exports").rglob("*.gz"))
     db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
@@ -119,5 +120,5 @@ def test_a_failing_task_is_reported_at_once_not_after_its_retries(airflow_home, 
     assert result.returncode == 1
     assert "task extract_crm failed: SourceError: source 'crm' has no files" in result.stderr
     assert "full log:" in result.stderr
-    log = next((home / "logs").glob("dags-test-*.log")).read_text()
+    log = next((home / "logs").glob("run-*.log")).read_text()
     assert "up_for_retry" not in log.lower() and "AirflowFailException" in log

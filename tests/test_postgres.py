@@ -85,3 +85,46 @@ def test_postgres_matches_duckdb(monkeypatch, tmp_path, sample_dir):
     assert pg[2] == duck[2]  # audiences per campaign
     assert pg[3] == duck[3]  # identical customer ids on both engines
     assert os.environ["PROFILECAST_DBT_TARGET"] == "duckdb"
+
+
+def test_profilecast_run_on_the_users_postgresql_metadata(tmp_path):
+    """A user whose Airflow keeps its metadata in PostgreSQL: `profilecast run` migrates that
+    database, imports the project's pools into it and runs the DAG through the scheduler
+    there; no SQLite metadata appears."""
+    import psycopg2
+    from profilecast_dev.generate import generate
+
+    from tests.conftest import clean_env, venv_bin
+
+    _ensure_server()
+    name = f"pc_airflow_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    sample, home = tmp_path / "sample", tmp_path / "home"
+    generate(sample, contacts=150, seed=5)
+    conn = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    try:
+        env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sample),
+                        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=conn)  # fmt: skip
+        done = subprocess.run([venv_bin("profilecast"), "run", "--date", "2026-10-31"], env=env,
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "emails exported this run:" in done.stdout
+        assert not list(home.rglob("airflow.db"))
+        meta = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=name)
+        with meta.cursor() as cur:
+            cur.execute("select state from dag_run where dag_id = 'customer_profiles'")
+            assert cur.fetchall() == [("success",)]
+            cur.execute("select count(*), count(distinct hostname) from task_instance "
+                        "where dag_id = 'customer_profiles' and state = 'success'")  # fmt: skip
+            tasks, hosts = cur.fetchone()
+            cur.execute("select slots from slot_pool where pool = 'profilecast_warehouse'")
+            assert cur.fetchone() == (1,)
+        meta.close()
+        assert tasks >= 15 and hosts >= 1
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name} with (force)")
+        admin.close()

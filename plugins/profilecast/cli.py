@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -17,20 +16,12 @@ from profilecast.config import (
     DAG_ID,
     EVENTS_DAG_ID,
     FLOWS_DAG_ID,
-    Settings,
     load_settings,
     set_process_env,
 )
 from profilecast.flows import service as flow_service
 from profilecast.interval import Interval
-from profilecast.local_airflow import (
-    IntervalBusy,
-    LocalAirflow,
-    active_runs_for,
-    airflow_bin,
-    ensure_airflow,
-    interval_lock,
-)
+from profilecast.local_airflow import LocalAirflow, airflow_bin, ensure_airflow
 
 
 def _dev(module: str) -> Any:
@@ -68,92 +59,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def first_failure(log_text: str) -> str | None:
-    """The first task failure reported by the DAG's tasks in a run log."""
-    m = re.search(r"PROFILECAST_TASK_FAILED task_id=(\S+) error=(.*)", log_text)
-    return f"task {m.group(1)} failed: {m.group(2).strip()}" if m else None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    interval = Interval.day(args.date)
-    env = ensure_airflow(settings)
-    busy = active_runs_for(settings, interval)
-    if busy:
-        run_id, run_type, state = busy[0]
-        print(f"interval {interval.ds} is held by DAG run {run_id} ({run_type}, {state}); "
-              "wait for it to finish, then run again", file=sys.stderr)  # fmt: skip
-        return 2
-    try:
-        with interval_lock(settings, interval):
-            return _run_locked(settings, env, interval)
-    except IntervalBusy as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    from profilecast.runner import run
 
-
-def _run_locked(settings: Settings, env: dict[str, str], interval: Interval) -> int:
-    # A manual run's data interval is the last complete one before its logical date, so the
-    # interval [date, date + 1 day) is run with the logical date date + 1 day. The conf makes
-    # a failing task fail at once (a person is waiting), not after its retries.
-    logical = interval.end.isoformat()
-    log_path = settings.home / "logs" / f"dags-test-{interval.ds}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"running DAG {DAG_ID} for {interval.ds} through Airflow (log: {log_path}) ...")
-    start = time.perf_counter()
-    with log_path.open("w") as log:
-        proc = subprocess.run(
-            [airflow_bin(), "dags", "test", DAG_ID, logical,
-             "--conf", json.dumps({"fail_fast": True})],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    elapsed = time.perf_counter() - start
-    text = log_path.read_text(errors="replace")
-    finished = re.search(r"DagRun Finished:.*?state=(\w+)", text)
-    failed = proc.returncode != 0 or not finished or finished.group(1) != "success"
-    summary_path = settings.reports_dir / interval.ds / "summary.json"
-    if failed:
-        print("\n".join(text.splitlines()[-40:]))
-        reason = first_failure(text)
-        if reason:
-            print(reason, file=sys.stderr)
-        print(f"DAG run FAILED after {elapsed:.0f}s; full log: {log_path}", file=sys.stderr)
-        return 1
-    if not summary_path.exists():
-        print(f"DAG run finished but wrote no summary; see {log_path}", file=sys.stderr)
-        return 1
-    print_summary(json.loads(summary_path.read_text()), settings)
-    print(f"\nDAG run succeeded in {elapsed:.0f}s")
-    return 0
-
-
-def print_summary(s: dict, settings: Settings) -> None:
-    print(f"\n=== profilecast run {s['run_date']} ===")
-    print("rows per source (read = loaded + quarantined):")
-    for r in s.get("sources", []):
-        print(
-            f"  {r['source']:8s} {r['entity']:14s} read {r['rows_read']:>9,}  "
-            f"loaded {r['rows_loaded']:>9,}  quarantined {r['rows_quarantined']:>6,}"
-        )
-    for reason, n in s.get("quarantine_reasons", {}).items():
-        print(f"    quarantine: {n:>6,} x {reason}")
-    print(f"profiles: {s['profiles']:,} ({s['emailable_profiles']:,} emailable)")
-    print("segments:")
-    for seg, v in s.get("segments", {}).items():
-        chg = "" if v["change_pct"] is None else f" ({v['change_pct']:+.1f}% vs previous run)"
-        print(f"  {seg:24s} {v['size']:>8,}{chg}")
-    print("emails rendered:", ", ".join(f"{k}={v:,}" for k, v in s.get("rendered", {}).items()))
-    print(f"emails exported this run: {s.get('exported_this_run', 0):,} "
-          f"(all runs for this date: {s.get('exported_total_for_date', 0):,})")  # fmt: skip
-    for e in s.get("exports", []):
-        if e.get("exported"):
-            print(
-                f"  {e['campaign_id']:18s} {e['exported']:>7,} in {e['batches']} batch(es) -> {e['location']}"
-            )
-    print(f"quality report: {s.get('quality_report')}")
-    if s.get("data_docs"):
-        print(f"GX Data Docs: {s['data_docs']}")
-    print(f"warehouse: {settings.warehouse_path}")
+    return run(Interval.day(args.date))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

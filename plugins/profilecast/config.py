@@ -53,6 +53,8 @@ class Settings:
     lookback_days: int
     required_sources: frozenset[str] = field(default_factory=frozenset)
     repo_root: Path = REPO_ROOT
+    #: the user's own AIRFLOW_HOME, when they set one
+    airflow_home_override: Path | None = None
 
     @property
     def warehouse_path(self) -> Path:
@@ -64,7 +66,7 @@ class Settings:
 
     @property
     def airflow_home(self) -> Path:
-        return self.home / "airflow"
+        return self.airflow_home_override or self.home / "airflow"
 
     @property
     def rendered_dir(self) -> Path:
@@ -139,7 +141,22 @@ def load_settings() -> Settings:
         dbt_target=_env("PROFILECAST_DBT_TARGET", "duckdb"),
         lookback_days=env_int("PROFILECAST_LOOKBACK_DAYS", 3, minimum=0),
         required_sources=frozenset(s.strip() for s in required.split(",") if s.strip()),
+        airflow_home_override=Path(os.environ["AIRFLOW_HOME"]).resolve()
+        if os.environ.get("AIRFLOW_HOME")
+        else None,
     )
+
+
+#: the pools every deployment must have (``airflow pools import dags/pools.json``)
+POOLS_FILE = REPO_ROOT / "dags" / "pools.json"
+
+
+def user_airflow() -> dict[str, str]:
+    """What the user set for their Airflow and profilecast honours: the metadata database
+    (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``) and the executor (``AIRFLOW__CORE__EXECUTOR``).
+    Unset, the embedded default is SQLite under the Airflow home and the LocalExecutor."""
+    return {k: os.environ[k] for k in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                                       "AIRFLOW__CORE__EXECUTOR") if os.environ.get(k)}  # fmt: skip
 
 
 def duckdb_memory_limit() -> str:

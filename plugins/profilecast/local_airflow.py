@@ -17,14 +17,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.config import DAG_ID, WAREHOUSE_POOL, Settings, process_env, wake_url
+from profilecast.config import (
+    DAG_ID,
+    POOLS_FILE,
+    Settings,
+    process_env,
+    user_airflow,
+    wake_url,
+)
 from profilecast.interval import Interval, utc
 
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -36,7 +41,9 @@ class AirflowError(RuntimeError):
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """The environment Airflow runs with: the project's home, DAGs and SQLite metadata."""
+    """The environment Airflow runs with: the project's DAGs, the user's Airflow home,
+    metadata database and executor when they set them, else SQLite under the project's home
+    and the LocalExecutor."""
     env = process_env()
     home = settings.airflow_home
     # Airflow starts its components as `airflow ...` from PATH (standalone, the executor):
@@ -51,6 +58,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -64,6 +72,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "NO_COLOR": "1",
         }
     )
+    env.update(user_airflow())
     return env
 
 
@@ -73,77 +82,22 @@ def airflow_bin() -> str:
 
 
 def ensure_airflow(settings: Settings) -> dict[str, str]:
-    """Initialise Airflow's SQLite metadata and the warehouse pool (once)."""
+    """Migrate Airflow's metadata database and import the project's pools (once per
+    database: the marker is named after the connection)."""
+    import hashlib
+
     env = airflow_env(settings)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    marker = settings.airflow_home / ".profilecast-initialised"
+    conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    digest = hashlib.sha256(conn.encode()).hexdigest()[:12]
+    marker = settings.airflow_home / f".profilecast-initialised-{digest}"
     if not marker.exists():
         subprocess.run([airflow_bin(), "db", "migrate"], env=env, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run(
-            [airflow_bin(), "pools", "set", WAREHOUSE_POOL, "1", "DuckDB allows one writing process"],
-            env=env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        subprocess.run([airflow_bin(), "pools", "import", str(POOLS_FILE)], env=env,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         marker.write_text(datetime.now().isoformat())
     return env
-
-
-def active_runs_for(settings: Settings, interval: Interval) -> list[tuple[str, str, str]]:
-    """(run_id, run_type, state) of queued or running DAG runs over ``interval`` in the
-    project's Airflow metadata (empty when there is none yet)."""
-    import sqlite3
-
-    db = settings.airflow_home / "airflow.db"
-    if not db.exists():
-        return []
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = con.execute(
-            "select run_id, run_type, state, data_interval_start from dag_run "
-            "where dag_id = ? and state in ('queued', 'running')",
-            (DAG_ID,),
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        con.close()
-    return [
-        (run_id, run_type, state)
-        for run_id, run_type, state, start in rows
-        if start and utc(start) == interval.start
-    ]
-
-
-@contextmanager
-def interval_lock(settings: Settings, interval: Interval) -> Iterator[None]:
-    """Hold the interval for one person's run; a second one is refused with who holds it."""
-    import fcntl
-
-    folder = settings.airflow_home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{DAG_ID}-{interval.ds}.lock"
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise IntervalBusy(
-                f"interval {interval.ds} is held by {holder}; wait for it to finish"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"`profilecast run` pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-
-
-class IntervalBusy(RuntimeError):
-    """Another run holds the data interval."""
 
 
 @dataclass
@@ -176,7 +130,6 @@ class LocalAirflow:
         env = airflow_env(settings)
         env.update(
             {
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
@@ -292,10 +245,11 @@ class LocalAirflow:
             ) from exc
         return json.loads(text) if text else None
 
-    def trigger(self, interval: Interval, conf: dict[str, Any] | None = None) -> str:
+    def trigger(self, interval: Interval, conf: dict[str, Any] | None = None,
+                run_id: str | None = None) -> str:  # fmt: skip
         """A run of the daily interval, as the schedule would create it (logical date = the
         interval's start); returns its run id."""
-        run_id = f"simulated__{interval.start.isoformat()}"
+        run_id = run_id or f"simulated__{interval.start.isoformat()}"
         self.api("POST", f"/dags/{DAG_ID}/dagRuns", {
             "dag_run_id": run_id,
             "logical_date": interval.start.isoformat(),
@@ -360,6 +314,8 @@ class LocalAirflow:
             state = run["state"]
             if state in TERMINAL:
                 break
+            if time.monotonic() - start > 60:
+                self._check_pools(run_id)
             time.sleep(2)
         else:
             raise AirflowError(f"DAG run {run_id} still {state} after {timeout:.0f}s")
@@ -371,6 +327,53 @@ class LocalAirflow:
         ]
         return RunResult(run_id, state, time.monotonic() - start, failed)
 
+    def _check_pools(self, run_id: str) -> None:
+        """A task waiting on a pool the deployment lacks would wait forever without a word
+        (Airflow only logs it): stop with the fix instead."""
+        tis = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=200")
+        waiting = {t.get("pool") for t in tis.get("task_instances", [])
+                   if t["state"] == "scheduled" and t.get("pool")}  # fmt: skip
+        for pool in sorted(waiting):
+            try:
+                self.api("GET", f"/pools/{pool}")
+            except AirflowError as exc:
+                if "HTTP 404" in str(exc):
+                    raise AirflowError(
+                        f"tasks of {run_id} wait on pool {pool!r}, which this Airflow does not "
+                        f"have: run `airflow pools import {POOLS_FILE}` (profilecast run and up "
+                        "do it on a database they set up)"
+                    ) from None
+                raise
+
+    def run_for(self, interval: Interval) -> str | None:
+        """The id of the DAG run whose logical date is the interval's start, if any."""
+        runs = self.api("GET", f"/dags/{DAG_ID}/dagRuns?limit=100&order_by=-run_after")
+        for run in runs.get("dag_runs", []):
+            if run.get("logical_date") and _same(run["logical_date"], interval.start):
+                return str(run["dag_run_id"])
+        return None
+
+    def task_logs(self, run_id: str) -> str:
+        """The latest attempt's log of every task of a run, in task order."""
+        root = Path(self.env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / f"dag_id={DAG_ID}"
+        latest: dict[Path, Path] = {}
+        for path in (root / f"run_id={run_id}").rglob("attempt=*.log"):
+            seen = latest.get(path.parent)
+            if seen is None or _attempt(path) > _attempt(seen):
+                latest[path.parent] = path
+        parts = []
+        for folder in sorted(latest):
+            parts.append(f"===== {latest[folder].relative_to(root)} =====\n")
+            parts.append(latest[folder].read_text(errors="replace"))
+        return "".join(parts)
+
+
+def _attempt(path: Path) -> int:
+    try:
+        return int(path.stem.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
 
 def _killpg(pid: int, sig: int) -> None:
     try:
@@ -380,6 +383,5 @@ def _killpg(pid: int, sig: int) -> None:
 
 
 def _same(text: str, when: Any) -> bool:
-    from profilecast.interval import utc
 
     return utc(text) == when
