@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo simulate test lint format airflow lock clean benchmark benchmark-deps browser up
+.PHONY: help install demo simulate test lint format airflow lock clean benchmark benchmark-deps browser up cluster
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ SIM_CONTACTS ?= 3000
 SIM_DAYS ?= 5
 simulate: $(STAMP) ## Run SIM_DAYS daily intervals under a real scheduler and check the invariants
 	$(VENV)/bin/profilecast simulate --contacts $(SIM_CONTACTS) --days $(SIM_DAYS)
+
+cluster: $(STAMP) ## One interval on a loopback Celery cluster (PostgreSQL metadata and warehouse, Redis broker, two workers, S3 exports)
+	$(VENV)/bin/profilecast cluster --contacts $${CLUSTER_CONTACTS:-2000}
 
 browser: ## Install Debian's chromium for the preview test (as root; nothing when present)
 	@command -v chromium >/dev/null 2>&1 || { \

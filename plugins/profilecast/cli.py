@@ -220,6 +220,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return forget(args.email, args.apply_pending, args.requested_by)
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """One interval on a loopback cluster (development tool: moto, the machine's servers)."""
+    home = Path(args.home or load_settings().home / "cluster").resolve()
+    return int(_dev("cluster").main(args.contacts, args.date, home, args.workers))
+
+
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
@@ -289,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="carry out requests recorded earlier (the API's, or a busy warehouse's)")  # fmt: skip
     fg.add_argument("--requested-by", default=None, help="who asked (the audit row)")
     fg.set_defaults(func=cmd_forget)
+    cl = sub.add_parser("cluster", help="run one interval on a loopback Celery cluster (PostgreSQL, "
+                        "Redis, two workers, S3) and print which worker ran each task")  # fmt: skip
+    cl.add_argument("--contacts", type=int, default=2000)
+    cl.add_argument("--date", default="2026-10-31")
+    cl.add_argument("--workers", type=int, default=2)
+    cl.add_argument("--home", default=None, help="default: $PROFILECAST_HOME/cluster")
+    cl.set_defaults(func=cmd_cluster)
     a = sub.add_parser("airflow-standalone", help="start `airflow standalone` on the project")
     a.set_defaults(func=cmd_airflow_standalone)
     return p

@@ -151,6 +151,16 @@ def load_settings() -> Settings:
 POOLS_FILE = REPO_ROOT / "dags" / "pools.json"
 
 
+def worker_hostname() -> str:
+    """The host name a task instance records: the machine's, plus the Celery worker's name
+    when several workers share one machine (PROFILECAST_WORKER_NAME, set by the cluster
+    harness), so anyone can see which worker ran what."""
+    import socket
+
+    name = os.environ.get("PROFILECAST_WORKER_NAME")
+    return f"{socket.getfqdn()}/{name}" if name else socket.getfqdn()
+
+
 def user_airflow() -> dict[str, str]:
     """What the user set for their Airflow and profilecast honours: the metadata database
     (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``) and the executor (``AIRFLOW__CORE__EXECUTOR``).

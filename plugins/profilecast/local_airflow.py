@@ -118,8 +118,9 @@ class LocalAirflow:
     """Start with ``with LocalAirflow(settings) as af:``; every component stops on exit."""
 
     def __init__(
-        self, settings: Settings, port: int | None = None, scheduled: bool = False
-    ) -> None:
+        self, settings: Settings, port: int | None = None, scheduled: bool = False,
+        workers: int = 0,
+    ) -> None:  # fmt: skip
         """``scheduled``: the scheduler creates runs from the DAGs' schedules, as in
         production (``profilecast up``); otherwise only the caller creates runs (tests and
         the simulation, whose days are not today)."""
@@ -150,6 +151,9 @@ class LocalAirflow:
             # clock would) and the scheduler must not add a run for the real today.
             env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
         self.env = env
+        #: Celery workers to start beside the four components (the CeleryExecutor's), each
+        #: under its own name: the task instances record which one ran them
+        self.workers = workers
         self.procs: dict[str, subprocess.Popen] = {}
         self.log_dir = settings.home / "logs" / "airflow"
         self.base = f"http://127.0.0.1:{self.port}/api/v2"
@@ -165,11 +169,19 @@ class LocalAirflow:
     def start(self, timeout: float = 180, unpause: tuple[str, ...] = (DAG_ID,)) -> None:
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in COMPONENTS:
+        commands = {name: ([airflow_bin(), name], self.env) for name in COMPONENTS}
+        for k in range(1, self.workers + 1):
+            name = f"worker-{k}"
+            env = {**self.env, "PROFILECAST_WORKER_NAME": name,
+                   "AIRFLOW__CORE__HOSTNAME_CALLABLE": "profilecast.config.worker_hostname"}  # fmt: skip
+            commands[name] = ([airflow_bin(), "celery", "worker", "--concurrency", "1",
+                               "--celery-hostname", f"{name}@%h", "--without-mingle",
+                               "--without-gossip", "--skip-serve-logs"], env)  # fmt: skip
+        for name, (argv, env) in commands.items():
             log = (self.log_dir / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [airflow_bin(), name],
-                env=self.env,
+                argv,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -75,7 +75,9 @@ def download_folder(prefix_url: str, target: Path) -> Path:
     client = s3_client()
     target.mkdir(parents=True, exist_ok=True)
     for key in list_keys(f"s3://{bucket}/{prefix}"):
-        client.download_file(bucket, key, str(target / key[len(prefix) :]))
+        dest = target / key[len(prefix) :]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(dest))
     return target
 
 
