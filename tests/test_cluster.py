@@ -36,6 +36,9 @@ def test_two_celery_workers_run_the_dag_and_match_an_embedded_run(tmp_path):
     workers = {host.rsplit("/", 1)[-1] for _, _, host, _ in run.tasks}
     assert workers == {"worker-1", "worker-2"}, run.table()
     assert len([t for t in run.tasks if t[0] == "render"]) == 6  # 3 campaigns x 2 shards
+    # The render tasks handed their batches to the export through the bucket, not a path.
+    assert len(list(run.handoff.rglob("*.jsonl.gz"))) == 6
+    assert not list((tmp_path / "cluster" / "rendered").rglob("*.jsonl.gz"))
 
     embedded_home = tmp_path / "embedded"
     env = clean_env(PROFILECAST_HOME=str(embedded_home), PROFILECAST_SOURCES=str(sample))

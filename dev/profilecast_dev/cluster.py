@@ -1,7 +1,8 @@
 """A cluster on loopback (``make cluster``): Airflow's metadata in PostgreSQL, Redis as the
 Celery broker, a scheduler, a DAG processor, a triggerer, an API server and two Celery
-workers with different names; the warehouse on PostgreSQL; the landing zone and the exports
-on an S3 endpoint (moto's server). It runs the daily DAG for one interval through the
+workers with different names; the warehouse on PostgreSQL; the landing zone, the rendered
+batches the render tasks hand to the export, and the exports on an S3 endpoint (moto's
+server). It runs the daily DAG for one interval through the
 scheduler and prints one line per task instance, ``task_id map_index hostname state``.
 
 Everything it creates is its own: a fresh metadata database, a warehouse schema, a Redis
@@ -27,6 +28,8 @@ class ClusterRun:
     tasks: list[tuple[str, int, str, str]]  # task_id, map_index, hostname, state
     #: the exported batches, copied from the bucket before the S3 server stops
     exports: Path
+    #: what the render tasks handed to the export through the bucket (copied too)
+    handoff: Path
 
     def table(self) -> str:
         return "\n".join(f"{t} {m} {h} {s}" for t, m, h, s in self.tasks)
@@ -93,6 +96,7 @@ def run_cluster(home: Path, sources: Path, date: str, workers: int = 2,
             "PROFILECAST_PG_SCHEMA": schema,
             "PROFILECAST_LANDING_URL": f"s3://{bucket}/landing",
             "PROFILECAST_EXPORT_URL": f"s3://{bucket}/exports",
+            "PROFILECAST_HANDOFF_URL": f"s3://{bucket}/handoff",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
                 f"postgresql+psycopg2://postgres@127.0.0.1:5432/{meta_db}"
             ),
@@ -121,11 +125,12 @@ def run_cluster(home: Path, sources: Path, date: str, workers: int = 2,
                 tis = af.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=500")
             exports = home / "cluster-exports"
             download_folder(env["PROFILECAST_EXPORT_URL"], exports)
+            handed = download_folder(env["PROFILECAST_HANDOFF_URL"], home / "cluster-handoff")
             tasks = sorted(
                 (t["task_id"], int(t.get("map_index", -1)), str(t.get("hostname") or "-"),
                  t["state"]) for t in tis.get("task_instances", [])
             )  # fmt: skip
-            return ClusterRun(result.state, tasks, exports)
+            return ClusterRun(result.state, tasks, exports, handed)
         finally:
             set_process_env(**saved)
             if not keep:

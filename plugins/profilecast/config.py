@@ -194,6 +194,14 @@ def postgres_params() -> dict[str, str | int]:
     }
 
 
+def handoff_url() -> str | None:
+    """PROFILECAST_HANDOFF_URL=s3://bucket/prefix: files one task hands to another (rendered
+    batches for the export) go through this object store by key, so a render on one worker
+    and the export on another both reach them (else None: the local rendered folder)."""
+    url = _env("PROFILECAST_HANDOFF_URL", "")
+    return url.rstrip("/") if url.startswith("s3://") else None
+
+
 def landing_url() -> str | None:
     """PROFILECAST_LANDING_URL=s3://bucket/prefix puts the landing zone on S3 (else None:
     the landing zone is the local folder under PROFILECAST_HOME)."""

@@ -59,18 +59,13 @@ def load(
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done]
 
 
-def consent_dbt_vars() -> dict[str, Any]:
-    from profilecast.consent.topics import dbt_vars
-
-    return dbt_vars()
-
-
 def transform(
     interval_start: Any, interval_end: Any, settings: Settings | None = None
 ) -> dict[str, Any]:
     """dbt build: every model and its data tests, segments and activation tables included."""
     from profilecast.activation.identity import identity_figures
     from profilecast.activation.segments import segment_model_names
+    from profilecast.consent.topics import dbt_vars as consent_dbt_vars
     from profilecast.warehouse import connect, dbt_build
 
     settings = settings or load_settings()
@@ -79,7 +74,7 @@ def transform(
         "as_of": as_of_of(interval_end),
         "run_date": ds,
         "segment_models": segment_model_names(settings.dbt_project_dir),
-        **consent_dbt_vars(),
+        **consent_dbt_vars(),  # the topics and regimes of consent/topics.yml
     }
     dbt_build(settings, dbt_vars)
     with connect(settings) as wh:
@@ -215,7 +210,7 @@ def render(
     claims = flow_claims_today(settings) if campaign.kind == "marketing" else {}
     with connect(settings, read_only=True) as wh:
         fresh = fresh_overlay(wh, settings)
-        return render_campaign(
+        out = render_campaign(
             wh,
             campaign,
             run_date_of(interval_start),
@@ -226,21 +221,16 @@ def render(
             flow_claims={c: f for c, (f, p) in claims.items() if p >= campaign.priority},
             suppressions=current_suppressions(),
         )
+    from profilecast.export.handoff import hand_off
+
+    return hand_off(out, settings.rendered_dir)
 
 
 def fresh_overlay(wh: Any, settings: Settings) -> dict[str, Any]:
     """What the collector saw since the build, per customer (empty without a collector)."""
-    from profilecast.fresh import FreshStore, load_overlay
-    from profilecast.fresh.overlay import facts_cutoff
+    from profilecast.fresh.overlay import since_build
 
-    store = FreshStore.open_for_reading(settings.fresh_path)
-    if store is None:
-        return {}
-    try:
-        as_of = wh.query("select max(profile_as_of) from customer_profiles")[0][0]
-        return load_overlay(wh, store, facts_cutoff(as_of, settings.lookback_days))
-    finally:
-        store.close()
+    return since_build(wh, settings.fresh_path, settings.lookback_days)
 
 
 def fresh_summary(settings: Settings | None = None) -> dict[str, Any]:
@@ -316,15 +306,23 @@ def export(
         by_campaign.setdefault(item["campaign_id"], []).append(item)
     results = []
     campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
+    import tempfile
+
+    from profilecast.export.handoff import fetch
+
+    fetched = Path(tempfile.mkdtemp(prefix="profilecast-handoff-"))
     with connect(settings) as wh:
         for cid, items in sorted(by_campaign.items()):
-            paths = [Path(i["path"]) for i in items]
+            paths = [fetch(str(i["path"]), fetched) for i in items]
             fmt = items[0].get("format", "jsonl")
             topic = campaigns[cid].topic if cid in campaigns else None
             results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt,
                                            topic=topic))  # fmt: skip
             if cid in campaigns:
                 record_campaign_contacts(settings, wh, campaigns[cid], ds)
+    import shutil
+
+    shutil.rmtree(fetched, ignore_errors=True)
     return results
 
 

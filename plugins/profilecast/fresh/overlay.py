@@ -198,3 +198,15 @@ def load_overlay(wh: Any, store: FreshStore | None, received_since: str) -> dict
         return {}
     facts = store.facts_since(received_since)
     return {cid: Overlay(fs) for cid, fs in resolve(wh, store, facts).items()}
+
+
+def since_build(wh: Any, fresh_path: Any, lookback_days: int) -> dict[str, Overlay]:
+    """What the collector saw since the build, per customer (empty without a collector)."""
+    store = FreshStore.open_for_reading(fresh_path)
+    if store is None:
+        return {}
+    try:
+        as_of = wh.query("select max(profile_as_of) from customer_profiles")[0][0]
+        return load_overlay(wh, store, facts_cutoff(as_of, lookback_days))
+    finally:
+        store.close()
