@@ -106,7 +106,8 @@ def built(tmp_path_factory, sample_dir):
 #: The two longest open the two workers' queues, each followed by a short test so that
 #: nothing long waits behind them; the rest follows longest first.
 LONGEST_FIRST = (
-    "test_simulate.py", "test_faults.py", "test_identity.py", "test_e2e.py", "test_up.py",
+    "test_simulate.py", "test_faults.py", "test_e2e.py", "test_cluster.py", "test_identity.py",
+    "test_up.py",
     "test_segments.py", "test_postgres.py", "test_pipeline_quality.py", "test_freshness.py",
 )  # fmt: skip
 
