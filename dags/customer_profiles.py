@@ -71,6 +71,20 @@ def customer_profiles():
         API, or a CLI request that found the warehouse busy) before anything is loaded."""
         return _step("apply_erasures")
 
+    @task(retries=0, execution_timeout=timedelta(hours=3))
+    def warehouse_pool_watch(ti=None, run_id=None) -> str:
+        """Fail with the fix when the warehouse pool is missing: Airflow itself only logs a
+        task that waits on a pool it does not have."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from profilecast.config import pool_wait_seconds
+        from profilecast.pool_watch import PoolMissing, watch
+
+        try:
+            return watch(lambda **kw: ti.get_task_states(dag_id=DAG_ID, **kw), run_id,
+                         pool_wait_seconds())  # fmt: skip
+        except PoolMissing as exc:
+            raise AirflowFailException(str(exc)) from exc
+
     @task(retries=3)
     def extract(source: str, data_interval_start=None, data_interval_end=None) -> list[dict]:
         """Read one source's drop for the interval into the Parquet landing zone."""
@@ -123,6 +137,7 @@ def customer_profiles():
         print("PROFILECAST_SUMMARY", summary)
         return summary
 
+    warehouse_pool_watch()
     erased = apply_erasures()
     extracted = [extract.override(task_id=f"extract_{s}")(s) for s in SOURCE_NAMES]
     erased >> extracted

@@ -31,8 +31,9 @@ def test_every_dag_has_tags_retries_and_docs(dagbag):
         assert dag.catchup is False
         assert dag.doc_md, f"{dag.dag_id} has no documentation"
         for t in dag.tasks:
-            # The gate is deliberately not retried: a data failure does not fix itself.
-            if t.task_id != "quality_gate":
+            # The gate is deliberately not retried: a data failure does not fix itself; nor
+            # is the pool watchdog: a missing pool does not appear by retrying.
+            if t.task_id not in ("quality_gate", "warehouse_pool_watch"):
                 assert t.retries >= 1, f"{dag.dag_id}.{t.task_id} has no retries"
             fn = getattr(t, "python_callable", None) or getattr(t, "partial_kwargs", {}).get(
                 "python_callable"
@@ -70,3 +71,43 @@ def test_dag_files_do_not_import_heavy_modules_at_parse_time(path):
     )
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, f"{path.name} imports {proc.stdout.strip()} at top level"
+
+
+def test_the_pool_watchdog_passes_once_the_first_task_starts_and_names_a_missing_pool():
+    from profilecast.pool_watch import PoolMissing, watch
+
+    now = [0.0]
+    clock, sleep = (lambda: now[0]), (lambda s: now.__setitem__(0, now[0] + s))
+    timeline = {0: "scheduled", 30: "scheduled", 40: "queued"}
+
+    def started(task_ids, run_ids=None):
+        state = [s for t, s in sorted(timeline.items()) if t <= now[0]][-1]
+        return {"r1": {"apply_erasures": state}}
+
+    assert "apply_erasures is queued" in watch(
+        started, "r1", 600, poll=10, clock=clock, sleep=sleep
+    )
+
+    now[0] = 0.0
+    busy_until = 700
+
+    def waiting(task_ids, run_ids=None):
+        if run_ids:
+            return {"r1": {"apply_erasures": "scheduled"}}
+        other = "running" if now[0] < busy_until else "success"
+        return {"r1": {"apply_erasures": "scheduled"}, "r0": {"dbt_build": other}}
+
+    with pytest.raises(
+        PoolMissing, match=r"no 'profilecast_warehouse' pool.*pools import dags/pools.json"
+    ):
+        watch(waiting, "r1", 600, poll=10, clock=clock, sleep=sleep)
+    # Another run held the warehouse until 700 s: that wait was legitimate, the verdict
+    # came a full period after it ended.
+    assert now[0] >= 1200
+
+
+def test_the_pool_watchdog_runs_beside_the_first_warehouse_task(dagbag):
+    dag = dagbag.dags["customer_profiles"]
+    watch = dag.get_task("warehouse_pool_watch")
+    assert watch.pool != "profilecast_warehouse" and not watch.upstream_task_ids
+    assert watch.retries == 0

@@ -122,3 +122,36 @@ def test_a_failing_task_is_reported_at_once_not_after_its_retries(airflow_home, 
     assert "full log:" in result.stderr
     log = next((home / "logs").glob("run-*.log")).read_text()
     assert "up_for_retry" not in log.lower() and "AirflowFailException" in log
+
+
+def test_a_missing_pool_is_named_with_its_fix(airflow_home, tmp_path):
+    """A deployment without the warehouse pool: the watchdog task fails with the fix, and
+    `profilecast run` stops instead of waiting forever."""
+    from profilecast.config import load_settings
+    from profilecast.local_airflow import airflow_bin, ensure_airflow
+
+    drop = tmp_path / "drop"
+    generate(drop, contacts=40, seed=5)
+    home = airflow_home / "nopool"
+    env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(drop),
+                    PROFILECAST_POOL_WAIT_SECONDS="15")  # fmt: skip
+    import os
+
+    saved = os.environ.get("PROFILECAST_HOME")
+    os.environ["PROFILECAST_HOME"] = str(home)
+    try:
+        af_env = ensure_airflow(load_settings())
+    finally:
+        if saved is None:
+            os.environ.pop("PROFILECAST_HOME")
+        else:
+            os.environ["PROFILECAST_HOME"] = saved
+    subprocess.run([airflow_bin(), "pools", "delete", "profilecast_warehouse"], env=af_env,
+                   check=True, capture_output=True)  # fmt: skip
+    result = subprocess.run([venv_bin("profilecast"), "run", "--date", DATE], env=env,
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 1
+    assert "which this Airflow does not have: run `airflow pools import" in result.stderr
+    log = next((home / "logs").glob("run-*.log")).read_text()
+    assert "warehouse_pool_watch" in log
+    assert "no 'profilecast_warehouse' pool" in log and "pools import dags/pools.json" in log

@@ -151,6 +151,12 @@ def load_settings() -> Settings:
 POOLS_FILE = REPO_ROOT / "dags" / "pools.json"
 
 
+def pool_wait_seconds() -> int:
+    """PROFILECAST_POOL_WAIT_SECONDS (default 600): how long the first warehouse task may wait
+    with nothing else holding the warehouse before the pool watchdog calls the pool missing."""
+    return env_int("PROFILECAST_POOL_WAIT_SECONDS", 600)
+
+
 def worker_hostname() -> str:
     """The host name a task instance records: the machine's, plus the Celery worker's name
     when several workers share one machine (PROFILECAST_WORKER_NAME, set by the cluster
