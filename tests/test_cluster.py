@@ -4,13 +4,10 @@ exports on an S3 endpoint. Its messages equal an embedded run's on the same data
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from profilecast_dev.cluster import run_cluster
 from profilecast_dev.generate import generate
 
-from .conftest import clean_env, venv_bin
 from .esp_formats import messages_in
 from .test_postgres import _ensure_server
 
@@ -25,7 +22,34 @@ def _messages(root) -> dict[str, tuple[str, str, str]]:
             for f in folders for m in messages_in(f)}  # fmt: skip
 
 
-def test_two_celery_workers_run_the_dag_and_match_an_embedded_run(tmp_path):
+def _embedded_run(home, sample, monkeypatch) -> None:
+    """The same interval embedded, in this process: DuckDB, a local landing zone and export
+    folder, the pipeline's steps in the DAG's order."""
+    from datetime import UTC, datetime, timedelta
+
+    from profilecast import pipeline
+    from profilecast.config import load_settings
+
+    for name in ("PROFILECAST_DBT_TARGET", "PROFILECAST_EXPORT_URL", "PROFILECAST_LANDING_URL",
+                 "PROFILECAST_HANDOFF_URL", "PROFILECAST_PG_SCHEMA"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROFILECAST_HOME", str(home))
+    monkeypatch.setenv("PROFILECAST_SOURCES", str(sample))
+    settings = load_settings()
+    start = datetime(2026, 10, 31, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    manifests = [
+        pipeline.extract(s, start, end, settings) for s in ("crm", "billing", "web", "esp")
+    ]
+    pipeline.load(manifests, end, settings)
+    pipeline.transform(start, end, settings)
+    pipeline.audiences(start, settings)
+    pipeline.gate(start, end, settings)
+    rendered = [pipeline.render(c, start, settings) for c in pipeline.campaign_ids(settings)]
+    pipeline.export(rendered, start, "embedded", settings)
+
+
+def test_two_celery_workers_run_the_dag_and_match_an_embedded_run(tmp_path, monkeypatch):
     _ensure_server()
     sample = tmp_path / "sample"
     generate(sample, contacts=300, seed=13)
@@ -41,10 +65,7 @@ def test_two_celery_workers_run_the_dag_and_match_an_embedded_run(tmp_path):
     assert not list((tmp_path / "cluster" / "rendered").rglob("*.jsonl.gz"))
 
     embedded_home = tmp_path / "embedded"
-    env = clean_env(PROFILECAST_HOME=str(embedded_home), PROFILECAST_SOURCES=str(sample))
-    done = subprocess.run([venv_bin("profilecast"), "run", "--date", DATE], env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    _embedded_run(embedded_home, sample, monkeypatch)
     cluster, embedded = _messages(run.exports), _messages(embedded_home / "exports")
     assert len(cluster) > 0
     assert cluster.keys() == embedded.keys()

@@ -7,14 +7,14 @@ Airflow Connection for the API extractors).
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-#: The repository root (``plugins/profilecast/config.py`` -> three levels up).
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from profilecast.settings import REPO_ROOT, Settings
+
+__all__ = ["REPO_ROOT", "Settings"]
 
 #: The DAG and the Airflow pool that serialises warehouse writers (DuckDB: one writer).
 DAG_ID = "customer_profiles"
@@ -42,92 +42,6 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    """A snapshot of the configuration, resolved from the environment."""
-
-    home: Path
-    sources: str
-    export_url: str
-    dbt_target: str
-    lookback_days: int
-    required_sources: frozenset[str] = field(default_factory=frozenset)
-    repo_root: Path = REPO_ROOT
-    #: the user's own AIRFLOW_HOME, when they set one
-    airflow_home_override: Path | None = None
-
-    @property
-    def warehouse_path(self) -> Path:
-        return self.home / "warehouse.duckdb"
-
-    @property
-    def landing_dir(self) -> Path:
-        return self.home / "landing"
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.airflow_home_override or self.home / "airflow"
-
-    @property
-    def rendered_dir(self) -> Path:
-        return self.home / "rendered"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
-
-    @property
-    def dbt_project_dir(self) -> Path:
-        return Path(_env("PROFILECAST_DBT_PROJECT_DIR", str(self.repo_root / "dbt_project")))
-
-    @property
-    def dbt_vars(self) -> dict[str, object]:
-        """Operator overrides of dbt project vars (PROFILECAST_DBT_VARS, a JSON object), e.g.
-        '{"identity_match_threshold": 10}'. The pipeline's own vars (as_of) win."""
-        raw = _env("PROFILECAST_DBT_VARS", "").strip()
-        if not raw:
-            return {}
-        try:
-            parsed = json.loads(raw)
-        except ValueError as exc:
-            raise ValueError(f"PROFILECAST_DBT_VARS is not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise ValueError("PROFILECAST_DBT_VARS must be a JSON object of dbt vars")
-        return parsed
-
-    @property
-    def fresh_path(self) -> Path:
-        """The fresh-facts store the collector writes and every render reads (SQLite)."""
-        return self.home / "fresh" / "facts.sqlite"
-
-    @property
-    def profiles_snapshot_path(self) -> Path:
-        """The profiles the profile API serves, published after each gated build."""
-        return self.home / "serving" / "profiles.sqlite"
-
-    @property
-    def flows_path(self) -> Path:
-        """Triggered flows' state, history and send ledger (SQLite, beside the warehouse)."""
-        return self.home / "flows" / "state.sqlite"
-
-    @property
-    def flows_dir(self) -> Path:
-        """Flow files (``<flow_id>.yml``) and their message folders (``messages/``)."""
-        return Path(_env("PROFILECAST_FLOWS", str(self.repo_root / "flows")))
-
-    @property
-    def expectations_dir(self) -> Path:
-        return self.repo_root / "expectations"
-
-    @property
-    def campaigns_dir(self) -> Path:
-        return Path(_env("PROFILECAST_CAMPAIGNS", str(self.repo_root / "campaigns")))
-
-    @property
-    def dags_dir(self) -> Path:
-        return self.repo_root / "dags"
-
-
 def load_settings() -> Settings:
     """Read the configuration from the environment (cheap; call it inside tasks)."""
     home = Path(_env("PROFILECAST_HOME", str(REPO_ROOT / ".profilecast"))).resolve()
@@ -141,9 +55,9 @@ def load_settings() -> Settings:
         dbt_target=_env("PROFILECAST_DBT_TARGET", "duckdb"),
         lookback_days=env_int("PROFILECAST_LOOKBACK_DAYS", 3, minimum=0),
         required_sources=frozenset(s.strip() for s in required.split(",") if s.strip()),
-        airflow_home_override=Path(os.environ["AIRFLOW_HOME"]).resolve()
+        airflow_home_override=Path(_env("AIRFLOW_HOME", ".")).resolve()
         if os.environ.get("AIRFLOW_HOME")
-        else None,
+        else None,  # fmt: skip
     )
 
 
@@ -152,15 +66,14 @@ POOLS_FILE = REPO_ROOT / "dags" / "pools.json"
 
 
 def pool_wait_seconds() -> int:
-    """PROFILECAST_POOL_WAIT_SECONDS (default 600): how long the first warehouse task may wait
-    with nothing else holding the warehouse before the pool watchdog calls the pool missing."""
+    """How long the first warehouse task may wait, nothing else holding the warehouse, before
+    the pool watchdog calls the pool missing (PROFILECAST_POOL_WAIT_SECONDS, 600)."""
     return env_int("PROFILECAST_POOL_WAIT_SECONDS", 600)
 
 
 def worker_hostname() -> str:
-    """The host name a task instance records: the machine's, plus the Celery worker's name
-    when several workers share one machine (PROFILECAST_WORKER_NAME, set by the cluster
-    harness), so anyone can see which worker ran what."""
+    """A task instance's host name: the machine's, plus the Celery worker's name where several
+    share one machine (PROFILECAST_WORKER_NAME, set by the cluster harness)."""
     import socket
 
     name = os.environ.get("PROFILECAST_WORKER_NAME")
@@ -168,11 +81,9 @@ def worker_hostname() -> str:
 
 
 def user_airflow() -> dict[str, str]:
-    """What the user set for their Airflow and profilecast honours: the metadata database
-    (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``) and the executor (``AIRFLOW__CORE__EXECUTOR``).
-    Unset, the embedded default is SQLite under the Airflow home and the LocalExecutor."""
-    return {k: os.environ[k] for k in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                                       "AIRFLOW__CORE__EXECUTOR") if os.environ.get(k)}  # fmt: skip
+    """The user's Airflow metadata database and executor, when set (honoured as they are)."""
+    keys = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTOR")
+    return {k: os.environ[k] for k in keys if os.environ.get(k)}
 
 
 def duckdb_memory_limit() -> str:
@@ -200,19 +111,21 @@ def postgres_params() -> dict[str, str | int]:
     }
 
 
-def handoff_url() -> str | None:
-    """PROFILECAST_HANDOFF_URL=s3://bucket/prefix: files one task hands to another (rendered
-    batches for the export) go through this object store by key, so a render on one worker
-    and the export on another both reach them (else None: the local rendered folder)."""
-    url = _env("PROFILECAST_HANDOFF_URL", "")
+def _s3_url(name: str) -> str | None:
+    url = _env(name, "")
     return url.rstrip("/") if url.startswith("s3://") else None
+
+
+def handoff_url() -> str | None:
+    """PROFILECAST_HANDOFF_URL=s3://bucket/prefix: rendered batches reach the export task
+    through this object store, by key (else None: the local rendered folder)."""
+    return _s3_url("PROFILECAST_HANDOFF_URL")
 
 
 def landing_url() -> str | None:
     """PROFILECAST_LANDING_URL=s3://bucket/prefix puts the landing zone on S3 (else None:
     the landing zone is the local folder under PROFILECAST_HOME)."""
-    url = _env("PROFILECAST_LANDING_URL", "")
-    return url.rstrip("/") if url.startswith("s3://") else None
+    return _s3_url("PROFILECAST_LANDING_URL")
 
 
 def connectors() -> dict[str, str]:
@@ -258,13 +171,12 @@ def public_url() -> tuple[str, bool]:
 
 
 def erasure_salt() -> str:
-    """PROFILECAST_ERASURE_SALT: the salt of the erased people's digests (empty: a random one
-    kept in $PROFILECAST_HOME/privacy/salt). Set it on every machine of a cluster."""
+    """PROFILECAST_ERASURE_SALT (empty: a random salt kept in $PROFILECAST_HOME/privacy)."""
     return _env("PROFILECAST_ERASURE_SALT", "").strip()
 
 
 def privacy_tokens() -> tuple[str, ...]:
-    """PROFILECAST_PRIVACY_TOKENS: bearer tokens of the privacy API (empty: the API is off)."""
+    """PROFILECAST_PRIVACY_TOKENS: the privacy API's bearer tokens (none: the API is off)."""
     return _csv("PROFILECAST_PRIVACY_TOKENS")
 
 

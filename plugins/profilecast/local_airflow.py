@@ -26,6 +26,7 @@ from profilecast.config import (
     DAG_ID,
     POOLS_FILE,
     Settings,
+    pool_wait_seconds,
     process_env,
     user_airflow,
     wake_url,
@@ -326,7 +327,7 @@ class LocalAirflow:
             state = run["state"]
             if state in TERMINAL:
                 break
-            if time.monotonic() - start > 60:
+            if time.monotonic() - start > min(60, pool_wait_seconds() + 30):
                 self._check_pools(run_id)
             time.sleep(2)
         else:
