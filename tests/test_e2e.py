@@ -134,7 +134,7 @@ def test_a_missing_pool_is_named_with_its_fix(airflow_home, tmp_path):
     generate(drop, contacts=40, seed=5)
     home = airflow_home / "nopool"
     env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(drop),
-                    PROFILECAST_POOL_WAIT_SECONDS="15")  # fmt: skip
+                    PROFILECAST_POOL_WAIT_SECONDS="5")  # fmt: skip
     import os
 
     saved = os.environ.get("PROFILECAST_HOME")
