@@ -37,6 +37,18 @@ def venv_bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def chromium_path() -> str:
+    """Debian's chromium; in CI a missing one fails (`make test` installs it as root)."""
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make test` installs Debian's chromium in CI")
+        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
+    return path
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROFILECAST_", "AIRFLOW"))}
     env.update(overrides)

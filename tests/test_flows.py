@@ -132,6 +132,18 @@ class World:
             conn.close()
 
 
+def _deferred(tmp: Path, flow_id: str) -> tuple[str, str]:
+    """(next_due_at, why) of a flow's deferred step."""
+    conn = sqlite3.connect(tmp / "flows.sqlite")
+    try:
+        return conn.execute(
+            "select s.next_due_at, h.detail from flow_state s join flow_history h "
+            "on h.flow_id = s.flow_id and h.subject = s.subject and h.transition = 'deferred' "
+            "where s.flow_id = ?", (flow_id,)).fetchone()  # fmt: skip
+    finally:
+        conn.close()
+
+
 def _flatten(rec: dict, flow_id: str) -> list[dict]:
     """One dict per message whatever the format, read back as an ESP would."""
     from profilecast.export.formats import FORMATS
@@ -389,12 +401,7 @@ def test_the_frequency_cap_defers_a_browse_nudge_after_two_cart_emails(tmp_path)
     w.post(_track("u-ann", "Product Viewed", T0 + timedelta(hours=25), w.next_id(), name="Lamp"))
     out = w.advance(T0 + timedelta(hours=27, minutes=1))
     assert out.deferred == 1 and out.sent == {}
-    conn = sqlite3.connect(tmp_path / "flows.sqlite")
-    due, detail = conn.execute(
-        "select s.next_due_at, h.detail from flow_state s join flow_history h "
-        "on h.flow_id = s.flow_id and h.subject = s.subject and h.transition = 'deferred' "
-        "where s.flow_id = 'browse_abandonment'").fetchone()  # fmt: skip
-    conn.close()
+    due, detail = _deferred(tmp_path, "browse_abandonment")
     assert due.startswith("2026-11-29 12:31") and detail.startswith("frequency cap: 2")
     assert w.advance(T0 + timedelta(days=3, minutes=32)).sent == {"browse_abandonment": 1}
 
@@ -479,11 +486,6 @@ def test_a_weekly_preference_holds_the_next_marketing_email_for_a_week(tmp_path)
     assert w.sends() == [("cart_abandonment", "reminder", "C1")]
     out = w.advance(T0 + timedelta(hours=24, minutes=31))
     assert out.deferred == 1 and out.sent == {}
-    conn = sqlite3.connect(tmp_path / "flows.sqlite")
-    due, detail = conn.execute(
-        "select s.next_due_at, h.detail from flow_state s join flow_history h "
-        "on h.flow_id = s.flow_id and h.subject = s.subject and h.transition = 'deferred' "
-        "where s.flow_id = 'cart_abandonment'").fetchone()  # fmt: skip
-    conn.close()
+    due, detail = _deferred(tmp_path, "cart_abandonment")
     assert due.startswith("2026-12-03 12:31") and "at most one email weekly" in detail
     assert w.advance(T0 + timedelta(days=7, minutes=32)).sent == {"cart_abandonment": 1}

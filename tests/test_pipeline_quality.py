@@ -11,6 +11,8 @@ from profilecast import pipeline
 from profilecast.quality.gate import QualityGateError, mask_emails, run_gate
 from profilecast.warehouse import connect
 
+from tests.conftest import chromium_path
+
 START = datetime(2026, 10, 31, tzinfo=UTC)
 END = START + timedelta(days=1)
 DS = "2026-10-31"
@@ -199,22 +201,10 @@ def test_validate_cli_exit_codes(copy_of, monkeypatch, capsys):
     )
 
 
-def _chromium():
-    import os
-    import shutil
-
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: `make test` installs Debian's chromium in CI")
-        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
-    return path
-
-
 def _browse(index, tmp_path, *extra):
     import subprocess
 
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    cmd = [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", f"--user-data-dir={tmp_path / 'chrome-profile'}",
            "--allow-file-access-from-files", "--virtual-time-budget=5000", *extra, index.as_uri()]  # fmt: skip

@@ -19,20 +19,12 @@ from profilecast.fresh.overlay import Overlay
 from profilecast.fresh.store import FreshStore
 
 from tests.collector_harness import start_collector
+from tests.conftest import chromium_path
 
 KEY = "pref-key-2026"
 ANN = "ann@example.com"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: `make test` installs Debian's chromium in CI")
-        pytest.skip("Debian's chromium is not installed (make test installs it when run as root)")
-    return path
 
 
 def _snapshot(home: Path) -> None:
@@ -85,7 +77,7 @@ def test_the_preference_centre_works_with_the_keyboard_alone(centre, tmp_path):
 
     col, url = centre
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=FLAGS)
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=FLAGS)
         page = browser.new_page(viewport={"width": 720, "height": 900})
         page.goto(url)
         assert "a***@example.com" in page.content() and ANN not in page.content()
@@ -132,7 +124,7 @@ def test_the_preference_centre_works_without_javascript(centre):
 
     col, url = centre
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=FLAGS)
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=FLAGS)
         context = browser.new_context(java_script_enabled=False)
         page = context.new_page()
         page.goto(url)

@@ -62,11 +62,8 @@ def _matcher_for(c: Any, email: str) -> sweep.Matcher:
     """The address and the identifiers the profile snapshot links to it."""
     ids: set[str] = set()
     cid = c.profiles.customer_for("email", erasure.normalize(email))
-    db = c.profiles._db()
-    if cid and db is not None:
-        ids.add(cid)
-        ids |= {r[0] for r in db.execute(
-            "select identifier from identifiers where customer_id = ?", (cid,))}  # fmt: skip
+    if cid:
+        ids |= {cid} | {identifier for _, identifier in c.profiles.identifiers_of(cid)}
     emails = {erasure.normalize(email)} | {i for i in ids if "@" in i}
     first = sweep.Matcher(emails, {i for i in ids if "@" not in i})
     ids |= _fact_identifiers(c.settings.fresh_path, first)

@@ -221,6 +221,12 @@ class ProfileReader:
         ).fetchone() if db else None  # fmt: skip
         return row[0] if row else None
 
+    def identifiers_of(self, customer_id: str) -> list[tuple[str, str]]:
+        """(id_kind, identifier) the snapshot links to a customer."""
+        db = self._db()
+        return db.execute("select id_kind, identifier from identifiers where customer_id = ?",
+                          (customer_id,)).fetchall() if db else []  # fmt: skip
+
     def profile(self, customer_id: str, all_fields: bool = False) -> dict[str, Any] | None:
         """The published profile with the fresh facts laid over it, or None. Only the API's
         allow-listed fields unless ``all_fields`` (the flows' own use)."""
@@ -235,9 +241,7 @@ class ProfileReader:
         body = json.loads(row[0])
         meta = dict(db.execute("select key, value from meta").fetchall())
         allowed = set(json.loads(meta["api_fields"])) if "api_fields" in meta else set(body)
-        ids = db.execute(
-            "select id_kind, identifier from identifiers where customer_id = ?", (customer_id,)
-        ).fetchall()
+        ids = self.identifiers_of(customer_id)
         store = self._fresh()
         facts = []
         if store is not None:
