@@ -26,7 +26,7 @@ def test_three_days_rerun_and_backfill_under_the_scheduler(tmp_path):
     assert result.returncode == 0, out[-6000:]
     assert "simulation PASSED" in out
     table = [line for line in out.splitlines() if line.startswith(("PASS ", "FAIL "))]
-    assert len(table) == 8 and all(line.startswith("PASS ") for line in table), "\n".join(table)
+    assert len(table) == 10 and all(line.startswith("PASS ") for line in table), "\n".join(table)
     for label in (
         "day 1 2026-11-01",
         "day 3 2026-11-03",

@@ -119,3 +119,12 @@
   {%- if regimes is not mapping -%}{%- set regimes = {} -%}{%- endif -%}
   '{{ regimes[which] if which in regimes else (regimes['default'] if 'default' in regimes else 'opt_out') }}'
 {%- endmacro %}
+
+{#- A timestamp plus a whole number of days taken from a column. -#}
+{% macro plus_days(ts, days_column) -%}
+  {%- if target.type == 'postgres' -%}
+    ({{ ts }} + make_interval(days => {{ days_column }}))
+  {%- else -%}
+    ({{ ts }} + to_days(cast({{ days_column }} as integer)))
+  {%- endif -%}
+{%- endmacro %}

@@ -24,6 +24,8 @@ from typing import Any
 from profilecast.config import Settings
 from profilecast.interval import Interval
 
+from profilecast_dev.experiment_checks import check_holdout, check_results
+
 INVARIANTS = (
     ("runs", "every DAG run succeeded"),
     ("exactly_once", "no message_key exported twice"),
@@ -33,6 +35,8 @@ INVARIANTS = (
     ("row_accounting", "rows read = loaded + quarantined; no re-quarantine"),
     ("updates", "updates to old CRM/billing records reach profiles that day"),
     ("manifests", "every exported batch listed in a manifest"),
+    ("holdout", "no held-out customer exported for that campaign and day"),
+    ("results", "campaign_results matches the simulated ESP's outcomes"),
 )
 
 
@@ -63,6 +67,8 @@ class World:
     settings: Settings
     identity: dict[tuple[str, str], str] = field(default_factory=dict)
     truth_merges: int = 0
+    #: run date -> the simulated ESP's outcome per message of that day
+    outcomes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------
@@ -177,6 +183,8 @@ def check_day(world: World, step: Step, all_steps: list[Step]) -> dict[str, Chec
         checks["manifests"] = Check(
             not problems, "all listed" if not problems else "; ".join(problems[:3])
         )
+        checks["holdout"] = Check(*check_holdout(con, messages))
+        checks["results"] = Check(*check_results(con, world.outcomes, step.interval.ds))
 
         caps = {c.campaign_id: c.frequency_cap_days for c in load_campaigns(settings.campaigns_dir)}
         sends: dict[tuple[str, str], list[date]] = defaultdict(list)
@@ -364,6 +372,7 @@ def simulate(
     """Run the simulation on ``settings.home`` (emptied first); returns the checked steps."""
     from profilecast.local_airflow import LocalAirflow
 
+    from profilecast_dev.esp_world import feedback
     from profilecast_dev.generate import generate
 
     home = settings.home
@@ -397,6 +406,15 @@ def simulate(
             result = af.wait(run_id, since=started)
             step = Step(label, interval, result, time.monotonic() - started)
             steps.append(step)
+            if action == "run" and result.state == "success":
+                world.outcomes[interval.ds] = feedback(
+                    sources,
+                    home / "exports",
+                    settings.warehouse_path,
+                    interval.ds,
+                    data / "truth",
+                    seed,
+                )  # the ESP's events and the orders land before the next day's run
             step.checks = check_day(world, step, steps)
             report = home / "reports" / "simulation.txt"
             report.parent.mkdir(parents=True, exist_ok=True)

@@ -129,6 +129,25 @@ def cmd_flows(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from profilecast.experiments.report import text_table
+
+    settings = load_settings()
+    summaries = pipeline.results(args.campaign, args.until, settings)
+    if args.json:
+        print(json.dumps(summaries if not args.campaign else summaries[0], indent=2, default=str))
+        return 0
+    for s in summaries:
+        if not s["arms"]:
+            print(
+                f"{s['campaign_id']}: no results yet (a send's events and orders arrive with "
+                "the next day's run)"
+            )
+            continue
+        print(text_table(s))
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     settings = load_settings()
     out = Path(args.out) if args.out else settings.home / "preview" / args.campaign
@@ -273,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("action", nargs="?", choices=["list", "advance"], default="list")
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=cmd_flows)
+    rs = sub.add_parser("results", help="a campaign's results: funnel, variants, lift vs holdout")
+    rs.add_argument("campaign", nargs="?", help="campaign or flow id (default: every one)")
+    rs.add_argument("--until", help="send dates up to this one (YYYY-MM-DD)")
+    rs.add_argument("--json", action="store_true", help="machine-readable output")
+    rs.set_defaults(func=cmd_results)
     pv = sub.add_parser("preview", help="render sample messages of a campaign with an index page")
     pv.add_argument("--campaign", required=True)
     pv.add_argument("--n", type=int, default=20)

@@ -208,6 +208,8 @@ def render(
     campaigns = load_campaigns(settings.campaigns_dir)
     campaign = next(c for c in campaigns if c.campaign_id == campaign_id)
     claims = flow_claims_today(settings) if campaign.kind == "marketing" else {}
+    from profilecast.experiments.decisions import promoted
+
     with connect(settings, read_only=True) as wh:
         fresh = fresh_overlay(wh, settings)
         out = render_campaign(
@@ -220,10 +222,26 @@ def render(
             fresh=fresh,
             flow_claims={c: f for c, (f, p) in claims.items() if p >= campaign.priority},
             suppressions=current_suppressions(),
+            promoted=promoted(settings.home, campaign.arms.experiment_id),
         )
     from profilecast.export.handoff import hand_off
 
     return hand_off(out, settings.rendered_dir)
+
+
+def decide_winners(interval_start: Any, settings: Settings | None = None) -> list[dict]:
+    """Promote the significant winners of campaigns whose winner policy is ``promote``."""
+    from profilecast.experiments.service import decide
+
+    return decide(run_date_of(interval_start), settings or load_settings())
+
+
+def results(campaign_id: str | None = None, until: str | None = None,
+            settings: Settings | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Each campaign's results summary (one campaign, or every campaign with results)."""
+    from profilecast.experiments.service import results as summaries
+
+    return summaries(campaign_id, until, settings or load_settings())
 
 
 def fresh_overlay(wh: Any, settings: Settings) -> dict[str, Any]:
@@ -235,24 +253,9 @@ def fresh_overlay(wh: Any, settings: Settings) -> dict[str, Any]:
 
 def fresh_summary(settings: Settings | None = None) -> dict[str, Any]:
     """The collector's facts since the build: by kind, and how many customers they name."""
-    from profilecast.fresh import FreshStore
-    from profilecast.warehouse import connect
+    from profilecast.fresh.overlay import summary
 
-    settings = settings or load_settings()
-    store = FreshStore.open_for_reading(settings.fresh_path)
-    if store is None:
-        return {"facts": 0, "by_kind": {}, "customers": 0, "latest_received_at": None}
-    try:
-        summary = store.stats()
-    finally:
-        store.close()
-    try:
-        with connect(settings, read_only=True) as wh:
-            summary["customers"] = len(fresh_overlay(wh, settings))
-    except Exception as exc:  # noqa: BLE001 - a warehouse busy with the daily build
-        summary["customers"] = None
-        summary["warehouse"] = f"not read: {type(exc).__name__}: {str(exc)[:200]}"
-    return summary
+    return summary(settings or load_settings())
 
 
 def publish_profiles(settings: Settings | None = None) -> dict[str, Any]:
@@ -292,38 +295,11 @@ def export(
     run_id: str,
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
-    from profilecast.campaigns import load_campaigns
-    from profilecast.export.batches import export_campaign
-    from profilecast.flows.service import record_campaign_contacts
-    from profilecast.storage import ObjectStore
-    from profilecast.warehouse import connect
+    """Write the rendered messages as ESP batches; holdouts are recorded, never exported."""
+    from profilecast.export.service import export_rendered
 
-    settings = settings or load_settings()
-    target = ObjectStore(settings.export_url)
-    ds = run_date_of(interval_start)
-    by_campaign: dict[str, list[dict[str, Any]]] = {}
-    for item in rendered:
-        by_campaign.setdefault(item["campaign_id"], []).append(item)
-    results = []
-    campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
-    import tempfile
-
-    from profilecast.export.handoff import fetch
-
-    fetched = Path(tempfile.mkdtemp(prefix="profilecast-handoff-"))
-    with connect(settings) as wh:
-        for cid, items in sorted(by_campaign.items()):
-            paths = [fetch(str(i["path"]), fetched) for i in items]
-            fmt = items[0].get("format", "jsonl")
-            topic = campaigns[cid].topic if cid in campaigns else None
-            results.append(export_campaign(wh, target, cid, ds, paths, run_id, fmt=fmt,
-                                           topic=topic))  # fmt: skip
-            if cid in campaigns:
-                record_campaign_contacts(settings, wh, campaigns[cid], ds)
-    import shutil
-
-    shutil.rmtree(fetched, ignore_errors=True)
-    return results
+    return export_rendered(rendered, Interval.of(interval_start), run_id,
+                           settings or load_settings())  # fmt: skip
 
 
 def summarize(
@@ -392,6 +368,9 @@ def summarize(
     for r in rendered or []:
         out["rendered"][r["campaign_id"]] = out["rendered"].get(r["campaign_id"], 0) + r["rendered"]
     out["exports"] = exports or []
+    from profilecast.experiments.service import write_results_report
+
+    out["results_report"] = str(write_results_report(ds, settings))
     out["exported_this_run"] = sum(e["exported"] for e in exports or [])
     path.write_text(json.dumps(out, indent=2, default=str))
     return out

@@ -1,5 +1,5 @@
--- Transaction layer. Orders are web "Order Completed" events merged with billing charges on
--- order_id (billing's amount wins); subscription revenue comes from paid invoices.
+-- Transaction layer. Orders come from int_orders_unioned (web orders merged with billing
+-- charges); subscription revenue comes from paid invoices.
 -- RFM scores are quintiles (5 = best) among customers with at least one order.
 -- predicted_ltv = revenue so far + 12 months of MRR + a year of orders at the customer's
 -- observed monthly order rate and average order value (a deliberately simple model).
@@ -11,44 +11,22 @@ identities as (
 
 ),
 
-web_orders as (
+orders as (
 
-    select
-        order_id,
-        min(customer_id) as customer_id,
-        max(revenue) as amount,
-        max(currency) as currency,
-        min(occurred_at) as ordered_at
-    from {{ ref('int_web_events_identified') }}
-    where event_name = 'Order Completed' and order_id is not null
-    group by order_id
+    select * from {{ ref('int_orders_unioned') }}
 
 ),
 
 charges as (
 
     select
-        charges.*,
+        charges.charge_id,
         identities.customer_id
     from {{ ref('stg_billing__charges') }} as charges
     inner join identities
         on identities.source = 'billing'
         and identities.source_record_id = charges.billing_customer_id
     where charges.status = 'succeeded' and charges.created_at < {{ as_of() }}
-
-),
-
-orders as (
-
-    select
-        coalesce(charges.order_id, web_orders.order_id) as order_id,
-        coalesce(charges.customer_id, web_orders.customer_id) as customer_id,
-        coalesce(charges.amount, web_orders.amount, 0) as amount,
-        coalesce(charges.currency, web_orders.currency) as currency,
-        coalesce(charges.created_at, web_orders.ordered_at) as ordered_at
-    from web_orders
-    full outer join (select * from charges where order_id is not null) as charges
-        on charges.order_id = web_orders.order_id
 
 ),
 

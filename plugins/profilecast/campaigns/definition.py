@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from profilecast.experiments.definition import Experiment, ExperimentError, parse_experiment
 from profilecast.export.formats import FORMATS
 
 #: The fresh facts a campaign may exit on (profilecast.fresh.facts names them).
@@ -42,6 +43,16 @@ class Campaign:
     topic: str | None = None
     folder: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    #: its variants, weights, holdout and winner policy (``experiment:``, or the
+    #: ``subject_variants`` as equally weighted variants)
+    experiment: Experiment | None = None
+
+    @property
+    def arms(self) -> Experiment:
+        if self.experiment is None:
+            self.experiment = parse_experiment(None, self.campaign_id, self.subject_variants,
+                                               self.preheader, self.campaign_id)  # fmt: skip
+        return self.experiment
 
 
 def message_key(campaign_id: str, customer_id: str, ds: str) -> str:
@@ -59,7 +70,11 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
     if cid != cfg_path.parent.name:
         raise CampaignError(f"{cfg_path}: campaign_id must match its folder name")
     required = ("segments", "from", "subject_variants", "fields")
-    missing = [k for k in required if not raw.get(k) and (k != "segments" or require_segments)]
+    missing = [
+        k for k in required
+        if not raw.get(k) and (k != "segments" or require_segments)
+        and (k != "subject_variants" or not raw.get("experiment"))
+    ]  # fmt: skip
     if missing:
         raise CampaignError(f"{cfg_path}: missing {', '.join(missing)}")
     fmt = raw.get("format", "jsonl")
@@ -89,6 +104,12 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         if not tpl.exists():
             raise CampaignError(f"{cfg_path.parent}: missing {name}")
         sources[key] = tpl.read_text()
+    try:
+        experiment = parse_experiment(raw.get("experiment"), cid,
+                                      list(raw.get("subject_variants") or []),
+                                      raw.get("preheader", ""), str(cfg_path))  # fmt: skip
+    except ExperimentError as exc:
+        raise CampaignError(str(exc)) from None
     return Campaign(
         campaign_id=cid,
         segments=list(raw.get("segments") or []),
@@ -96,7 +117,7 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         kind=kind,
         format=fmt,
         from_address=raw["from"],
-        subject_variants=list(raw["subject_variants"]),
+        subject_variants=[v.subject for v in experiment.variants],
         preheader=raw.get("preheader", ""),
         fields=list(raw["fields"]),
         priority=int(raw.get("priority", 50)),
@@ -108,6 +129,7 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         topic=str(topic) if topic else None,
         folder=cfg_path.parent,
         sources=sources,
+        experiment=experiment,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from profilecast.campaigns.definition import Campaign
 from profilecast.campaigns.templates import CompiledCampaign, clean_value
+from profilecast.experiments.definition import HOLDOUT
 from profilecast.fresh.overlay import Overlay
 
 
@@ -45,6 +46,7 @@ def render_campaign(
     fresh: dict[str, Overlay] | None = None,
     flow_claims: dict[str, str] | None = None,
     suppressions: Any = None,
+    promoted: str | None = None,
 ) -> dict[str, Any]:
     """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file.
 
@@ -56,7 +58,7 @@ def render_campaign(
     """
     fresh = fresh or {}
     flow_claims = flow_claims or {}
-    compiled = CompiledCampaign(campaign)
+    compiled = CompiledCampaign(campaign, promoted)
     cols = ", ".join(f"p.{f}" for f in sorted(set(campaign.fields) | OVERLAY_COLUMNS))
     ledger_filter = ""
     if wh.table_exists("send_ledger"):
@@ -73,7 +75,7 @@ def render_campaign(
         path = path.with_name(f"{campaign.campaign_id}.shard-{shard:03d}.jsonl.gz")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    n = 0
+    n = held = 0
     skipped: dict[str, int] = {}
     with gzip.open(tmp, "wt", encoding="utf-8") as out:
         for row in frame.to_dict("records"):
@@ -93,7 +95,16 @@ def render_campaign(
             if rec is None:
                 skipped[str(why)] = skipped.get(str(why), 0) + 1
                 continue
-            content = compiled.render(rec, rec["message_key"])
+            arm = compiled.arm(row["customer_id"])
+            if arm == HOLDOUT:
+                out.write(json.dumps({"message_key": rec["message_key"],
+                                      "campaign_id": campaign.campaign_id,
+                                      "customer_id": rec["customer_id"],
+                                      "experiment_id": compiled.experiment.experiment_id,
+                                      "variant": HOLDOUT}) + "\n")  # fmt: skip
+                held += 1
+                continue
+            content = compiled.render(rec, rec["message_key"], arm)
             out.write(
                 json.dumps(
                     {
@@ -116,5 +127,5 @@ def render_campaign(
             )
             n += 1
     tmp.replace(path)
-    return {"campaign_id": campaign.campaign_id, "rendered": n, "path": str(path),
+    return {"campaign_id": campaign.campaign_id, "rendered": n, "held_out": held, "path": str(path),
             "format": campaign.format, "skipped_fresh": skipped}  # fmt: skip

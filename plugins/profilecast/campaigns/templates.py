@@ -9,25 +9,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
+
 from profilecast.campaigns.definition import Campaign, CampaignError
 
 
 class CompiledCampaign:
-    """A campaign's templates compiled once, with the fields they reference."""
+    """A campaign's templates compiled once, with the fields they reference.
 
-    def __init__(self, campaign: Campaign) -> None:
+    Each variant of its experiment has its own subject, preheader and body blocks; the body
+    templates see the blocks as ``blocks.<name>`` (a block a variant does not set is empty).
+    """
+
+    def __init__(self, campaign: Campaign, promoted: str | None = None) -> None:
         from jinja2 import StrictUndefined, meta
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         self.campaign = campaign
+        self.experiment = campaign.arms
+        #: a promoted winner: everyone outside the holdout gets it
+        self.promoted = promoted
         html_env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
         text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
         sources = {
             "html": (html_env, campaign.sources["html"]),
             "text": (text_env, campaign.sources["text"]),
             "preheader": (text_env, campaign.preheader),
-            **{f"subject_{i}": (text_env, s) for i, s in enumerate(campaign.subject_variants)},
         }
+        for v in self.experiment.variants:
+            sources[f"subject:{v.variant_id}"] = (text_env, v.subject)
+            if v.preheader is not None:
+                sources[f"preheader:{v.variant_id}"] = (text_env, v.preheader)
+            for name, src in v.blocks.items():
+                sources[f"block:{v.variant_id}:{name}"] = (html_env, src)
         used: set[str] = set()
         self.templates = {}
         for name, (env, src) in sources.items():
@@ -37,21 +51,44 @@ class CompiledCampaign:
                 raise CampaignError(f"{campaign.campaign_id}/{name}: {exc}") from exc
             used |= meta.find_undeclared_variables(ast)
             self.templates[name] = env.from_string(src)
-        outside = sorted(used - set(campaign.fields))
+        outside = sorted(used - set(campaign.fields) - {"blocks"})
         if outside:
             raise CampaignError(
                 f"campaign {campaign.campaign_id}: template uses field(s) {', '.join(outside)} "
                 f"outside its allow-list ({', '.join(campaign.fields)})"
             )
-        self.fields = sorted(used)
+        self.fields = sorted(used - {"blocks"})
 
-    def render(self, profile: dict[str, Any], key: str) -> dict[str, str]:
+    def arm(self, customer_id: str) -> str:
+        """``holdout`` or the variant this customer gets (see profilecast.experiments.assign)."""
+        from profilecast.experiments.assign import assign
+
+        return assign(self.experiment, str(customer_id), self.promoted)
+
+    def render(
+        self, profile: dict[str, Any], key: str, variant: str | None = None
+    ) -> dict[str, str]:
+        """The message's parts for ``variant`` (default: the customer's arm; a holdout
+        customer, rendered for a preview, sees the first variant)."""
+        from profilecast.experiments.definition import HOLDOUT
+
         ctx = {f: clean_value(profile.get(f)) for f in self.campaign.fields}
-        variant = int(key[:8], 16) % len(self.campaign.subject_variants)
+        vid = variant or self.arm(str(profile.get("customer_id") or key))
+        if vid == HOLDOUT:
+            vid = self.experiment.variants[0].variant_id
+        chosen = self.experiment.variant(vid)
+        ctx["blocks"] = {
+            name: (Markup(self.templates[f"block:{vid}:{name}"].render(ctx))
+                   if name in chosen.blocks else "")
+            for name in self.experiment.block_names
+        }  # fmt: skip
+        pre = self.templates.get(f"preheader:{vid}", self.templates["preheader"])
         return {
-            "subject": " ".join(self.templates[f"subject_{variant}"].render(ctx).split()),
-            "subject_variant": str(variant),
-            "preheader": " ".join(self.templates["preheader"].render(ctx).split()),
+            "subject": " ".join(self.templates[f"subject:{vid}"].render(ctx).split()),
+            "subject_variant": vid,
+            "experiment_id": self.experiment.experiment_id,
+            "variant": vid,
+            "preheader": " ".join(pre.render(ctx).split()),
             "html": self.templates["html"].render(ctx),
             "text": self.templates["text"].render(ctx).strip() + "\n",
         }

@@ -150,6 +150,22 @@ def _recipients(note: dict[str, Any], kind: str) -> list[tuple[str, str | None]]
     return [(r, None) for r in (note.get("mail") or {}).get("destination") or []]
 
 
+def _tags(mail: dict[str, Any]) -> dict[str, Any]:
+    """The message's tracking tags (SES returns ``ReplacementTags`` as ``mail.tags``, each a
+    list of values)."""
+    from profilecast.export.formats import TRACKED
+
+    tags = mail.get("tags") or {}
+    out = {}
+    for key in TRACKED:
+        value = tags.get(key)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is not None:
+            out[key] = str(value)
+    return out
+
+
 def ses_events(note: dict[str, Any]) -> list[dict[str, Any]]:
     """An SES notification (or event-publishing record) as ESP events, one per recipient."""
     kind = str(note.get("notificationType") or note.get("eventType") or "")
@@ -176,5 +192,6 @@ def ses_events(note: dict[str, Any]) -> list[dict[str, Any]]:
             "email": address, "event": event, "timestamp": when,
             "sg_message_id": mail.get("messageId"), "reason": reason,
             "type": (note.get("bounce") or {}).get("bounceType"),
+            **_tags(mail),
         })  # fmt: skip
     return out

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from profilecast.consent.links import add_footer, link_settings, unsubscribe_headers
-from profilecast.export.ledger import build_manifest, ensure_ledger_tables, pd_frame
+from profilecast.experiments.definition import HOLDOUT
+from profilecast.export.ledger import (
+    build_manifest,
+    ensure_ledger_tables,
+    pd_frame,
+    record_holdouts,
+)
+from profilecast.export.message_log import log_record, write_log
 from profilecast.storage import ObjectStore
 
 SCHEMA_VERSION = "profilecast.jsonl/1"
@@ -50,6 +57,9 @@ def export_campaign(
     run_id: str,
     fmt: str = "jsonl",
     topic: str | None = None,
+    sent_at: str | None = None,
+    attribution_days: int = 5,
+    sources: ObjectStore | None = None,
 ) -> dict[str, Any]:
     """Export rendered messages not yet in the send ledger; returns what was written.
 
@@ -68,8 +78,12 @@ def export_campaign(
     }
     tokens, base_url = link_settings()
     pending = []
+    holdouts = []
     for path in rendered_files:
         for msg in _read_rendered(path):
+            if msg.get("variant") == HOLDOUT:
+                holdouts.append(msg)
+                continue
             if msg["message_key"] not in exported:
                 msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date)
                 add_footer(msg, tokens, base_url, run_date)
@@ -78,6 +92,15 @@ def export_campaign(
                 exported.add(msg["message_key"])
     pending.sort(key=lambda m: m["message_key"])
     prefix = f"{campaign_id}/{run_date}"
+    sent_at = sent_at or f"{run_date} 00:00:00"
+
+    def logged(msgs: list[dict[str, Any]], rel: str) -> None:
+        if sources is not None:
+            write_log(sources, rel, [log_record(m, run_date, m.get("send_at") or sent_at,
+                                                attribution_days) for m in msgs])  # fmt: skip
+
+    held = record_holdouts(wh, sorted(holdouts, key=lambda m: m["message_key"]), run_date)
+    logged(sorted(holdouts, key=lambda m: m["message_key"]), f"{prefix}-holdout")
     committed = {
         name
         for (name,) in wh.query(
@@ -93,6 +116,7 @@ def export_campaign(
         data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
         # An uncommitted file of that name is an orphan of a crashed attempt: replace it.
         target.write(f"{prefix}/{name}", data, "application/gzip", overwrite=name not in committed)
+        logged(chunk, f"{prefix}-{name.split('.')[0]}")
         ledger = pd_frame(
             [
                 {
@@ -128,7 +152,7 @@ def export_campaign(
         new_batches += 1
         seq += 1
     if not committed:
-        return {"campaign_id": campaign_id, "exported": 0, "batches": 0,
+        return {"campaign_id": campaign_id, "exported": 0, "batches": 0, "held_out": held,
                 "total_batches": 0, "location": None}  # fmt: skip
     # Rebuilt from export_batches and written on every attempt, new batches or not: a crash
     # after the last batch committed but before this write is repaired by the resume, so the
@@ -143,6 +167,7 @@ def export_campaign(
     return {
         "campaign_id": campaign_id,
         "exported": written,
+        "held_out": held,
         "batches": new_batches,
         "total_batches": len(committed),
         "location": target.location(prefix) if written else None,

@@ -4,15 +4,18 @@ Every batch file is gzip JSON lines; what a line is depends on the format:
 
 ``jsonl`` (``profilecast.jsonl/1``)
     One message per line: ``message_key, campaign_id, customer_id, to, from, subject,
-    subject_variant, preheader, html, text, headers, fields``; up to 1,000 per file.
+    subject_variant, experiment_id, variant, preheader, html, text, headers, fields``; up to
+    1,000 per file.
 ``ses`` (``ses.SendBulkEmail/1``)
     One Amazon SES v2 ``SendBulkEmail`` request per line, at most 50 ``BulkEmailEntries``
     each. The default template passes each recipient's rendered subject/HTML/text through
-    (``{{subject}}``, ``{{{html}}}``, ``{{{text}}}``); ``message_key`` and ``campaign_id`` ride
-    in ``ReplacementTags`` and the unsubscribe headers in ``ReplacementHeaders``.
+    (``{{subject}}``, ``{{{html}}}``, ``{{{text}}}``); ``message_key``, ``campaign_id``,
+    ``experiment_id`` and ``variant`` ride in ``ReplacementTags`` (SES returns them as the
+    event's ``mail.tags``) and the unsubscribe headers in ``ReplacementHeaders``.
 ``sendgrid`` (``sendgrid.mail_send/1``)
     One SendGrid v3 ``mail/send`` body per line, at most 1,000 personalizations each; the
-    rendered bodies travel as ``substitutions`` and ``message_key`` in ``custom_args``.
+    rendered bodies travel as ``substitutions``; ``message_key``, ``campaign_id``,
+    ``experiment_id`` and ``variant`` in ``custom_args`` (SendGrid's events echo them).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Any
 MESSAGES_PER_FILE = 1000
 SES_ENTRIES_PER_REQUEST = 50
 SENDGRID_PERSONALIZATIONS_PER_BODY = 1000
+#: what each message carries to the ESP and back in its events (SES message tags, SendGrid
+#: custom args): the results join ESP events to messages by message_key
+TRACKED = ("message_key", "campaign_id", "experiment_id", "variant")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -52,8 +58,7 @@ def ses_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "Destination": {"ToAddresses": [m["to"]]},
                 "ReplacementTags": [
-                    {"Name": "message_key", "Value": m["message_key"]},
-                    {"Name": "campaign_id", "Value": m["campaign_id"]},
+                    {"Name": k, "Value": str(m[k])} for k in TRACKED if m.get(k) is not None
                 ],
                 "ReplacementHeaders": [
                     {"Name": k, "Value": v}
@@ -94,7 +99,7 @@ def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
                     k: v for k, v in m["headers"].items() if k.startswith("List-Unsubscribe")
                 },
                 "substitutions": {"-body_html-": m["html"], "-body_text-": m["text"]},
-                "custom_args": {"message_key": m["message_key"], "campaign_id": m["campaign_id"]},
+                "custom_args": {k: str(m[k]) for k in TRACKED if m.get(k) is not None},
             }
             for m in messages
         ],
@@ -133,7 +138,8 @@ def _sendgrid_lines(chunk: list[dict[str, Any]]) -> list[str]:
 
 def _jsonl_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"message_key": obj["message_key"], "to": obj["to"], "subject": obj["subject"],
-             "html": obj["html"], "headers": obj["headers"]}]  # fmt: skip
+             "html": obj["html"], "headers": obj["headers"], "variant": obj.get("variant"),
+             "experiment_id": obj.get("experiment_id")}]  # fmt: skip
 
 
 def _ses_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,7 +150,9 @@ def _ses_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
         tags = {t["Name"]: t["Value"] for t in entry["ReplacementTags"]}
         headers = {h["Name"]: h["Value"] for h in entry["ReplacementHeaders"]}
         rows.append({"message_key": tags["message_key"], "to": entry["Destination"]["ToAddresses"][0],
-                     "subject": data["subject"], "html": data["html"], "headers": headers})  # fmt: skip
+                     "subject": data["subject"], "html": data["html"], "headers": headers,
+                     "variant": tags.get("variant"),
+                     "experiment_id": tags.get("experiment_id")})  # fmt: skip
     return rows
 
 
@@ -152,7 +160,8 @@ def _sendgrid_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {"message_key": p["custom_args"]["message_key"], "to": p["to"][0]["email"],
          "subject": p["subject"], "html": p["substitutions"]["-body_html-"],
-         "headers": p["headers"]}
+         "headers": p["headers"], "variant": p["custom_args"].get("variant"),
+         "experiment_id": p["custom_args"].get("experiment_id")}
         for p in obj["personalizations"]
     ]  # fmt: skip
 

@@ -48,3 +48,32 @@ def ensure_ledger_tables(wh: Any) -> None:
             "sha256 varchar, run_id varchar, exported_at timestamp, "
             "primary key (campaign_id, run_date, batch_file))"
         )
+    if not wh.table_exists("experiment_holdouts"):
+        wh.execute(
+            "create table experiment_holdouts (message_key varchar primary key, "
+            "campaign_id varchar, customer_id varchar, experiment_id varchar, run_date date, "
+            "recorded_at timestamp)"
+        )
+
+
+def record_holdouts(wh: Any, holdouts: list[dict[str, Any]], run_date: str) -> int:
+    """Record the day's holdout rows not recorded yet (never exported); returns how many."""
+    from datetime import UTC, datetime
+
+    if not holdouts:
+        return 0
+    known = {
+        k for (k,) in wh.query(
+            "select message_key from experiment_holdouts where run_date = %s", (run_date,)
+        )
+    }  # fmt: skip
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    rows = [
+        {"message_key": m["message_key"], "campaign_id": m["campaign_id"],
+         "customer_id": m["customer_id"], "experiment_id": m.get("experiment_id"),
+         "run_date": run_date, "recorded_at": now}
+        for m in holdouts if m["message_key"] not in known
+    ]  # fmt: skip
+    if rows:
+        wh.insert_frames({"experiment_holdouts": pd_frame(rows)})
+    return len(rows)

@@ -210,3 +210,23 @@ def since_build(wh: Any, fresh_path: Any, lookback_days: int) -> dict[str, Overl
         return load_overlay(wh, store, facts_cutoff(as_of, lookback_days))
     finally:
         store.close()
+
+
+def summary(settings: Any) -> dict[str, Any]:
+    """The collector's facts since the build: by kind, and how many customers they name."""
+    from profilecast.warehouse import connect
+
+    store = FreshStore.open_for_reading(settings.fresh_path)
+    if store is None:
+        return {"facts": 0, "by_kind": {}, "customers": 0, "latest_received_at": None}
+    try:
+        summary = store.stats()
+    finally:
+        store.close()
+    try:
+        with connect(settings, read_only=True) as wh:
+            summary["customers"] = len(since_build(wh, settings.fresh_path, settings.lookback_days))
+    except Exception as exc:  # noqa: BLE001 - a warehouse busy with the daily build
+        summary["customers"] = None
+        summary["warehouse"] = f"not read: {type(exc).__name__}: {str(exc)[:200]}"
+    return summary

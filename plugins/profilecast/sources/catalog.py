@@ -139,13 +139,27 @@ ENTITIES: tuple[EntitySpec, ...] = (
     EntitySpec(
         "esp", "events",
         ("sg_event_id", "email", "event", "timestamp", "sg_message_id", "category", "url",
-         "reason", "type", "asm_group_id", "frequency"),
+         "reason", "type", "asm_group_id", "frequency", "message_key", "campaign_id",
+         "experiment_id", "variant", "sg_machine_open"),
         identifiers=("email",),
         watermark=("timestamp",),
         timestamps=("timestamp",),
         record_id="sg_event_id",
         email_fields=("email",),
         person_fields=("email",),
+    ),
+    # What profilecast itself sent (and held out): the export writes one file per batch, the
+    # next run loads it, and the campaign results join ESP events and orders to it.
+    EntitySpec(
+        "sends", "messages",
+        ("message_key", "campaign_id", "flow_step", "customer_id", "experiment_id", "variant",
+         "status", "run_date", "sent_at", "send_at", "attribution_days"),
+        identifiers=("message_key",),
+        watermark=("sent_at",),
+        timestamps=("sent_at", "send_at"),
+        dates=("run_date",),
+        record_id="message_key",
+        person_fields=("customer_id",),
     ),
 )  # fmt: skip
 

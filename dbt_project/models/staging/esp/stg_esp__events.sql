@@ -19,6 +19,10 @@ renamed as (
         asm_group_id,
         category,
         lower(nullif(trim(frequency), '')) as email_frequency,
+        nullif(message_key, '') as message_key,
+        nullif(campaign_id, '') as campaign_id,
+        nullif(variant, '') as variant,
+        coalesce(lower(sg_machine_open) in ('true', '1'), false) as is_machine_open,
         cast("timestamp" as timestamp) as occurred_at,
         {{ version_rank('sg_event_id') }}
     from source
