@@ -274,3 +274,48 @@ def test_the_results_page_renders_in_a_real_browser(tmp_path):
         assert "b" in page.locator("p.winner b").inner_text()
         page.screenshot(path=str(tmp_path / "results.png"), full_page=True)
         browser.close()
+
+
+def test_send_at_is_the_next_chosen_local_hour_across_time_zones_and_dst():
+    from datetime import UTC, datetime
+
+    from profilecast.experiments.sendtime import SendTime, next_send_at, send_at_for
+
+    end = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)  # an Airflow interval end
+    assert next_send_at(end, "Europe/Berlin", 9) == datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    assert next_send_at(end, "America/New_York", 9) == datetime(2026, 11, 1, 14, 0, tzinfo=UTC)
+    assert next_send_at(end, "Asia/Tokyo", 8) == datetime(2026, 11, 1, 23, 0, tzinfo=UTC)
+    # 2026-03-29: Berlin skips 02:00; 01:30 UTC is 03:30 local, so 02:00 comes next day.
+    spring = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    assert next_send_at(spring, "Europe/Berlin", 9) == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+    assert next_send_at(end, "Not/AZone", 9) == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    optimal = SendTime("optimal", 10)
+    row = {"best_local_hour": 20, "time_zone": "Europe/Paris"}
+    assert send_at_for(optimal, end, row) == "2026-11-01 19:00:00"
+    assert send_at_for(optimal, end, {"best_local_hour": float("nan"), "time_zone": "UTC"}) == (
+        "2026-11-01 10:00:00"
+    )
+    assert send_at_for(None, end, row) is None
+
+
+def test_timed_messages_go_in_per_hour_batches_with_send_at_in_every_format(tmp_path):
+    rendered = tmp_path / "c1.jsonl.gz"
+    hours = ["2026-11-01 08:00:00", "2026-11-01 19:00:00", "2026-11-01 08:00:00"]
+    with gzip.open(rendered, "wt") as fh:
+        for i in range(30):
+            key = message_key("c1", f"cus{i}", DS)
+            fh.write(json.dumps({"message_key": key, "campaign_id": "c1", "customer_id": f"cus{i}",
+                                 "to": f"p{i}@example.com", "from": "Shop <shop@example.com>",
+                                 "subject": "s", "preheader": "", "html": "<p>x</p>", "text": "x",
+                                 "variant": "a", "experiment_id": "exp1", "fields": {},
+                                 "send_at": hours[i % 3]}) + "\n")  # fmt: skip
+    for fmt in sorted(formats.FORMATS):
+        target = ObjectStore(str(tmp_path / fmt))
+        export_campaign(_Wh(), target, f"c-{fmt}", DS, [rendered], "run-1", fmt=fmt)
+        manifest = json.loads((tmp_path / fmt / f"c-{fmt}" / DS / "manifest.json").read_text())
+        assert [(b["send_at"], b["rows"]) for b in manifest["batches"]] == [
+            ("2026-11-01 08:00:00", 20), ("2026-11-01 19:00:00", 10)]  # fmt: skip
+        if fmt == "sendgrid":
+            first = tmp_path / fmt / f"c-{fmt}" / DS / manifest["batches"][0]["file"]
+            body = json.loads(gzip.decompress(first.read_bytes()))
+            assert {p["send_at"] for p in body["personalizations"]} == {1793520000}

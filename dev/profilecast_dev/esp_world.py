@@ -24,6 +24,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,26 +62,40 @@ DEFAULT_EFFECTS = Effects(
 )
 
 
-def _unit(*parts: object) -> float:
+def unit(*parts: object) -> float:
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
     return int(digest[:12], 16) / float(16**12)
 
 
-def preferred_hour(customer_id: str) -> int:
-    """The local hour this customer reads mail at most (7 to 22), fixed per customer."""
-    return 7 + int(_unit("hour", customer_id) * 16)
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    seed = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds" / "country_timezones.csv"
+    with seed.open(newline="") as fh:
+        return {r["country"]: r["time_zone"] for r in csv.DictReader(fh)}
+
+
+def country_time_zone(country: str) -> str:
+    """The country's time zone as the warehouse knows it (the dbt seed), UTC when unknown."""
+    return _zones().get(country, "UTC")
+
+
+def preferred_hour(email: str) -> int:
+    """The local hour this person reads mail at most (7 to 22), fixed per address (the
+    generator times their opens by it, the world's open rate favours it)."""
+    return 7 + int(unit("hour", str(email).strip().lower()) * 16)
 
 
 def outcome(record: dict[str, Any], effects: Effects, seed: int,
-            send_hour: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """What happens to one message-log record (deterministic for seed and message key)."""
+            send_hour: int | None = None, email: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """What happens to one message-log record (deterministic for seed and message key).
+    ``send_hour`` is the local hour it arrives at (None: not timed)."""
     rng = random.Random(f"{seed}|{record['message_key']}")
     exp, variant = record.get("experiment_id") or "", record.get("variant") or ""
     held = record.get("status") == "holdout"
     p_convert = effects.base_conversion
     out = {k: 0 for k in ("delivered", "bounced", "opened", "machine_open", "clicked",
                           "unsubscribed", "complained")}  # fmt: skip
-    hour = preferred_hour(str(record.get("customer_id")))
+    hour = preferred_hour(email or str(record.get("customer_id")))
     if not held:
         p_convert += effects.send_lift + effects.variant_lift.get((exp, variant), 0.0)
         if rng.random() < effects.delivered:
@@ -89,7 +104,7 @@ def outcome(record: dict[str, Any], effects: Effects, seed: int,
             p_open += effects.variant_open_lift.get((exp, variant), 0.0)
             if send_hour is not None and abs(send_hour - hour) <= 1:
                 p_open *= effects.preferred_hour_boost
-            out["machine_open"] = int(_unit("mpp", record.get("customer_id")) < effects.mpp_share)
+            out["machine_open"] = int(unit("mpp", record.get("customer_id")) < effects.mpp_share)
             out["opened"] = int(rng.random() < min(p_open, 1.0))
             out["clicked"] = int(out["opened"] and rng.random() < effects.click_given_open)
             out["unsubscribed"] = int(rng.random() < effects.unsubscribe)

@@ -765,6 +765,26 @@ def _web_activity(c: _PersonContext, contact_id: str, cus_id: str, currency: str
                     cart = []
 
 
+def reading_time(email: str, country: str, sent: datetime, default: datetime, key: str) -> datetime:
+    """When an open happens: most people read at their own preferred hour, local to their
+    country's time zone (:func:`profilecast_dev.esp_world.preferred_hour`), so 70% of opens
+    fall in that hour of the first day after the send that has it; the rest keep
+    ``default``. A separate random stream: the rest of the generated world is unchanged."""
+    from zoneinfo import ZoneInfo
+
+    from profilecast_dev.esp_world import country_time_zone, preferred_hour, unit
+
+    tz = country_time_zone(country)
+    if unit("reads-at", key) >= 0.7:
+        return default
+    local = sent.astimezone(ZoneInfo(tz))
+    at = local.replace(hour=preferred_hour(email), minute=int(unit("minute", key) * 60),
+                       second=0, microsecond=0)  # fmt: skip
+    if at <= local:
+        at += timedelta(days=1)
+    return at.astimezone(UTC)
+
+
 def _esp_feedback(c: _PersonContext, sends: list[datetime]) -> None:
     # --- ESP feedback (SendGrid Event Webhook) -------------------------------------------------
     if c.rng.random() < RATES["esp_recipient"]:
@@ -798,6 +818,7 @@ def _esp_feedback(c: _PersonContext, sends: list[datetime]) -> None:
                 continue
             if c.rng.random() < c.p.engagement:
                 t = sent + timedelta(hours=c.rng.uniform(0.1, 30))
+                t = reading_time(c.p.email, c.p.city[2], sent, t, f"{c.seed}|{c.i}|{k}")
                 _esp(c.w, c.rng, c.seed, c.i, k, "open", t, base, c.end)
                 if c.rng.random() < c.p.engagement * 0.6:
                     _esp(

@@ -223,6 +223,7 @@ def render(
             flow_claims={c: f for c, (f, p) in claims.items() if p >= campaign.priority},
             suppressions=current_suppressions(),
             promoted=promoted(settings.home, campaign.arms.experiment_id),
+            send_from=Interval.of(interval_start).end,
         )
     from profilecast.export.handoff import hand_off
 

@@ -11,7 +11,9 @@ with
 
 events as (
 
+    -- Apple Mail Privacy Protection opens are the machine's, not the reader's: left out.
     select * from {{ ref('int_esp_events_identified') }}
+    where not (event_type = 'open' and coalesce(is_machine_open, false))
 
 ),
 

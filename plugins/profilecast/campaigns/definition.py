@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from profilecast.experiments.definition import Experiment, ExperimentError, parse_experiment
+from profilecast.experiments.sendtime import SendTime, SendTimeError, parse_send_time
 from profilecast.export.formats import FORMATS
 
 #: The fresh facts a campaign may exit on (profilecast.fresh.facts names them).
@@ -46,6 +47,9 @@ class Campaign:
     #: its variants, weights, holdout and winner policy (``experiment:``, or the
     #: ``subject_variants`` as equally weighted variants)
     experiment: Experiment | None = None
+    #: when messages go out (``send_time:``): None at once, else a fixed or each customer's
+    #: best local hour (profilecast.experiments.sendtime)
+    send_time: SendTime | None = None
 
     @property
     def arms(self) -> Experiment:
@@ -108,7 +112,8 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         experiment = parse_experiment(raw.get("experiment"), cid,
                                       list(raw.get("subject_variants") or []),
                                       raw.get("preheader", ""), str(cfg_path))  # fmt: skip
-    except ExperimentError as exc:
+        send_time = parse_send_time(raw.get("send_time"), str(cfg_path))
+    except (ExperimentError, SendTimeError) as exc:
         raise CampaignError(str(exc)) from None
     return Campaign(
         campaign_id=cid,
@@ -130,6 +135,7 @@ def load_campaign(cfg_path: Path, require_segments: bool = True) -> Campaign:
         folder=cfg_path.parent,
         sources=sources,
         experiment=experiment,
+        send_time=send_time,
     )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from profilecast.campaigns.definition import Campaign
 from profilecast.campaigns.templates import CompiledCampaign, clean_value
 from profilecast.experiments.definition import HOLDOUT
+from profilecast.experiments.sendtime import send_at_for
 from profilecast.fresh.overlay import Overlay
 
 
@@ -47,6 +49,7 @@ def render_campaign(
     flow_claims: dict[str, str] | None = None,
     suppressions: Any = None,
     promoted: str | None = None,
+    send_from: datetime | None = None,
 ) -> dict[str, Any]:
     """Render this campaign's audience (keys not yet exported) into a gzip JSON-lines file.
 
@@ -60,12 +63,21 @@ def render_campaign(
     flow_claims = flow_claims or {}
     compiled = CompiledCampaign(campaign, promoted)
     cols = ", ".join(f"p.{f}" for f in sorted(set(campaign.fields) | OVERLAY_COLUMNS))
+    timed = ""
+    if campaign.send_time is not None:
+        cols += "" if "time_zone" in campaign.fields else ", p.time_zone"
+        if campaign.send_time.mode == "optimal" and wh.table_exists("customer_send_times"):
+            cols += ", st.best_local_hour"
+            timed = "left join customer_send_times st on st.customer_id = a.customer_id"
+    send_from = send_from or datetime.strptime(run_date, "%Y-%m-%d").replace(
+        tzinfo=UTC
+    ) + timedelta(days=1)
     ledger_filter = ""
     if wh.table_exists("send_ledger"):
         ledger_filter = "and a.message_key not in (select message_key from send_ledger)"
     frame = wh.df(
         f"select a.message_key, a.customer_id, {cols} from campaign_audiences a "
-        f"join customer_profiles p on p.customer_id = a.customer_id "
+        f"join customer_profiles p on p.customer_id = a.customer_id {timed} "
         f"where a.run_date = %s and a.campaign_id = %s {ledger_filter} "
         f"order by a.message_key",
         (run_date, campaign.campaign_id),
@@ -101,7 +113,9 @@ def render_campaign(
                                       "campaign_id": campaign.campaign_id,
                                       "customer_id": rec["customer_id"],
                                       "experiment_id": compiled.experiment.experiment_id,
-                                      "variant": HOLDOUT}) + "\n")  # fmt: skip
+                                      "variant": HOLDOUT,
+                                      "send_at": send_at_for(campaign.send_time, send_from, rec),
+                                      }) + "\n")  # fmt: skip
                 held += 1
                 continue
             content = compiled.render(rec, rec["message_key"], arm)
@@ -115,6 +129,7 @@ def render_campaign(
                         "from": campaign.from_address,
                         **content,
                         "fields": {f: clean_value(rec.get(f)) for f in compiled.fields},
+                        "send_at": send_at_for(campaign.send_time, send_from, rec),
                         "freshness": {
                             "profile_as_of": str(rec.get("profile_as_of")),
                             "fresh_facts_as_of": overlay.fresh_as_of if overlay else None,

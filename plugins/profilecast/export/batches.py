@@ -48,6 +48,20 @@ def _read_rendered(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def timed_batches(
+    fmt: str, messages: list[dict[str, Any]]
+) -> Iterator[tuple[str | None, list[dict], list[str]]]:
+    """(send_at, messages, lines) per batch file: a batch holds messages of one send time
+    (per-hour batches; ``send_at`` None: at once), in the given order."""
+    from itertools import groupby
+
+    from profilecast.export.formats import batch_files
+
+    for send_at, group in groupby(messages, key=lambda m: m.get("send_at")):
+        for chunk, lines in batch_files(fmt, list(group)):
+            yield send_at, chunk, lines
+
+
 def export_campaign(
     wh: Any,
     target: ObjectStore,
@@ -67,7 +81,7 @@ def export_campaign(
     ``export_batches`` row commit together. The manifest is rebuilt from ``export_batches``
     and written last, so it lists exactly the committed batches even after a crash.
     """
-    from profilecast.export.formats import SCHEMAS, batch_files
+    from profilecast.export.formats import SCHEMAS
 
     ensure_ledger_tables(wh)
     exported = {
@@ -90,7 +104,7 @@ def export_campaign(
                 msg["schema_version"] = SCHEMA_VERSION
                 pending.append(msg)
                 exported.add(msg["message_key"])
-    pending.sort(key=lambda m: m["message_key"])
+    pending.sort(key=lambda m: (m.get("send_at") or "", m["message_key"]))
     prefix = f"{campaign_id}/{run_date}"
     sent_at = sent_at or f"{run_date} 00:00:00"
 
@@ -111,7 +125,7 @@ def export_campaign(
     seq = len(committed)
     written = new_batches = 0
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    for chunk, lines in batch_files(fmt, pending):
+    for send_at, chunk, lines in timed_batches(fmt, pending):
         name = f"batch-{seq:05d}.jsonl.gz"
         data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
         # An uncommitted file of that name is an orphan of a crashed attempt: replace it.
@@ -143,6 +157,7 @@ def export_campaign(
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "run_id": run_id,
                     "exported_at": now,
+                    "send_at": send_at,
                 }
             ]
         )

@@ -16,6 +16,12 @@ Every batch file is gzip JSON lines; what a line is depends on the format:
     One SendGrid v3 ``mail/send`` body per line, at most 1,000 personalizations each; the
     rendered bodies travel as ``substitutions``; ``message_key``, ``campaign_id``,
     ``experiment_id`` and ``variant`` in ``custom_args`` (SendGrid's events echo them).
+
+A campaign with ``send_time`` gives each message ``send_at`` (UTC, ``YYYY-MM-DD HH:MM:SS``):
+every batch file then holds messages of one send time, and the manifest lists each batch's
+``send_at``. SendGrid gets it per personalization (its unix ``send_at``: SendGrid schedules
+up to 72 hours ahead); SES has no scheduling, so the loader sends each SES batch at its
+manifest ``send_at``; a jsonl line carries the field itself.
 """
 
 from __future__ import annotations
@@ -79,6 +85,13 @@ def ses_request(messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _unix(send_at: str) -> int:
+    """A ``send_at`` (UTC, ``YYYY-MM-DD HH:MM:SS``) as SendGrid's unix timestamp."""
+    from datetime import UTC, datetime
+
+    return int(datetime.strptime(send_at[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+
+
 def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
     first = messages[0]
     name, address = parseaddr(first["from"])
@@ -100,6 +113,7 @@ def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 },
                 "substitutions": {"-body_html-": m["html"], "-body_text-": m["text"]},
                 "custom_args": {k: str(m[k]) for k in TRACKED if m.get(k) is not None},
+                **({"send_at": _unix(m["send_at"])} if m.get("send_at") else {}),
             }
             for m in messages
         ],
@@ -161,6 +175,7 @@ def _sendgrid_read(obj: dict[str, Any]) -> list[dict[str, Any]]:
         {"message_key": p["custom_args"]["message_key"], "to": p["to"][0]["email"],
          "subject": p["subject"], "html": p["substitutions"]["-body_html-"],
          "headers": p["headers"], "variant": p["custom_args"].get("variant"),
+         "send_at": p.get("send_at"),
          "experiment_id": p["custom_args"].get("experiment_id")}
         for p in obj["personalizations"]
     ]  # fmt: skip

@@ -15,14 +15,15 @@ def pd_frame(rows: list[dict[str, Any]]) -> Any:
 
 def build_manifest(wh: Any, campaign_id: str, run_date: str) -> dict[str, Any]:
     rows = wh.query(
-        "select batch_file, format, schema_version, messages, lines, sha256, run_id, exported_at "
-        "from export_batches where campaign_id = %s and run_date = %s order by batch_file",
+        "select batch_file, format, schema_version, messages, lines, sha256, run_id, exported_at, "
+        "send_at from export_batches where campaign_id = %s and run_date = %s order by batch_file",
         (campaign_id, run_date),
     )
     batches = [
         {"file": f, "format": fmt, "schema_version": sv, "rows": int(m), "lines": int(n),
-         "sha256": sha, "run_id": rid, "exported_at": str(at)}
-        for f, fmt, sv, m, n, sha, rid, at in rows
+         "sha256": sha, "run_id": rid, "exported_at": str(at),
+         **({"send_at": str(sa)} if sa is not None else {})}
+        for f, fmt, sv, m, n, sha, rid, at, sa in rows
     ]  # fmt: skip
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -45,9 +46,11 @@ def ensure_ledger_tables(wh: Any) -> None:
         wh.execute(
             "create table export_batches (campaign_id varchar, run_date date, batch_file varchar, "
             "format varchar, schema_version varchar, messages integer, lines integer, "
-            "sha256 varchar, run_id varchar, exported_at timestamp, "
+            "sha256 varchar, run_id varchar, exported_at timestamp, send_at timestamp, "
             "primary key (campaign_id, run_date, batch_file))"
         )
+    elif "send_at" not in wh.columns("export_batches"):  # a warehouse from before send times
+        wh.execute("alter table export_batches add column send_at timestamp")
     if not wh.table_exists("experiment_holdouts"):
         wh.execute(
             "create table experiment_holdouts (message_key varchar primary key, "
