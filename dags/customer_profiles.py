@@ -116,14 +116,10 @@ def customer_profiles():
         return _step("publish_profiles")
 
     @task
-    def decide_winners(report: str, data_interval_start=None) -> list[dict]:
-        """Promote experiment winners (policy ``promote``), each logged with its evidence."""
-        return _step("decide_winners", data_interval_start)
-
-    @task
-    def list_campaigns(decisions: list) -> list[dict]:
-        """(campaign, shard) pairs to render: one mapped render task each."""
-        return _step("render_shards")
+    def list_campaigns(report: str, data_interval_start=None) -> list[dict]:
+        """Promote experiment winners (policy ``promote``, each decision logged with its
+        evidence), then list the (campaign, shard) pairs to render: one mapped task each."""
+        return _step("plan_render", data_interval_start)
 
     @task
     def render(campaign_id: str, shard: int, shards: int, data_interval_start=None) -> dict:
@@ -151,7 +147,7 @@ def customer_profiles():
     sizes = build_audiences(built)
     report = quality_gate(sizes)
     publish_profiles(report)
-    rendered = render.expand_kwargs(list_campaigns(decide_winners(report)))
+    rendered = render.expand_kwargs(list_campaigns(report))
     exported = export(rendered)
     summarize(rendered, exported)
 

@@ -49,8 +49,7 @@ def test_customer_profiles_shape(dagbag):
             "dbt_build", "quality_gate", "render", "export"} <= ids  # fmt: skip
     # Nothing renders or exports unless the gate succeeded.
     assert dag.get_task("render").upstream_task_ids == {"list_campaigns"}
-    assert dag.get_task("list_campaigns").upstream_task_ids == {"decide_winners"}
-    assert dag.get_task("decide_winners").upstream_task_ids == {"quality_gate"}
+    assert dag.get_task("list_campaigns").upstream_task_ids == {"quality_gate"}
     assert dag.get_task("export").upstream_task_ids == {"render"}
     # The profile API's snapshot is published from gated profiles only.
     assert dag.get_task("publish_profiles").upstream_task_ids == {"quality_gate"}

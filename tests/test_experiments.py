@@ -319,3 +319,44 @@ def test_timed_messages_go_in_per_hour_batches_with_send_at_in_every_format(tmp_
             first = tmp_path / fmt / f"c-{fmt}" / DS / manifest["batches"][0]["file"]
             body = json.loads(gzip.decompress(first.read_bytes()))
             assert {p["send_at"] for p in body["personalizations"]} == {1793520000}
+
+
+def test_a_flow_step_holdout_is_skipped_logged_and_the_variant_exported(tmp_path):
+    import shutil
+    from datetime import timedelta
+
+    from .test_flows import FLOWS, T0, World, _identify, _track
+
+    flows = tmp_path / "flows"
+    shutil.copytree(FLOWS, flows)
+    message = flows / "messages" / "cart_abandonment_1" / "campaign.yml"
+    message.write_text(message.read_text() + (
+        "experiment:\n  id: cart_flow_1\n  holdout: 0.3\n  variants:\n"
+        "    - {id: plain, subject: 'Your cart is saved'}\n"
+        "    - {id: named, subject: '{{ first_name | default(\"Hi\", true) }}, your cart'}\n"))  # fmt: skip
+    w = World(tmp_path, flows)
+    for i in range(40):
+        w.post(_track(f"u-{i}", "Product Added", T0, w.next_id(), name="Stove"),
+               _identify(f"u-{i}", f"p{i}@example.com", T0, w.next_id()))  # fmt: skip
+    sources = ObjectStore(str(tmp_path / "src"))
+    w.advance(T0 + timedelta(minutes=1), sources=sources)
+    w.advance(T0 + timedelta(minutes=31), sources=sources)
+    carts = [m for m in w.messages() if m["campaign_id"] == "cart_abandonment"]
+    log = [json.loads(x) for p in sorted((tmp_path / "src" / "sends" / "messages" / "flows").rglob("*.jsonl"))
+           for x in p.read_text().splitlines()]  # fmt: skip
+    cart_log = [r for r in log if r["campaign_id"] == "cart_abandonment"]
+    held = {r["message_key"] for r in cart_log if r["status"] == "holdout"}
+    sent = {r["message_key"] for r in cart_log if r["status"] == "sent"}
+    assert len(held) + len(sent) == 40 and 5 <= len(held) <= 20
+    assert sent == {m["message_key"] for m in carts} and not held & sent
+    assert {r["variant"] for r in cart_log if r["status"] == "sent"} == {"plain", "named"}
+    assert all(
+        r["experiment_id"] == "cart_flow_1" and r["flow_step"] == "reminder" for r in cart_log
+    )
+    # The held-out customers go on to the next step: the flow is measured, not cut short.
+    held_subjects = {r["customer_id"] for r in cart_log if r["status"] == "holdout"}
+    assert all(w.state("cart_abandonment", s)[:1] == ("active",) for s in held_subjects)
+    w.advance(T0 + timedelta(minutes=32), sources=sources)  # rewrites nothing new
+    again = [json.loads(x) for p in sorted((tmp_path / "src" / "sends" / "messages" / "flows").rglob("*.jsonl"))
+             for x in p.read_text().splitlines()]  # fmt: skip
+    assert sorted(r["message_key"] for r in again) == sorted(r["message_key"] for r in log)

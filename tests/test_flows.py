@@ -93,14 +93,15 @@ class World:
         self.n += 1
         return self.n
 
-    def advance(self, at: datetime, target=None):
+    def advance(self, at: datetime, target=None, sources=None):
         store = FlowStore(self.tmp / "flows.sqlite")
         reader = ProfileReader(self.tmp / "profiles.sqlite", self.fresh_path)
         fresh = FreshStore.open_for_reading(self.fresh_path)
         try:
             engine = FlowEngine(self.flows, store, reader, fresh,
                                 target or ObjectStore(self.exports.as_uri()),
-                                (Tokens(("test-key",), 3600), "https://mail.test"))  # fmt: skip
+                                (Tokens(("test-key",), 3600), "https://mail.test"),
+                                sources)  # fmt: skip
             return engine.advance(at)
         finally:
             store.close()

@@ -23,10 +23,11 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 TRUTH_COLUMNS = ("message_key", "campaign_id", "experiment_id", "variant", "status",
                  "customer_id", "run_date", "delivered", "bounced", "opened", "machine_open",
@@ -146,21 +147,27 @@ def _recipients(exports: Path, ds: str) -> dict[str, str]:
     return out
 
 
-def _web_users(warehouse: Path) -> dict[str, str]:
+def _customers(warehouse: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(customer -> a web user id, customer -> time zone) from the warehouse."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return dict(con.execute(
+        users = dict(con.execute(
             "select customer_id, min(source_record_id) from int_identities_resolved "
             "where source = 'web_user' group by customer_id"
         ).fetchall())  # fmt: skip
+        zones = dict(con.execute(
+            "select customer_id, coalesce(time_zone, 'UTC') from customer_profiles"
+        ).fetchall())  # fmt: skip
+        return users, zones
     finally:
         con.close()
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def feedback(sources: Path, exports: Path, warehouse: Path, ds: str, truth_dir: Path,
@@ -170,14 +177,19 @@ def feedback(sources: Path, exports: Path, warehouse: Path, ds: str, truth_dir: 
     recorded with converted 0). Rewriting a day gives the same files."""
     records = _log_records(sources, ds)
     to = _recipients(exports, ds)
-    users = _web_users(warehouse)
+    users, zones = _customers(warehouse)
     esp_lines, web_lines, truth = [], [], []
+    # Everything happens before the next run's interval ends (run date + 2 days), so the
+    # next run loads all of it: a send timed late in the day has its events compressed.
+    cap = datetime.fromisoformat(ds).replace(tzinfo=UTC) + timedelta(days=2, minutes=-5)
     for rec in sorted(records, key=lambda r: r["message_key"]):
         sent = _ts(rec.get("send_at") or rec["sent_at"])
-        res = outcome(rec, effects, seed, sent.hour if rec.get("send_at") else None)
+        local = sent.astimezone(ZoneInfo(zones.get(rec["customer_id"]) or "UTC"))
+        res = outcome(rec, effects, seed, local.hour if rec.get("send_at") else None,
+                      to.get(rec["message_key"]))  # fmt: skip
         user = users.get(rec["customer_id"])
         if user is None:
-            res.update(converted=0, revenue=0.0)
+            res.update(converted=0, revenue=0.0, p_convert=0.0)
         truth.append(res)
         key = rec["message_key"]
         if rec["status"] == "sent" and key in to:
@@ -198,10 +210,11 @@ def feedback(sources: Path, exports: Path, warehouse: Path, ds: str, truth_dir: 
             if res["complained"]:
                 events.append(("spamreport", sent + timedelta(hours=3), {}))
             for event, t, extra in events:
+                t = min(t, cap)
                 esp_lines.append({**base, **extra, "event": event, "timestamp": int(t.timestamp()),
                                   "sg_event_id": f"sim-{key}-{event}-{int(t.timestamp())}"})  # fmt: skip
         if res["converted"]:
-            t = sent + timedelta(hours=6)
+            t = min(sent + timedelta(hours=6), cap)
             web_lines.append({
                 "type": "track", "event": "Order Completed",
                 "messageId": f"sim-order-{key}", "userId": user, "anonymousId": None,

@@ -192,6 +192,16 @@ def render_shards(settings: Settings | None = None) -> list[dict[str, Any]]:
     ]
 
 
+def plan_render(interval_start: Any, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Take the winner decisions due (see :func:`decide_winners`), then list the render
+    shards: a promoted winner is rendered from this run on."""
+    settings = settings or load_settings()
+    for decision in decide_winners(interval_start, settings):
+        log.info("experiment %s: promoted %s (%s)", decision["experiment_id"],
+                 decision["winner"], decision["reason"])  # fmt: skip
+    return render_shards(settings)
+
+
 def render(
     campaign_id: str,
     interval_start: Any,

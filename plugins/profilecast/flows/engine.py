@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 
 from profilecast.campaigns.templates import CompiledCampaign, clean_value
 from profilecast.collector.profiles import ProfileReader
+from profilecast.experiments.definition import HOLDOUT
 from profilecast.flows.definition import Flow
 from profilecast.flows.entries import Entry, order_number, scan_snapshot
-from profilecast.flows.outbox import Outbox, Pending
+from profilecast.flows.outbox import HOLDOUT_NOTE, Outbox, Pending
 from profilecast.flows.permission import current_regimes, may_not_mail, preference_wait
 from profilecast.flows.store import FlowStore, State
 from profilecast.flows.timing import due_after, quiet_until, zone
@@ -73,6 +74,7 @@ class FlowEngine:
         fresh: FreshStore | None,
         target: Any,
         links: tuple[Any, str],
+        sources: Any = None,
     ) -> None:
         self.flows = {f.flow_id: f for f in flows}
         self.store = store
@@ -83,7 +85,7 @@ class FlowEngine:
         self._compiled: dict[str, CompiledCampaign] = {}
         self.suppressions: Any = None  # consent.suppressions.Suppressions, set by advance
         self.regimes = current_regimes()
-        self.outbox = Outbox(self.flows, store, target)
+        self.outbox = Outbox(self.flows, store, target, sources)
 
     # -- identity --------------------------------------------------------------------------
     def resolve(self, fact: StoredFact) -> tuple[str, str | None]:
@@ -112,6 +114,7 @@ class FlowEngine:
             scan_snapshot(self, now, out)
             pending = self._due(now, out)
             self.outbox.export(pending, now, out)
+            self.outbox.log_holdouts(now)
         return out
 
     def _read_facts(self, now: datetime, out: Outcome) -> None:
@@ -268,8 +271,10 @@ class FlowEngine:
             if wait is not None:
                 self._defer(s, wait, stamp, f"quiet hours until {format_timestamp(wait)}", out)
                 return None
-            if step.when is not None and not step.when.test(profile, now):
-                self.store.history(s, stamp, step.step_id, "skipped", f"not {step.when.describe()}")
+            skip = (f"not {step.when.describe()}" if step.when is not None
+                    and not step.when.test(profile, now) else self._holdout(flow, step, s, stamp))  # fmt: skip
+            if skip:
+                self.store.history(s, stamp, step.step_id, "skipped", skip)
                 out.skipped += 1
                 s = self._after_step(flow, s, now, tz)
                 self.store.save(s, stamp)
@@ -287,6 +292,16 @@ class FlowEngine:
             return Pending(self._render(flow, step, s, profile, email, key), s, after, step.step_id)
         self.store.save(replace(s, status="completed", next_due_at=None), stamp)
         return None
+
+    def _holdout(self, flow: Flow, step: Any, s: State, stamp: str) -> str | None:
+        """When the customer is in the holdout of the step's experiment: the step is not
+        sent and the flow moves on; the history row it leaves goes to the message log
+        (:meth:`Outbox.log_holdouts`)."""
+        compiled = self._compiled.get(step.message.campaign_id) or CompiledCampaign(step.message)
+        self._compiled[step.message.campaign_id] = compiled
+        if compiled.arm(s.customer_id or s.subject) != HOLDOUT:
+            return None
+        return f"{HOLDOUT_NOTE}{compiled.experiment.experiment_id}"
 
     def _defer(self, s: State, until: datetime, stamp: str, why: str, out: Outcome) -> None:
         """Hold the current step until ``until``, with the reason in the history."""

@@ -11,15 +11,18 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from profilecast.experiments.definition import HOLDOUT
 from profilecast.flows.definition import Flow
 from profilecast.flows.store import FlowStore, State
 from profilecast.sources.validation import format_timestamp
 
 MANIFEST_VERSION = "profilecast.flow_manifest/1"
+#: the flow history's detail for a step skipped because the customer is in its holdout
+HOLDOUT_NOTE = "holdout of experiment "
 
 
 @dataclass
@@ -35,10 +38,13 @@ class Pending:
 class Outbox:
     """Writes claimed batches to the export target and keeps each day's manifest."""
 
-    def __init__(self, flows: dict[str, Flow], store: FlowStore, target: Any) -> None:
+    def __init__(self, flows: dict[str, Flow], store: FlowStore, target: Any,
+                 sources: Any = None) -> None:  # fmt: skip
         self.flows = flows
         self.store = store
         self.target = target
+        #: where the message log goes (the ``sends`` source's drop); None: not logged
+        self.sources = sources
 
     def recover(self, now: datetime) -> int:
         """Write the batches a crashed advance claimed but did not finish."""
@@ -80,11 +86,53 @@ class Outbox:
                         if p.after.status == "completed":
                             self.store.history(p.after, stamp, None, "completed")
                             out.completed += 1
+                self._log(flow_id, day, seq, chunk, index, stamp)
                 self.target.write(file, data, "application/gzip", overwrite=True)
                 self.store.commit_batch(batch_id, stamp)
                 self.manifest(flow_id, day)
                 out.batches.append(self.target.location(file))
                 out.sent[flow_id] = out.sent.get(flow_id, 0) + len(chunk)
+
+    def _log(self, flow_id: str, day: str, seq: int, chunk: list[dict[str, Any]],
+             index: dict[int, Pending], stamp: str) -> None:  # fmt: skip
+        """The claimed batch's messages in the message log (results join to it)."""
+        if self.sources is None:
+            return
+        from profilecast.export.message_log import log_record, write_log
+
+        flow = self.flows[flow_id]
+        records = []
+        for msg in chunk:
+            p = index[id(msg)]
+            days = flow.steps[p.before.step_index].message.arms.attribution_days
+            records.append(log_record(msg, day, stamp.replace("T", " ")[:19], days))
+        write_log(self.sources, f"flows/{flow_id}/{day}-batch-{seq:05d}", records)
+
+    def log_holdouts(self, now: datetime) -> None:
+        """Write today's and yesterday's held-out flow steps (from the flow history, where
+        they commit with the state) to the message log, one file per flow and day."""
+        if self.sources is None:
+            return
+        from profilecast.export.message_log import log_record, write_log
+        from profilecast.flows.engine import flow_message_key
+
+        for back in (1, 0):
+            day = (now.astimezone(UTC) - timedelta(days=back)).strftime("%Y-%m-%d")
+            by_flow: dict[str, list[dict[str, Any]]] = {}
+            for flow_id, subject, seq, at, step_id, detail in self.store.skipped_on(
+                day, HOLDOUT_NOTE
+            ):
+                flow = self.flows.get(flow_id)
+                if flow is None:
+                    continue
+                step = next((x for x in flow.steps if x.step_id == step_id), None)
+                days = step.message.arms.attribution_days if step else 5
+                msg = {"message_key": flow_message_key(flow_id, subject, seq, step_id),
+                       "campaign_id": flow_id, "flow_step": step_id, "customer_id": subject,
+                       "experiment_id": detail[len(HOLDOUT_NOTE):], "variant": HOLDOUT}  # fmt: skip
+                by_flow.setdefault(flow_id, []).append(log_record(msg, day, at[:19], days))
+            for flow_id, records in by_flow.items():
+                write_log(self.sources, f"flows/{flow_id}/{day}-holdout", records)
 
     def manifest(self, flow_id: str, day: str) -> None:
         rows = self.store.committed_batches(flow_id, day)

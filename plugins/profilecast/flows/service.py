@@ -47,7 +47,7 @@ def advance_flows(settings: Settings | None = None, now: datetime | None = None)
     reader = ProfileReader(settings.profiles_snapshot_path, settings.fresh_path)
     try:
         engine = FlowEngine(flows, store, reader, fresh, ObjectStore(settings.export_url),
-                            link_settings())  # fmt: skip
+                            link_settings(), ObjectStore(settings.sources))  # fmt: skip
         outcome = engine.advance(at)
     finally:
         store.close()

@@ -73,6 +73,7 @@ create table if not exists flow_batches (
     created_at text not null,
     committed_at text
 );
+create index if not exists flow_history_at on flow_history (at);
 create table if not exists flow_meta (key text primary key, value text);
 -- What the daily campaigns sent, by day: a flow step defers when a campaign of higher
 -- priority emailed the customer that day (written by the daily export).
@@ -313,6 +314,15 @@ class FlowStore:
         return self.conn.execute(
             "select flow_id, step_id, count(*) from flow_sends group by 1, 2 order by 1, 2"
         ).fetchall()
+
+    def skipped_on(self, day: str, detail_prefix: str) -> list[tuple[Any, ...]]:
+        """(flow_id, subject, entry_seq, at, step_id, detail) of the day's skipped steps
+        whose detail starts with the prefix."""
+        return self.conn.execute(
+            "select flow_id, subject, entry_seq, at, step_id, detail from flow_history "
+            "where at >= ? and at < ? and transition = 'skipped' and detail like ? "
+            "order by flow_id, at", (day, day + "~", detail_prefix + "%"),
+        ).fetchall()  # fmt: skip
 
     def history_of(self, subjects: list[str]) -> list[tuple[Any, ...]]:
         marks = ", ".join("?" for _ in subjects) or "''"
