@@ -360,3 +360,23 @@ def test_a_flow_step_holdout_is_skipped_logged_and_the_variant_exported(tmp_path
     again = [json.loads(x) for p in sorted((tmp_path / "src" / "sends" / "messages" / "flows").rglob("*.jsonl"))
              for x in p.read_text().splitlines()]  # fmt: skip
     assert sorted(r["message_key"] for r in again) == sorted(r["message_key"] for r in log)
+
+
+def test_a_significant_winner_is_promoted_once_with_its_evidence(tmp_path):
+    import pandas as pd
+    from profilecast.experiments.decisions import decide_winners, decisions, promoted
+
+    wh = _Wh()
+    campaign = _campaign()
+    rows = _world_rows(5, 20_000, Effects(variant_lift={("exp1", "b"): 0.04}))
+    wh.con.register("r", pd.DataFrame(rows))
+    wh.con.execute("create table campaign_results as select * from r")
+    assert promoted(tmp_path, "exp1") is None
+    taken = decide_winners(tmp_path, wh, [campaign], DS)
+    assert [(d["winner"], d["action"]) for d in taken] == [("b", "promote")]
+    assert taken[0]["evidence"]["tests"]["a"]["p"] < 0.01
+    assert decide_winners(tmp_path, wh, [campaign], DS) == []  # decided once
+    assert len(decisions(tmp_path)) == 1 and promoted(tmp_path, "exp1") == "b"
+    compiled = CompiledCampaign(campaign, promoted(tmp_path, "exp1"))
+    arms = Counter(compiled.arm(f"cus{i}") for i in range(2000))
+    assert set(arms) == {"b", "holdout"}  # the holdout stays for measurement
