@@ -380,3 +380,18 @@ def test_a_significant_winner_is_promoted_once_with_its_evidence(tmp_path):
     compiled = CompiledCampaign(campaign, promoted(tmp_path, "exp1"))
     arms = Counter(compiled.arm(f"cus{i}") for i in range(2000))
     assert set(arms) == {"b", "holdout"}  # the holdout stays for measurement
+
+
+def test_a_held_out_customer_is_frequency_capped_like_one_mailed():
+    from profilecast.campaigns import build_audiences
+
+    from .test_export import _audience_wh
+    from .test_export import _campaign as _plain
+
+    wh = _audience_wh()
+    wh.execute("create table experiment_holdouts (message_key varchar, campaign_id varchar, "
+               "customer_id varchar, experiment_id varchar, run_date date, recorded_at timestamp)")  # fmt: skip
+    wh.execute("insert into experiment_holdouts values ('h', 'c', 'ok', 'e', '2026-10-30', null)")
+    build_audiences(wh, [_plain("promo")], DS)
+    got = {r[0] for r in wh.query("select customer_id from campaign_audiences")}
+    assert "ok" not in got and "old_tent_complaint" in got

@@ -40,11 +40,15 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     reachable = set(profiles.loc[profiles["is_reachable"].astype(bool), "customer_id"])
     # Days from run_date to each customer's nearest send on another date, before or after:
     # a backfill or a rerun of an earlier day must respect sends made by later days too.
+    # A holdout row counts as a send: the control group is capped like the people mailed,
+    # or it would come back every day and be counted again.
     nearest: dict[str, int] = {}
-    if wh.table_exists("send_ledger"):
+    contacted = [t for t in ("send_ledger", "experiment_holdouts") if wh.table_exists(t)]
+    if contacted:
+        union = " union all ".join(f"select customer_id, run_date from {t}" for t in contacted)
         for cid, days in wh.query(
             "select customer_id, min(abs(cast(run_date as date) - cast(%s as date))) "
-            "from send_ledger where cast(run_date as date) <> cast(%s as date) group by 1",
+            f"from ({union}) as sent where cast(run_date as date) <> cast(%s as date) group by 1",
             (run_date, run_date),
         ):
             nearest[cid] = int(days)
