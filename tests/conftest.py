@@ -50,7 +50,11 @@ def chromium_path() -> str:
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment for a profilecast subprocess: none of the caller's PROFILECAST_ or
+    AIRFLOW settings. One render shard per campaign unless a test asks for more (the
+    sharding tests do): on a 2-core machine six render processes per run only cost time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROFILECAST_", "AIRFLOW"))}
+    env["PROFILECAST_RENDER_SHARDS"] = "1"
     env.update(overrides)
     return env
 

@@ -14,13 +14,14 @@ from .conftest import clean_env, venv_bin
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.timeout(1800)  # five DAG runs under a real scheduler: slow machines need longer
 def test_three_days_rerun_and_backfill_under_the_scheduler(tmp_path):
     home = tmp_path / "sim"
     result = subprocess.run(
         [venv_bin("profilecast"), "simulate", "--contacts", "250", "--days", "3", "--seed", "5",
          "--home", str(home)],
         env=clean_env(PROFILECAST_HOME=str(tmp_path / "unused")),
-        capture_output=True, text=True, timeout=1500,
+        capture_output=True, text=True, timeout=1700,
     )  # fmt: skip
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]

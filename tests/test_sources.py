@@ -13,6 +13,7 @@ from profilecast.sources import (
     choose_window,
     validate_record,
 )
+from profilecast.sources.catalog import SOURCE_NAMES
 from profilecast.warehouse import connect
 
 CONTACTS = next(s for s in ENTITIES if s.table == "crm__contacts")
@@ -114,7 +115,7 @@ def test_gzip_and_segment_batch_envelope(tmp_path, pc_env):
 def test_load_accounts_for_every_row_and_reruns_replace(pc_env):
     def run_once():
         manifests = []
-        for src in ("crm", "billing", "web", "esp"):
+        for src in SOURCE_NAMES:
             with connect(pc_env, read_only=True) as wh:
                 prev = sources.load_history(wh)
             manifests += sources.extract_source(pc_env, src, Interval(START, END), prev)
