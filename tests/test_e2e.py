@@ -31,6 +31,7 @@ def airflow_home(tmp_path_factory):
     return tmp_path_factory.mktemp("e2e")
 
 
+@pytest.mark.timeout(1500)  # two DAG runs under the scheduler: slow machines need longer
 def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_dir):
     home = airflow_home / "home"
     first = _run(home, sample_dir)
