@@ -19,14 +19,7 @@ orders as (
 
 charges as (
 
-    select
-        charges.charge_id,
-        identities.customer_id
-    from {{ ref('stg_billing__charges') }} as charges
-    inner join identities
-        on identities.source = 'billing'
-        and identities.source_record_id = charges.billing_customer_id
-    where charges.status = 'succeeded' and charges.created_at < {{ as_of() }}
+    select * from {{ ref('int_charges_identified') }}
 
 ),
 

@@ -3,12 +3,6 @@
 -- campaign results (conversions) read it.
 with
 
-identities as (
-
-    select * from {{ ref('int_identities_resolved') }}
-
-),
-
 web_orders as (
 
     select
@@ -25,14 +19,7 @@ web_orders as (
 
 charges as (
 
-    select
-        charges.*,
-        identities.customer_id
-    from {{ ref('stg_billing__charges') }} as charges
-    inner join identities
-        on identities.source = 'billing'
-        and identities.source_record_id = charges.billing_customer_id
-    where charges.status = 'succeeded' and charges.created_at < {{ as_of() }}
+    select * from {{ ref('int_charges_identified') }}
 
 ),
 
