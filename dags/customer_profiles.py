@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 from profilecast.config import DAG_ID, WAREHOUSE_POOL
 from profilecast.sources.catalog import SOURCE_NAMES
@@ -62,6 +62,15 @@ def _step(name: str, *args, **kwargs):
         "execution_timeout": timedelta(hours=2),
     },
     tags=["profilecast", "profiles", "email"],
+    params={
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            description="Rebuild the incremental models (event staging, engagement and "
+            "behaviour layers) from all history, as after a change to a model's SQL. Customer "
+            "ids and the history tables are kept.",
+        )
+    },
     doc_md=__doc__,
 )
 def customer_profiles():
@@ -96,9 +105,13 @@ def customer_profiles():
         return _step("load", manifests, data_interval_end)
 
     @task(pool=WAREHOUSE_POOL, outlets=[PROFILES_ASSET])
-    def dbt_build(loaded: list, data_interval_start=None, data_interval_end=None) -> dict:
-        """dbt build (staging, identity, profiles, segments, tests) and segment tables."""
-        return _step("transform", data_interval_start, data_interval_end)
+    def dbt_build(
+        loaded: list, data_interval_start=None, data_interval_end=None, params=None
+    ) -> dict:
+        """dbt build (staging, identity, profiles, segments, tests) and segment tables:
+        incremental, or from all history when the run's ``full_refresh`` param says so."""
+        full_refresh = bool((params or {}).get("full_refresh", False))
+        return _step("transform", data_interval_start, data_interval_end, full_refresh=full_refresh)
 
     @task(pool=WAREHOUSE_POOL)
     def build_audiences(built: dict, data_interval_start=None) -> dict:

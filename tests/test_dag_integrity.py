@@ -60,6 +60,9 @@ def test_customer_profiles_shape(dagbag):
     assert dag.get_task("extract_crm").upstream_task_ids == {"apply_erasures"}
     # Daily intervals with a real span (start < end), not a point-in-time trigger.
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    # Incremental by default; a run's conf (or the trigger form) asks for a full refresh.
+    assert dag.params["full_refresh"] is False
+    assert dag.params.get_param("full_refresh").schema["type"] == "boolean"
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

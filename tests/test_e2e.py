@@ -18,10 +18,10 @@ pytestmark = pytest.mark.e2e
 DATE = "2026-10-31"
 
 
-def _run(home, sources, date=DATE):
+def _run(home, sources, date=DATE, *extra):
     env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sources))
     return subprocess.run(
-        [venv_bin("profilecast"), "run", "--date", date],
+        [venv_bin("profilecast"), "run", "--date", date, *extra],
         env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
@@ -74,9 +74,13 @@ def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_
     assert no_opt_in > 0 and leaked == 0
     files = sorted((home / "exports").rglob("batch-*.jsonl.gz"))
 
-    second = _run(home, sample_dir)
+    # The rerun rebuilds the incremental models from history (`--full-refresh`: the run is
+    # triggered anew with the param) and still sends nothing twice.
+    second = _run(home, sample_dir, DATE, "--full-refresh")
     assert second.returncode == 0, second.stdout[-3000:]
     assert "emails exported this run: 0" in second.stdout
+    dbt_args = json.loads((home / "dbt" / "target" / "run_results.json").read_text())["args"]
+    assert dbt_args.get("full_refresh") is True
     db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     assert db.execute("select count(*) from send_ledger").fetchall()[0][0] == exported
     assert db.execute("select sum(rows_loaded) from load_batches").fetchall()[0][0] == raw_rows

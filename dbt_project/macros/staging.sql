@@ -51,3 +51,26 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+{#- Incremental staging of a large source (events): the model is a table merged by key
+    (delete+insert). In an incremental run the source CTE keeps only the records with a
+    version ingested after the newest this model holds (the loader keeps _ingested_at
+    increasing, sources.raw.next_ingestion_time), and ranks all their versions again, so a
+    late or re-delivered version replaces the one staged before. A full refresh, or the
+    first build, reads everything. A rerun re-ingests its batch and merges the same keys
+    again. -#}
+{% macro changed_records_only(relation, key) -%}
+  {%- if is_incremental() %}
+    where {{ key }} in (
+        select {{ key }} from {{ relation }}
+        where cast(_ingested_at as timestamp) > (
+            select coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) from {{ this }}
+        )
+    )
+  {%- endif %}
+{%- endmacro %}
+
+{#- The watermark column every incrementally staged model carries. -#}
+{% macro ingested_at() -%}
+    cast(_ingested_at as timestamp) as _ingested_at
+{%- endmacro %}

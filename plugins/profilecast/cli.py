@@ -62,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from profilecast.runner import run
 
-    return run(Interval.day(args.date))
+    return run(Interval.day(args.date), full_refresh=args.full_refresh)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
     r = sub.add_parser("run", help="run the customer_profiles DAG for one data interval")
     r.add_argument("--date", required=True, help="the data interval's start, YYYY-MM-DD")
+    r.add_argument("--full-refresh", action="store_true",
+                   help="rebuild the incremental models from all history (after changing a "
+                   "model's SQL); customer ids and history tables are kept")  # fmt: skip
     r.set_defaults(func=cmd_run)
     v = sub.add_parser("validate", help="run the quality gate against the current warehouse")
     v.add_argument("--date", required=True, help="the run date whose audiences to check")

@@ -60,9 +60,13 @@ def load(
 
 
 def transform(
-    interval_start: Any, interval_end: Any, settings: Settings | None = None
+    interval_start: Any,
+    interval_end: Any,
+    settings: Settings | None = None,
+    full_refresh: bool = False,
 ) -> dict[str, Any]:
-    """dbt build: every model and its data tests, segments and activation tables included."""
+    """dbt build: every model and its data tests, segments and activation tables included.
+    Incremental by default; ``full_refresh`` rebuilds the incremental models from history."""
     from profilecast.activation.identity import identity_figures
     from profilecast.activation.segments import segment_model_names
     from profilecast.consent.topics import dbt_vars as consent_dbt_vars
@@ -76,7 +80,7 @@ def transform(
         "segment_models": segment_model_names(settings.dbt_project_dir),
         **consent_dbt_vars(),  # the topics and regimes of consent/topics.yml
     }
-    dbt_build(settings, dbt_vars)
+    dbt_build(settings, dbt_vars, full_refresh=full_refresh)
     with connect(settings) as wh:
         identity = identity_figures(wh, ds)
         sizes = wh.query(
@@ -84,7 +88,11 @@ def transform(
             "order by segment",
             (ds,),
         )
-    return {"segments": {s: int(n) for s, n in sizes}, "identity": identity}
+    return {
+        "segments": {s: int(n) for s, n in sizes},
+        "identity": identity,
+        "full_refresh": full_refresh,
+    }
 
 
 def apply_erasures(settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -91,8 +91,9 @@ def first_failure(log_text: str) -> str | None:
     return None
 
 
-def run(interval: Interval) -> int:
-    """``profilecast run``: one data interval, refused while another run holds it."""
+def run(interval: Interval, full_refresh: bool = False) -> int:
+    """``profilecast run``: one data interval, refused while another run holds it.
+    ``full_refresh`` rebuilds the incremental models from all history (the DAG's param)."""
     from profilecast.local_airflow import ensure_airflow
 
     settings = load_settings()
@@ -105,17 +106,21 @@ def run(interval: Interval) -> int:
         return 2
     try:
         with interval_lock(settings, interval):
-            return _run_locked(settings, env, interval)
+            return _run_locked(settings, env, interval, full_refresh)
     except IntervalBusy as exc:
         print(str(exc), file=sys.stderr)
         return 2
 
 
-def _run_locked(settings: Settings, env: dict[str, str], interval: Interval) -> int:
+def _run_locked(
+    settings: Settings, env: dict[str, str], interval: Interval, full_refresh: bool = False
+) -> int:
     """Run the interval as users run Airflow: a scheduler, a DAG processor, a triggerer and
     an API server (the user's metadata database and executor, or SQLite and the
     LocalExecutor), with the run triggered through the REST API. The conf makes a failing
-    task fail at once (a person is waiting), not after its retries."""
+    task fail at once (a person is waiting), not after its retries. A run that already
+    exists for the interval is cleared and run again, unless the params change (a full
+    refresh): clearing keeps a run's conf, so that run is deleted and triggered anew."""
     from profilecast.local_airflow import AirflowError, LocalAirflow
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -129,12 +134,16 @@ def _run_locked(settings: Settings, env: dict[str, str], interval: Interval) -> 
     text, state = "", "failed"
     with LocalAirflow(settings) as af:
         try:
+            conf = {"fail_fast": True, **({"full_refresh": True} if full_refresh else {})}
             existing = af.run_for(interval)
+            if existing and full_refresh:
+                af.api("DELETE", f"/dags/{DAG_ID}/dagRuns/{existing}")
+                existing = None
             if existing:  # Airflow keeps one run per logical date: run it again
                 run_id = existing
                 af.clear(run_id)
             else:
-                af.trigger(interval, {"fail_fast": True}, run_id=run_id)
+                af.trigger(interval, conf, run_id=run_id)
             state = af.wait(run_id).state
         except AirflowError as exc:
             print(str(exc), file=sys.stderr)

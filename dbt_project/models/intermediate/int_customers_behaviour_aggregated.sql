@@ -1,12 +1,37 @@
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ drop_retired_customers() }}",
+) }}
+
 -- Behavioural layer from web events: page views and sessions (30-minute inactivity gap) over
 -- 7/30 days, the top category of the last 30 days, the five most recently viewed products,
--- and the cart: products added since the customer's last completed order.
+-- and the cart: products added since the customer's last completed order. One row per
+-- customer (null figures: no web events), kept incrementally: see macros/incremental.sql.
 with
+
+customers as (
+
+    select * from {{ ref('int_customers_fingerprinted') }}
+
+),
+
+scope as (
+
+    {{ customers_to_rebuild(ref('int_web_events_identified'), [7, 30]) }}
+
+),
 
 events as (
 
-    select * from {{ ref('int_web_events_identified') }}
-    where customer_id is not null
+    select identified.*
+    from {{ ref('int_web_events_identified') }} as identified
+    {% if is_incremental() -%}
+    inner join scope on scope.customer_id = identified.customer_id
+    {%- endif %}
+    where identified.customer_id is not null
 
 ),
 
@@ -43,6 +68,7 @@ activity as (
         sum(case when event_type = 'page' and occurred_at >= {{ days_before(as_of(), 7) }} then 1 else 0 end) as page_views_7d,
         sum(case when event_type = 'page' and occurred_at >= {{ days_before(as_of(), 30) }} then 1 else 0 end) as page_views_30d,
         max(occurred_at) as last_seen_at,
+        max(_ingested_at) as newest_ingested_at,
         max(case when event_name = 'Order Completed' then occurred_at end) as last_web_order_at
     from events
     group by customer_id
@@ -111,10 +137,11 @@ cart as (
 
 ),
 
-final as (
+aggregated as (
 
     select
         activity.customer_id,
+        activity.newest_ingested_at,
         activity.page_views_7d,
         activity.page_views_30d,
         coalesce(sessions.sessions_7d, 0) as sessions_7d,
@@ -132,6 +159,28 @@ final as (
         on category_ranked.customer_id = activity.customer_id and category_ranked.category_rank = 1
     left join recently_viewed on recently_viewed.customer_id = activity.customer_id
     left join cart on cart.customer_id = activity.customer_id
+
+),
+
+final as (
+
+    select
+        customers.customer_id,
+        aggregated.page_views_7d,
+        aggregated.page_views_30d,
+        aggregated.sessions_7d,
+        aggregated.sessions_30d,
+        aggregated.top_category,
+        aggregated.recently_viewed_products,
+        aggregated.cart_items,
+        aggregated.cart_items_count,
+        aggregated.last_cart_added_at,
+        aggregated.last_web_order_at,
+        aggregated.last_seen_at,
+        {{ rebuild_bookkeeping('customers', 'aggregated.newest_ingested_at') }}
+    from customers
+    inner join scope on scope.customer_id = customers.customer_id
+    left join aggregated on aggregated.customer_id = customers.customer_id
 
 )
 

@@ -1,3 +1,11 @@
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ drop_retired_customers() }}",
+) }}
+
 -- Engagement layer: sends, opens, clicks and replies over 7/30/90 days, a 0-10 score and a trend.
 --
 -- engagement_score = 10 * (0.5 * min(opens_30d / 4, 1)
@@ -5,15 +13,47 @@
 --                        + 0.2 * recency)
 --   recency = 1 if the last open is within 7 days, 0.5 within 30 days, else 0.
 -- Opens and clicks count distinct messages, so a re-opened email counts once.
+-- One row per customer (null figures: no ESP events), kept incrementally: see
+-- macros/incremental.sql for which customers a run recomputes.
 -- engagement_trend compares opens in the last 30 days with the 30 days before:
 --   rising (>= 25% more and at least 2), declining (>= 25% fewer), else stable.
 with
 
+customers as (
+
+    select * from {{ ref('int_customers_fingerprinted') }}
+
+),
+
+scope as (
+
+    {{ customers_to_rebuild(ref('int_esp_events_identified'), [7, 30, 60, 90]) }}
+
+),
+
+identified as (
+
+    select identified.*
+    from {{ ref('int_esp_events_identified') }} as identified
+    {% if is_incremental() -%}
+    inner join scope on scope.customer_id = identified.customer_id
+    {%- endif %}
+
+),
+
 events as (
 
     -- Apple Mail Privacy Protection opens are the machine's, not the reader's: left out.
-    select * from {{ ref('int_esp_events_identified') }}
+    select * from identified
     where not (event_type = 'open' and coalesce(is_machine_open, false))
+
+),
+
+ingested as (
+
+    select customer_id, max(_ingested_at) as newest_ingested_at
+    from identified
+    group by customer_id
 
 ),
 
@@ -54,7 +94,7 @@ scored as (
 
 ),
 
-final as (
+aggregated as (
 
     select
         customer_id,
@@ -77,6 +117,28 @@ final as (
             else 'stable'
         end as engagement_trend
     from scored
+
+),
+
+final as (
+
+    select
+        customers.customer_id,
+        aggregated.sends_7d, aggregated.sends_30d, aggregated.sends_90d,
+        aggregated.opens_7d, aggregated.opens_30d, aggregated.opens_90d,
+        aggregated.clicks_7d, aggregated.clicks_30d, aggregated.clicks_90d,
+        aggregated.replies_7d, aggregated.replies_30d, aggregated.replies_90d,
+        aggregated.opens_prev_30d,
+        aggregated.last_open_at,
+        aggregated.last_click_at,
+        aggregated.last_send_at,
+        aggregated.engagement_score,
+        aggregated.engagement_trend,
+        {{ rebuild_bookkeeping('customers', 'ingested.newest_ingested_at') }}
+    from customers
+    inner join scope on scope.customer_id = customers.customer_id
+    left join aggregated on aggregated.customer_id = customers.customer_id
+    left join ingested on ingested.customer_id = customers.customer_id
 
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ from profilecast.sources.catalog import META_COLUMNS, SourceError
 from profilecast.sources.validation import format_timestamp
 from profilecast.sources.window import FILE_READ_COLUMNS
 from profilecast.storage import download_folder
+
+LOAD_COLUMNS = ("_batch_id", "_loaded_at", "_ingested_at")
 
 
 def _local_landing(landing_dir: str) -> Path:
@@ -28,6 +30,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
     import pandas as pd
     import pyarrow.parquet as pq
 
+    ingested_at = format_timestamp(next_ingestion_time(wh))
     done = []
     for m in manifests:
         spec = catalog.spec_for(m["source"], m["entity"])
@@ -37,7 +40,11 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
             f"{wh.raw_schema}.{spec.table}",
             parts,
             [*spec.columns, *META_COLUMNS],
-            {"_batch_id": m["batch_id"], "_loaded_at": format_timestamp(loaded_at)},
+            {
+                "_batch_id": m["batch_id"],
+                "_loaded_at": format_timestamp(loaded_at),
+                "_ingested_at": ingested_at,
+            },
             key="_batch_id",
         )
         q = pq.read_table(folder / "quarantine.parquet").to_pandas()
@@ -66,6 +73,7 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
                     "window_end": m["window_end"],
                     "source_files": len(m["files"]),
                     "loaded_at": format_timestamp(loaded_at),
+                    "ingested_at": ingested_at,
                 }
             ]
         )
@@ -102,12 +110,32 @@ def load_raw(wh: Any, manifests: Iterable[dict[str, Any]], loaded_at: datetime) 
     return done
 
 
+def next_ingestion_time(wh: Any, now: datetime | None = None) -> datetime:
+    """The ingestion time of a load: the wall clock, but always after every earlier load.
+
+    The data interval's end is the load's logical time (``_loaded_at``, the same on a rerun
+    or a backfill); ``_ingested_at`` orders the writes themselves and is the watermark of
+    incremental staging, so it must never go back, even when the clock of the machine that
+    loads does (another worker, a corrected clock). Loads hold the warehouse pool (one
+    writer), so reading the newest and adding a microsecond is enough."""
+    from datetime import timedelta
+
+    now = now or datetime.now(UTC)
+    if not (wh.table_exists("load_batches") and "ingested_at" in wh.columns("load_batches")):
+        return now
+    newest = wh.query("select max(ingested_at) from load_batches")[0][0]
+    if not newest:
+        return now
+    after = datetime.strptime(str(newest), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    return max(now, after + timedelta(microseconds=1))
+
+
 def ensure_raw_tables(wh: Any) -> None:
     """Create every raw table (empty) so dbt sources exist even for a source with no drop."""
     import pandas as pd
 
     for spec in catalog.ENTITIES:
-        cols = [*spec.columns, *META_COLUMNS, "_batch_id", "_loaded_at"]
+        cols = [*spec.columns, *META_COLUMNS, *LOAD_COLUMNS]
         if not wh.table_exists(spec.table, wh.raw_schema):
             wh.replace_rows(
                 f"{wh.raw_schema}.{spec.table}", "_batch_id", "", pd.DataFrame(columns=cols)

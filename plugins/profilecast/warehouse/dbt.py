@@ -90,13 +90,21 @@ def run_dbt(
     return output
 
 
-def dbt_build(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> str:
+def dbt_build(
+    settings: Settings, dbt_vars: dict[str, Any] | None = None, full_refresh: bool = False
+) -> str:
     """``dbt build``: every model with its data tests, in dependency order.
+
+    Incremental models (event staging, the engagement and behaviour layers) take only what
+    changed since their last build; ``full_refresh`` rebuilds them from all history, as
+    after a change to a model's SQL. The identity registry and the history models are
+    never rebuilt (``full_refresh=false`` in their config): customer ids stay stable.
 
     Unit tests are left out, as dbt advises for production runs: they test the SQL, not the
     data, so they run where the SQL changes (``make test``, see :func:`dbt_unit_tests`).
     """
-    return run_dbt(settings, "build", ["--exclude-resource-type", "unit_test"], dbt_vars)
+    args = ["--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+    return run_dbt(settings, "build", args, dbt_vars)
 
 
 def dbt_unit_tests(settings: Settings, dbt_vars: dict[str, Any] | None = None) -> str:

@@ -1,8 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key='esp_event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+
 with
 
 source as (
 
     select * from {{ source('esp', 'events') }}
+    {{ changed_records_only(source('esp', 'events'), 'sg_event_id') }}
 
 ),
 
@@ -24,6 +32,7 @@ renamed as (
         nullif(variant, '') as variant,
         coalesce(lower(sg_machine_open) in ('true', '1'), false) as is_machine_open,
         cast("timestamp" as timestamp) as occurred_at,
+        {{ ingested_at() }},
         {{ version_rank('sg_event_id') }}
     from source
 

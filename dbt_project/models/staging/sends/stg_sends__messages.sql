@@ -1,8 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key='message_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+
 with
 
 source as (
 
     select * from {{ source('sends', 'messages') }}
+    {{ changed_records_only(source('sends', 'messages'), 'message_key') }}
 
 ),
 
@@ -20,6 +28,7 @@ renamed as (
         cast(sent_at as timestamp) as sent_at,
         cast(nullif(send_at, '') as timestamp) as send_at,
         cast(attribution_days as integer) as attribution_days,
+        {{ ingested_at() }},
         {{ version_rank('message_key') }}
     from source
 

@@ -1,8 +1,16 @@
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+
 with
 
 source as (
 
     select * from {{ source('web', 'events') }}
+    {{ changed_records_only(source('web', 'events'), '"messageId"') }}
 
 ),
 
@@ -27,6 +35,7 @@ renamed as (
         lower({{ json_text('properties', ['currency']) }}) as currency,
         cast("timestamp" as timestamp) as occurred_at,
         cast("receivedAt" as timestamp) as received_at,
+        {{ ingested_at() }},
         {{ version_rank('"messageId"') }}
     from source
 
