@@ -123,7 +123,7 @@ def built(tmp_path_factory, sample_dir):
 #: nothing long waits behind them; the rest follows longest first.
 LONGEST_FIRST = (
     "test_simulate.py", "test_faults.py", "test_e2e.py", "test_cluster.py", "test_identity.py",
-    "test_up.py",
+    "test_up.py", "test_incremental.py", "test_bench.py",
     "test_segments.py", "test_postgres.py", "test_pipeline_quality.py", "test_freshness.py",
 )  # fmt: skip
 

@@ -161,6 +161,32 @@ def test_control_characters_quarantine_the_record(record, reason):
     assert v.row is None and reason in v.reason
 
 
+def test_a_json_line_called_clean_never_holds_a_control_character():
+    """Extraction skips the walk over a record's values when its JSON line has no escape or
+    character that could decode to a control character: the shortcut must never let one
+    through, whatever the encoding (escaped or not, in a key, nested)."""
+    import random
+
+    from profilecast.sources.validation import control_character, json_text_is_clean
+
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in (*range(0, 0x30), *range(0x5B, 0x7F), *range(0x7F, 0xA2))]
+    clean_seen = dirty_seen = 0
+    for _ in range(3000):
+        word = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+        value = rng.choice([word, {"k": [word, 1]}, {word: "v"}, [{"x": word}]])
+        for text in (json.dumps({"a": value}), json.dumps({"a": value}, ensure_ascii=False)):
+            has_control = control_character(json.loads(text)) is not None
+            if json_text_is_clean(text):
+                clean_seen += 1
+                assert not has_control, text
+            dirty_seen += has_control
+    assert clean_seen > 1000 and dirty_seen > 1000
+    line = json.dumps({"contact_id": "1", "email": "a@b.co", "city": "Pa\x1bris"})
+    assert not json_text_is_clean(line)
+    assert "control character in city" in validate_record(CONTACTS, json.loads(line)).reason
+
+
 def test_tabs_and_newlines_are_text_not_control_characters():
     v = validate_record(
         CONTACTS, {"contact_id": "1", "email": "a@b.co", "city": "Line\tone\r\nTwo"}

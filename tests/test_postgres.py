@@ -48,6 +48,8 @@ def _build(monkeypatch, home: Path, sample: Path, **env: str):
         pipeline.extract(s, START, END, settings) for s in ("crm", "billing", "web", "esp")
     ]
     pipeline.load(manifests, END, settings)
+    pipeline.transform(START, END, settings)
+    # Again, incrementally: the incremental models' SQL (merge, post-hook) runs on both engines.
     segments = pipeline.transform(START, END, settings)["segments"]
     audiences = pipeline.audiences(START, settings)
     pipeline.gate(START, END, settings)

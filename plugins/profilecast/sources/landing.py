@@ -25,6 +25,7 @@ from profilecast.sources.readers import RawRecord, list_drop_files, read_records
 from profilecast.sources.validation import (
     Validated,
     format_timestamp,
+    json_text_is_clean,
     quarantine_fingerprint,
     validate_record,
 )
@@ -110,7 +111,8 @@ class _BatchWriter:
         if raw.error:
             checked = Validated(reason=raw.error)
         else:
-            checked = validate_record(spec, normalize(spec.dialect, raw.record))
+            clean = json_text_is_clean(raw.payload)
+            checked = validate_record(spec, normalize(spec.dialect, raw.record), clean)
         if not window.contains(checked.record_ts):
             result.rows_outside_window += 1
             if read is not None and window.is_late(checked.record_ts):

@@ -43,7 +43,11 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 def format_timestamp(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC (isoformat: strftime is slower per row)."""
+    utc_ts = ts.astimezone(UTC)
+    if utc_ts.year < 1000:  # strftime and isoformat pad years before 1000 differently
+        return utc_ts.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return utc_ts.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def parse_date(value: Any) -> date | None:
@@ -77,6 +81,15 @@ class Validated:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: What a JSON text needs to hold for a parsed value to hold a control character: an escape
+#: \u0000-\u001f or \u007f-\u009f (a superset: \u0070-\u007e too), \b or \f, or DEL and C1
+#: characters as they are. A line without any is clean, and its records need no walk.
+_JSON_CONTROL = re.compile(r"\\u00[01789][0-9a-fA-F]|\\[bf]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def json_text_is_clean(text: str | None) -> bool:
+    """True when the JSON text ``text`` cannot hold a control character (see _JSON_CONTROL)."""
+    return text is not None and _JSON_CONTROL.search(text) is None
 
 
 _EMAIL = re.compile(
@@ -118,10 +131,11 @@ def valid_email(value: str) -> bool:
     return bool(_EMAIL.match(value.strip())) and len(value.strip()) <= 254
 
 
-def _rule_violation(spec: EntitySpec, present: dict[str, Any]) -> str | None:
+def _rule_violation(spec: EntitySpec, present: dict[str, Any], clean: bool = False) -> str | None:
     """Why a record breaks its source's own rules (control characters, email syntax, the
-    Segment spec's required fields), or None."""
-    bad = control_character(present)
+    Segment spec's required fields), or None. ``clean``: the JSON text the record was parsed
+    from holds no control character (json_text_is_clean), so its values need no walk."""
+    bad = None if clean else control_character(present)
     if bad:
         return f"control character in {bad}"
     if spec.rules == "segment":
@@ -136,9 +150,13 @@ def _rule_violation(spec: EntitySpec, present: dict[str, Any]) -> str | None:
     return None
 
 
-def record_timestamp(spec: EntitySpec, present: dict[str, Any]) -> datetime | None:
-    """The record's watermark: the latest parseable value among ``spec.watermark``."""
-    stamps = [parse_timestamp(present.get(c)) for c in spec.watermark]
+def record_timestamp(
+    spec: EntitySpec, present: dict[str, Any], parsed: dict[str, datetime | None] | None = None
+) -> datetime | None:
+    """The record's watermark: the latest parseable value among ``spec.watermark``
+    (``parsed``: timestamps of the record already parsed, by column)."""
+    parsed = parsed or {}
+    stamps = [parsed[c] if c in parsed else parse_timestamp(present.get(c)) for c in spec.watermark]
     stamps = [s for s in stamps if s is not None]
     return max(stamps) if stamps else None
 
@@ -165,7 +183,7 @@ def _email_only_identifier(spec: EntitySpec, present: dict[str, Any]) -> str | N
     return None
 
 
-def rejection(spec: EntitySpec, record: Any) -> str | None:
+def rejection(spec: EntitySpec, record: Any, clean: bool = False) -> str | None:
     """Why a record would be quarantined, or None: the checks of :func:`validate_record`
     without building the row (the collector answers with this before journaling)."""
     if not isinstance(record, dict):
@@ -173,20 +191,23 @@ def rejection(spec: EntitySpec, record: Any) -> str | None:
     present = _present(spec, record)
     if not any(str(present.get(k) or "").strip() for k in spec.identifiers):
         return f"no identifier: needs one of {', '.join(spec.identifiers)}"
-    return _rule_violation(spec, present) or _email_only_identifier(spec, present)
+    return _rule_violation(spec, present, clean) or _email_only_identifier(spec, present)
 
 
-def validate_record(spec: EntitySpec, record: Any) -> Validated:
+def validate_record(spec: EntitySpec, record: Any, clean: bool = False) -> Validated:
     """Turn one parsed record into a raw row, or say why it cannot be used.
 
     A rejected record keeps its watermark when it has one, so a dated bad row belongs to one
-    interval like a good one and is quarantined once, not in every run.
+    interval like a good one and is quarantined once, not in every run. ``clean``: the
+    record's JSON text holds no control character (json_text_is_clean).
     """
     if not isinstance(record, dict):
         return Validated(reason=f"not an object (got {type(record).__name__})")
     present = _present(spec, record)
-    record_ts = record_timestamp(spec, present)
-    reason = rejection(spec, present)
+    parsed = {c: parse_timestamp(present[c]) for c in spec.timestamps
+              if present.get(c) not in (None, "")}  # fmt: skip
+    record_ts = record_timestamp(spec, present, parsed)
+    reason = rejection(spec, present, clean)
     if reason:
         return Validated(reason=reason, record_ts=record_ts)
     flags: list[str] = []
@@ -203,7 +224,7 @@ def validate_record(spec: EntitySpec, record: Any) -> Validated:
     for col in spec.columns:
         value = present.get(col)
         if col in spec.timestamps and value not in (None, ""):
-            ts = parse_timestamp(value)
+            ts = parsed[col]
             if ts is None:
                 flags.append(f"{col}:invalid_timestamp")
                 row[col] = None
