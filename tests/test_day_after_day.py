@@ -127,6 +127,32 @@ def test_consecutive_intervals_read_new_files_and_skip_loaded_ones(crm_home):
     assert ids == ["1", "2", "3"]
 
 
+def test_a_rest_read_parses_only_the_lines_kept_for_later(crm_home):
+    """A big history file with a few future-dated records is read again on the next days
+    ("rest"), but only the lines the earlier read kept for later are parsed: the 500 old
+    records are not read again, and the result is what reading everything would give."""
+    settings, crm = crm_home
+    old = [[str(k), f"p{k}@example.com", "Old", "2026-10-20T10:00:00Z"] for k in range(500)]
+    _drop(crm / "contacts.csv", [*old, ["900", "d2@example.com", "Due", "2026-11-02T05:00:00Z"],
+                                 ["901", "d4@example.com", "Later", "2026-11-04T05:00:00Z"],
+                                 ["902", "u@example.com", "Undated", ""]], HEADER)  # fmt: skip
+    first = _extract_load(settings, DAY1)
+    read = first["file_reads"][0]
+    assert (read["mode"], read["rows_read"], read["rows_later"]) == ("full", 501, 2)
+    assert read["reread_lines"] == "502,503,504"  # lines of 900, 901 and 902 (header is 1)
+    second = _extract_load(settings, DAY1.add(days=1))
+    read = second["file_reads"][0]
+    assert read["mode"] == "rest" and read["reread_lines"] == "503,504"
+    # 900 is due, 902 is undated (every batch's); 901 is still later; nothing old parsed.
+    assert (second["rows_read"], second["rows_loaded"], read["rows_later"]) == (2, 2, 1)
+    assert second["rows_outside_window"] == 1  # 901 only: the 500 old lines were skipped
+    fourth = _extract_load(settings, DAY1.add(days=3))
+    assert (fourth["rows_read"], fourth["rows_loaded"]) == (2, 2)  # 901 and 902
+    with connect(settings, read_only=True) as wh:
+        ids = {r[0] for r in wh.query("select distinct contact_id from raw.crm__contacts")}
+    assert {"900", "901", "902"} <= ids and len(ids) == 503
+
+
 def test_a_backfill_that_read_a_future_file_partly_leaves_it_for_its_own_day(crm_home):
     settings, crm = crm_home
     _drop(crm / "contacts.csv", [["1", "a@example.com", "Ann", "2026-10-20T10:00:00Z"]], HEADER)

@@ -37,6 +37,7 @@ from profilecast.sources.window import (
     choose_window,
     file_fingerprint,
     plan_file,
+    rest_lines,
 )
 from profilecast.storage import upload_folder
 
@@ -113,6 +114,8 @@ class _BatchWriter:
         else:
             clean = json_text_is_clean(raw.payload)
             checked = validate_record(spec, normalize(spec.dialect, raw.record), clean)
+        if read is not None and (checked.record_ts is None or window.is_late(checked.record_ts)):
+            read.reread(raw.line)  # what a later "rest" read of this file must read again
         if not window.contains(checked.record_ts):
             result.rows_outside_window += 1
             if read is not None and window.is_late(checked.record_ts):
@@ -215,7 +218,10 @@ def extract_entity(
         if file_window is not None:
             if file_window.start is not None:
                 read.read_from = format_timestamp(file_window.start)
-            for raw in read_records(path, spec):
+            lines = None
+            if mode == "rest":
+                lines = rest_lines(path, fp, history, bid, file_window.start)
+            for raw in read_records(path, spec, lines):
                 writer.take(raw, file_window, read)
         result.file_reads.append(read.as_dict())
     writer.finish()

@@ -73,15 +73,24 @@ def _open_text(path: str) -> io.TextIOBase:
     return io.TextIOWrapper(io.BytesIO(_open_bytes(path)), encoding="utf-8-sig", newline="")
 
 
-def read_records(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
-    """Yield every record of one file, with a parse error instead of a record when broken."""
+def read_records(path: str, spec: EntitySpec, lines: set[int] | None = None) -> Iterator[RawRecord]:
+    """Yield every record of one file, with a parse error instead of a record when broken.
+    ``lines``: only the records on these lines (line numbers as reported), the others are
+    not parsed."""
+    if lines is not None:
+        yield from (r for r in _read_records(path, spec, lines) if r.line in lines)
+    else:
+        yield from _read_records(path, spec, None)
+
+
+def _read_records(path: str, spec: EntitySpec, lines: set[int] | None) -> Iterator[RawRecord]:
     fmt = _fmt(path)
     if fmt == ".csv":
         yield from _read_csv(path, spec)
     elif fmt in (".jsonl", ".ndjson"):
         with _open_text(path) as fh:
             for n, line in enumerate(fh, start=1):
-                if not line.strip():
+                if (lines is not None and n not in lines) or not line.strip():
                     continue
                 try:
                     obj = json.loads(line)

@@ -37,12 +37,26 @@ class FileRead:
     read_from: str | None = None  # the lower bound the records were read from (None: none)
     rows_read: int = 0
     rows_later: int = 0  # records dated after the window: the file is not done with
+    #: the lines a later "rest" read of the unchanged file must read again (records dated
+    #: after the window, undated ones), comma-separated; None: unknown, read every line
+    reread_lines: str | None = None
+    _reread: list[int] = field(default_factory=list, repr=False)
+
+    def reread(self, line: int) -> None:
+        self._reread.append(line)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        if len(self._reread) <= MAX_REREAD_LINES:
+            out["reread_lines"] = ",".join(str(n) for n in sorted(set(self._reread)))
+        return out
 
 
-FILE_READ_COLUMNS = ("path", "fingerprint", "mode", "read_from", "rows_read", "rows_later")
+#: Beyond this many, a file's reread lines are not kept (a later read reads every line).
+MAX_REREAD_LINES = 100_000
+FILE_READ_COLUMNS = (
+    "path", "fingerprint", "mode", "read_from", "rows_read", "rows_later", "reread_lines",
+)  # fmt: skip
 
 
 @dataclass
@@ -90,6 +104,29 @@ def choose_window(
 def file_fingerprint(path: str) -> str:
     """Changes when a file does (see :func:`profilecast.storage.fingerprint`)."""
     return fingerprint(path)
+
+
+def rest_lines(
+    path: str, fingerprint: str, history: History, batch_id: str, since: datetime | None
+) -> set[int] | None:
+    """For a "rest" read from ``since``: the lines worth parsing again, those that the
+    earlier read of the same unchanged file whose window ended at ``since`` kept for later
+    (dated after its window, or undated). Every other record is dated before ``since``, so
+    outside this read's window. None: not known (a ledger row from before they were kept,
+    or too many to keep): every line is read."""
+    if since is None:
+        return None
+    for f in history.files:
+        if (f["path"], f["fingerprint"]) != (path, fingerprint) or f["batch_id"] == batch_id:
+            continue
+        end = history.batches.get(f["batch_id"], {}).get("window_end")
+        kept = f.get("reread_lines")
+        if f["mode"] == "skipped" or not end or parse_timestamp(end) != since:
+            continue
+        if kept is None or kept != kept:  # None, or NaN from a DataFrame
+            return None
+        return {int(n) for n in str(kept).split(",") if n}
+    return None
 
 
 def plan_file(
