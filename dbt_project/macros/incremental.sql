@@ -68,3 +68,67 @@
     {{ newest_ingested }} as _ingested_at,
     {{ as_of() }} as _as_of
 {%- endmacro %}
+
+{#- Event tables linked to customers (int_web_events_identified, int_esp_events_identified),
+    kept incrementally by event key. Each row carries its customer's fingerprint when it was
+    linked (_identity_fingerprint) and the as_of it was linked at (_as_of). In an incremental
+    run, the events CTE keeps only the events whose row may have changed:
+
+      * staged after the newest this table holds (_ingested_at): new or re-delivered;
+      * linked to a customer whose source records changed since (stored fingerprint differs,
+        or the customer is gone), or whose key now belongs to such a customer (`links`:
+        [(identity source, the event's key expression)]): merges, splits, new links;
+      * visible now and not at the table's as_of (occurred_at in between);
+      * everything when the build goes back in time (a backfill); events no longer visible
+        are then deleted by the post-hook (delete_invisible_events). -#}
+{% macro events_to_relink(links) -%}
+  {%- if is_incremental() %}
+    and (
+        {{ as_of() }} < (select max(_as_of) from {{ this }})
+        or _ingested_at > (select coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) from {{ this }})
+        or occurred_at >= (select max(_as_of) from {{ this }})
+        {%- for source, key in links %}
+        or {{ key }} in (
+            select identities.source_record_id
+            from {{ ref('int_identities_resolved') }} as identities
+            inner join ({{ changed_customers() }}) as changed
+                on changed.customer_id = identities.customer_id
+            where identities.source = '{{ source }}'
+        )
+        {%- endfor %}
+        or {{ config.get('unique_key') }} in (
+            select kept.{{ config.get('unique_key') }}
+            from {{ this }} as kept
+            inner join ({{ changed_customers() }}) as changed
+                on changed.customer_id = kept.customer_id
+        )
+    )
+  {%- endif %}
+{%- endmacro %}
+
+{#- Customers whose fingerprint is not the one this table linked its events with: changed,
+    new (no event linked yet), or gone from the identity map. -#}
+{% macro changed_customers() -%}
+    select coalesce(current_fp.customer_id, kept.customer_id) as customer_id
+    from {{ ref('int_customers_fingerprinted') }} as current_fp
+    full outer join (
+        select distinct customer_id, _identity_fingerprint
+        from {{ this }}
+        where customer_id is not null
+    ) as kept
+        on kept.customer_id = current_fp.customer_id
+    where kept._identity_fingerprint is null
+        or current_fp.identity_fingerprint is null
+        or kept._identity_fingerprint <> current_fp.identity_fingerprint
+{%- endmacro %}
+
+{#- After a merge into an event table: events a backfill no longer sees, and (inner) events
+    that lost their customer. -#}
+{% macro delete_invisible_events(unlinked=false) -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }}
+    where occurred_at >= {{ as_of() }}{% if unlinked %} or customer_id is null{% endif %}
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}

@@ -1,8 +1,21 @@
+{{ config(
+    materialized='incremental',
+    unique_key='esp_event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ delete_invisible_events(unlinked=true) }}",
+) }}
+
+-- ESP events of known addresses, with their customer. Kept incrementally: a build links
+-- again only the events that may have changed (events_to_relink in macros/incremental.sql);
+-- an event whose address lost its customer is deleted after the merge.
 with
 
 events as (
 
     select * from {{ ref('stg_esp__events') }}
+    where occurred_at < {{ as_of() }}
+    {{ events_to_relink([('esp', 'lower(trim(email))')]) }}
 
 ),
 
@@ -13,15 +26,35 @@ identities as (
 
 ),
 
-final as (
+fingerprints as (
+
+    select * from {{ ref('int_customers_fingerprinted') }}
+
+),
+
+linked as (
 
     select
         events.*,
         identities.customer_id
     from events
+    {% if is_incremental() -%}
+    left join identities
+    {%- else -%}
     inner join identities
+    {%- endif %}
         on identities.source_record_id = lower(trim(events.email))
-    where events.occurred_at < {{ as_of() }}
+
+),
+
+final as (
+
+    select
+        linked.*,
+        fingerprints.identity_fingerprint as _identity_fingerprint,
+        {{ as_of() }} as _as_of
+    from linked
+    left join fingerprints on fingerprints.customer_id = linked.customer_id
 
 )
 

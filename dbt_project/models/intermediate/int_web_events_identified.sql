@@ -1,9 +1,21 @@
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ delete_invisible_events() }}",
+) }}
+
 -- Web events with the customer they belong to (via userId, else the anonymous id's link).
+-- Kept incrementally: a build links again only the events that may have changed (see
+-- events_to_relink in macros/incremental.sql).
 with
 
 events as (
 
     select * from {{ ref('stg_web__events') }}
+    where occurred_at < {{ as_of() }}
+    {{ events_to_relink([('web_user', 'user_id'), ('web_anonymous', 'anonymous_id')]) }}
 
 ),
 
@@ -13,7 +25,13 @@ identities as (
 
 ),
 
-final as (
+fingerprints as (
+
+    select * from {{ ref('int_customers_fingerprinted') }}
+
+),
+
+linked as (
 
     select
         events.*,
@@ -24,7 +42,17 @@ final as (
     left join identities as by_anonymous
         on by_anonymous.source = 'web_anonymous'
         and by_anonymous.source_record_id = events.anonymous_id
-    where events.occurred_at < {{ as_of() }}
+
+),
+
+final as (
+
+    select
+        linked.*,
+        fingerprints.identity_fingerprint as _identity_fingerprint,
+        {{ as_of() }} as _as_of
+    from linked
+    left join fingerprints on fingerprints.customer_id = linked.customer_id
 
 )
 
