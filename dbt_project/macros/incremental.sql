@@ -72,7 +72,7 @@
 {#- Event tables linked to customers (int_web_events_identified, int_esp_events_identified),
     kept incrementally by event key. Each row carries its customer's fingerprint when it was
     linked (_identity_fingerprint) and the as_of it was linked at (_as_of). In an incremental
-    run, the events CTE keeps only the events whose row may have changed:
+    run, the events CTE keeps only the events (by `key_column`) whose row may have changed:
 
       * staged after the newest this table holds (_ingested_at): new or re-delivered;
       * linked to a customer whose source records changed since (stored fingerprint differs,
@@ -81,7 +81,7 @@
       * visible now and not at the table's as_of (occurred_at in between);
       * everything when the build goes back in time (a backfill); events no longer visible
         are then deleted by the post-hook (delete_invisible_events). -#}
-{% macro events_to_relink(links) -%}
+{% macro events_to_relink(key_column, links) -%}
   {%- if is_incremental() %}
     and (
         {{ as_of() }} < (select max(_as_of) from {{ this }})
@@ -96,8 +96,8 @@
             where identities.source = '{{ source }}'
         )
         {%- endfor %}
-        or {{ config.get('unique_key') }} in (
-            select kept.{{ config.get('unique_key') }}
+        or {{ key_column }} in (
+            select kept.{{ key_column }}
             from {{ this }} as kept
             inner join ({{ changed_customers() }}) as changed
                 on changed.customer_id = kept.customer_id

@@ -15,7 +15,7 @@ events as (
 
     select * from {{ ref('stg_esp__events') }}
     where occurred_at < {{ as_of() }}
-    {{ events_to_relink([('esp', 'lower(trim(email))')]) }}
+    {{ events_to_relink('esp_event_id', [('esp', 'lower(trim(email))')]) }}  -- noqa: LT02
 
 ),
 
@@ -38,11 +38,8 @@ linked as (
         events.*,
         identities.customer_id
     from events
-    {% if is_incremental() -%}
-    left join identities
-    {%- else -%}
-    inner join identities
-    {%- endif %}
+    -- incremental: kept unlinked, so the merge replaces the old row and the post-hook drops it
+    {{ 'left' if is_incremental() else 'inner' }} join identities
         on identities.source_record_id = lower(trim(events.email))
 
 ),

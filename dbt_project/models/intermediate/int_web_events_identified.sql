@@ -15,7 +15,7 @@ events as (
 
     select * from {{ ref('stg_web__events') }}
     where occurred_at < {{ as_of() }}
-    {{ events_to_relink([('web_user', 'user_id'), ('web_anonymous', 'anonymous_id')]) }}
+    {{ events_to_relink('event_id', [('web_user', 'user_id'), ('web_anonymous', 'anonymous_id')]) }}  -- noqa: LT02
 
 ),
 
