@@ -140,13 +140,13 @@ def run_day(rec: Recorder, label: str, day: date, settings: Any) -> dict[str, An
     return {"built": built, "rendered": rendered, "exports": exports}
 
 
-def slowest_models(settings: Any, n: int = 12) -> list[tuple[str, float]]:
+def slowest_models(settings: Any) -> list[tuple[str, float]]:
     """dbt's own timing of the last build, slowest nodes first: where a build's time goes."""
     path = settings.home / "dbt" / "target" / "run_results.json"
     results = json.loads(path.read_text())["results"]
     timed = sorted(((r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
                     for r in results), key=lambda x: -x[1])  # fmt: skip
-    return timed[:n]
+    return timed
 
 
 def profiles_count(settings: Any) -> int:
@@ -338,7 +338,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     for build, nodes in result["slowest_dbt_nodes"].items():
-        lines.append(f"- {build}: " + ", ".join(f"{n} {t}" for n, t in nodes[:8]))
+        total = sum(t for _, t in nodes)
+        lines.append(f"- {build} (all nodes {total:.0f} s on 2 threads): "
+                     + ", ".join(f"{n} {t}" for n, t in nodes[:8]))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
