@@ -280,10 +280,10 @@ def summarise(rec: Recorder, contacts: int) -> dict[str, Any]:
                       and f["stage"] == r["stage"]), None)  # fmt: skip
         ratio = None
         if floor and floor["wall_s"]:
-            if r["stage"] in ("render", "export") and r["rows_per_s"] and floor["rows_per_s"]:
-                ratio = round(
-                    r["rows_per_s"] / floor["rows_per_s"], 2
-                )  # share of the floor's speed
+            if r["stage"] == "render" and r["rows_per_s"] and floor["rows_per_s"]:
+                ratio = round(r["rows_per_s"] / floor["rows_per_s"], 2)  # share of its speed
+            elif r["stage"] == "export":  # the same bytes: the share of the floor's speed
+                ratio = round(floor["wall_s"] / r["wall_s"], 2) if r["wall_s"] else None
             else:
                 ratio = round(r["wall_s"] / floor["wall_s"], 2)  # times the floor's time
         table.append({**r, "floor_s": floor["wall_s"] if floor else None, "vs_floor": ratio})
