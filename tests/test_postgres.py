@@ -130,3 +130,42 @@ def test_profilecast_run_on_the_users_postgresql_metadata(tmp_path):
         with admin.cursor() as cur:
             cur.execute(f"drop database if exists {name} with (force)")
         admin.close()
+
+
+def test_tasks_starting_together_on_a_new_warehouse_schema(monkeypatch, tmp_path):
+    """The extract tasks of a run connect at the same moment; `create schema if not exists`
+    races with itself on PostgreSQL (a unique violation on pg_namespace). Every connection
+    must come up."""
+    import threading
+
+    import psycopg2
+
+    _ensure_server()
+    schema = f"pc_race_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path))
+    monkeypatch.setenv("PROFILECAST_DBT_TARGET", "postgres")
+    monkeypatch.setenv("PROFILECAST_PG_SCHEMA", schema)
+    settings = load_settings()
+    start, errors = threading.Barrier(12), []
+
+    def task() -> None:
+        start.wait()
+        try:
+            with connect(settings, read_only=True) as wh:
+                wh.query("select 1")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=task) for _ in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        con = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(f"drop schema if exists {schema} cascade")
+        con.close()
+    assert errors == []

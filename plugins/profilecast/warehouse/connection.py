@@ -137,6 +137,9 @@ class Warehouse:
                 if len(frame):
                     self._insert_frame(table, frame)
 
+    def create_schema(self, schema: str) -> None:
+        self.execute(f"create schema if not exists {schema}")
+
     def ensure_table(
         self, table: str, cols: list[str], column_types: dict[str, str] | None = None
     ) -> tuple[str, str]:
@@ -144,7 +147,7 @@ class Warehouse:
         column_types = column_types or {}
         schema, _, name = table.rpartition(".")
         schema = schema or self.schema
-        self.execute(f"create schema if not exists {schema}")
+        self.create_schema(schema)
         if not self.table_exists(name, schema):
             defs = ", ".join(f'"{c}" {column_types.get(c, "text")}' for c in cols)
             self.execute(f"create table {schema}.{name} ({defs})")
@@ -258,9 +261,21 @@ class PostgresWarehouse(Warehouse):
         self.schema = str(params.pop("schema"))
         self.con = psycopg2.connect(**params)
         self.con.autocommit = True
-        self.execute(f"create schema if not exists {self.schema}")
+        self.create_schema(self.schema)
         self.execute(f"set search_path to {self.schema}, public")
         self.execute("set timezone = 'UTC'")
+
+    def create_schema(self, schema: str) -> None:
+        """``create schema if not exists`` is not safe against itself on PostgreSQL: two
+        tasks starting together (the extract tasks of a run) can both pass the check, and
+        the second fails on the catalog's unique index. That loser finds the schema made."""
+        import psycopg2.errors
+
+        try:
+            self.execute(f"create schema if not exists {schema}")
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateSchema):
+            if not self.query("select 1 from pg_namespace where nspname = %s", (schema,)):
+                raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.con.cursor() as cur:
