@@ -50,7 +50,12 @@ class CompiledCampaign:
             except Exception as exc:  # noqa: BLE001 - re-raised with the campaign named
                 raise CampaignError(f"{campaign.campaign_id}/{name}: {exc}") from exc
             used |= meta.find_undeclared_variables(ast)
-            self.templates[name] = env.from_string(src)
+            template = env.from_string(src)
+            # Jinja copies a template's globals into every render's context; kept as its
+            # ChainMap (template's over the environment's), that copy walks both maps for
+            # each of the four or five renders of every message. A plain dict copies fast.
+            template.globals = dict(template.globals)
+            self.templates[name] = template
         outside = sorted(used - set(campaign.fields) - {"blocks"})
         if outside:
             raise CampaignError(
