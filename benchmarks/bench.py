@@ -260,13 +260,15 @@ def render_floor(rec: Recorder, label: str, settings: Any, ds: str) -> None:
 
 def export_floor(rec: Recorder, label: str, exports_dir: Path, since: float, scratch: Path) -> None:
     """gzip.compress (the export's level) of the bytes of this day's batch files, written."""
+    from profilecast.export.batches import GZIP_LEVEL
+
     blobs = [gzip.decompress(p.read_bytes()) for p in sorted(exports_dir.rglob("*.gz"))
              if p.stat().st_mtime >= since]  # fmt: skip
     lines = sum(b.count(b"\n") for b in blobs)
     scratch.mkdir(parents=True, exist_ok=True)
     with rec.stage(label, "export", kind="floor") as r:
         for k, blob in enumerate(blobs):
-            (scratch / f"{k}.gz").write_bytes(gzip.compress(blob, mtime=0))
+            (scratch / f"{k}.gz").write_bytes(gzip.compress(blob, GZIP_LEVEL, mtime=0))
         r["rows"] = lines
     shutil.rmtree(scratch, ignore_errors=True)
 

@@ -50,7 +50,7 @@ def main() -> None:
             "'Insulated Bottle, Trail Running Shoes' as cart_items, 2 as cart_items_count, "
             "'Berlin' as city, 'Rain Jacket, Headlamp' as recently_viewed_products, true as is_emailable, "
             "timestamp '2026-11-01' as profile_as_of, timestamp '2026-10-20' as last_order_at, "
-            "timestamp '2026-10-29' as last_cart_added_at "
+            "timestamp '2026-10-29' as last_cart_added_at, 'Europe/Berlin' as time_zone "
             f"from range({n}) t(i)"
         )
         wh.execute("create or replace table campaign_audiences (run_date date, campaign_id varchar, "

@@ -89,7 +89,8 @@ def _unix(send_at: str) -> int:
     """A ``send_at`` (UTC, ``YYYY-MM-DD HH:MM:SS``) as SendGrid's unix timestamp."""
     from datetime import UTC, datetime
 
-    return int(datetime.strptime(send_at[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+    # fromisoformat reads "YYYY-MM-DD HH:MM:SS" too, and ten times faster than strptime
+    return int(datetime.fromisoformat(send_at[:19]).replace(tzinfo=UTC).timestamp())
 
 
 def sendgrid_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
