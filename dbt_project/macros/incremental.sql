@@ -62,7 +62,7 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- The bookkeeping columns of a row (see above); `events` is the customer's events CTE. -#}
+{#- The bookkeeping columns of a row (see above): `customers` is the fingerprinted customers' relation, `newest_ingested` the newest _ingested_at of the customer's events. -#}
 {% macro rebuild_bookkeeping(customers, newest_ingested) -%}
     {{ customers }}.identity_fingerprint as _identity_fingerprint,
     {{ newest_ingested }} as _ingested_at,
