@@ -11,7 +11,7 @@ DEMO_DATE ?= 2026-10-31
 DEMO_SEED ?= 42
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo simulate test lint format airflow lock clean bench benchmark benchmark-deps browser up cluster
+.PHONY: help install demo simulate test lint format airflow lock clean bench bench-identity benchmark benchmark-deps browser up cluster
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -72,12 +72,16 @@ BENCH_CONTACTS ?= 100000
 bench: $(STAMP) ## The pipeline at BENCH_CONTACTS, stage by stage against each floor, full run and next day (bench.md)
 	$(PY) benchmarks/bench.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-run-$(BENCH_CONTACTS)
 
+bench-identity: $(BENCH_STAMP) ## Identity accuracy on Splink's labelled sets, profilecast and Splink side by side (identity.md)
+	$(PY) benchmarks/identity_side_by_side.py --out $(PROFILECAST_HOME)/bench-identity
+
 benchmark: $(BENCH_STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the full run): time, memory, accuracy
 	$(PY) benchmarks/sources_scale.py --contacts $(BENCH_CONTACTS) --workers 2 --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)
 	$(PY) benchmarks/pipeline_scale.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS) --warehouse-only
 	$(PY) benchmarks/gate_scale.py --home $(PROFILECAST_HOME)/bench-$(BENCH_CONTACTS)/home --profiles $(BENCH_CONTACTS)
 	$(PY) benchmarks/render_export.py --recipients $(BENCH_CONTACTS)
 	$(PY) benchmarks/external_report.py
+	$(PY) benchmarks/identity_side_by_side.py --out $(PROFILECAST_HOME)/bench-identity
 	$(PY) benchmarks/identity_external.py --thresholds 4,10
 	$(PY) benchmarks/splink_reference.py
 

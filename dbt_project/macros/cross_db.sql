@@ -17,7 +17,17 @@
 
 {#- The end of the data interval being built, as a timestamp (never now()). -#}
 {% macro as_of() -%}
-  cast('{{ var("as_of") }}' as timestamp)
+  cast('{{ interval_var("as_of") }}' as timestamp)
+{%- endmacro %}
+
+{#- A value that changes with every data interval (as_of, run_date). The pipeline hands it
+    over in the environment (PROFILECAST_AS_OF, PROFILECAST_RUN_DATE), read only when a
+    model runs: as a --vars value it would change dbt's parse checksum and make every build
+    re-parse the whole project (about 8 s). Without it (unit-test overrides, an ad-hoc
+    `dbt build`) the var of that name is used. -#}
+{% macro interval_var(name) -%}
+  {%- set from_env = env_var('PROFILECAST_' ~ (name | upper), '') if execute else '' -%}
+  {{- from_env if from_env else var(name) -}}
 {%- endmacro %}
 
 {#- A timestamp shifted by a number of days. -#}

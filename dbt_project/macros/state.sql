@@ -3,7 +3,7 @@
 
 {#- The run date: the start of the data interval being built (Airflow's ds). -#}
 {% macro run_date() -%}
-    cast('{{ var("run_date") }}' as date)
+    cast('{{ interval_var("run_date") }}' as date)
 {%- endmacro %}
 
 {#- A column of {{ this }}, or `fallback` when the existing table predates that column (a

@@ -9,7 +9,8 @@ records as (
 
 edges as (
 
-    select * from {{ ref('int_identity_edges_deterministic') }}
+    select node_a, node_b from {{ ref('int_identity_edges_deterministic') }}
+    where is_accepted
 
 ),
 

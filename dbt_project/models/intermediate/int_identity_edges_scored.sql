@@ -1,15 +1,15 @@
 -- Every edge identity resolution considered, and whether it was accepted.
 --
--- Deterministic edges (email, CRM contact id, web userId, anonymousId -> userId) are always
--- accepted. Fuzzy candidates (int_identity_pairs_compared) are scored with the
+-- Deterministic edges (email, CRM contact id, web userId, anonymousId -> userId) are
+-- accepted unless their own guard rejected them (names_conflict). Fuzzy candidates (int_identity_pairs_compared) are scored with the
 -- Fellegi-Sunter model: the match weight is the prior log2 odds that two records are one
 -- person plus, per comparison, log2(m / u) of the pair's level (0 when a side is missing).
 -- m comes from int_identity_m_probabilities (EM), u from int_identity_u_probabilities
 -- (random pairs), and for an exact match on a name, birth date, postcode or city the
 -- value's term frequency replaces u (floored at var identity_term_frequency_min_u).
 -- The prior is the share of all record pairs estimated to match: the pairs that agree
--- exactly on both names and on birth date, postcode, phone or email, divided by
--- var identity_prior_recall. A pair is accepted at var identity_match_threshold (a match
+-- exactly on both names and on birth date, postcode, phone or email, or whose emails are
+-- at most two typos apart, divided by var identity_prior_recall. A pair is accepted at var identity_match_threshold (a match
 -- weight; 7 means odds of 128 to 1) unless it would join two clusters that each hold a
 -- different id of an exclusive source (var identity_exclusive_sources).
 with
@@ -28,7 +28,7 @@ deterministic as (
 
 deterministic_edges as (
 
-    select node_a, node_b, rule from {{ ref('int_identity_edges_deterministic') }}
+    select * from {{ ref('int_identity_edges_deterministic') }}
 
 ),
 
@@ -72,11 +72,16 @@ prior_odds as (
         from (
             select count(*) as pairs_count
             from pairs
-            where {{ identity_exact('first_name') }} and {{ identity_exact('last_name') }}
+            where (
+                {{ identity_exact('first_name') }} and {{ identity_exact('last_name') }}
                 and (
                     {{ identity_exact('birth_date') }} or {{ identity_exact('postcode') }}
                     or {{ identity_exact('phone') }} or {{ identity_exact('email') }}
                 )
+            )
+            -- Noisy data rarely agrees exactly on both names; a near-identical address is
+            -- as strong a sign of one person and keeps the estimate from collapsing there.
+            or g_email >= 2
         ) as strict
         cross join (
             select count(*) as records_count
@@ -201,8 +206,8 @@ final as (
         node_b,
         rule,
         cast(null as numeric(6, 2)) as score,
-        true as is_accepted,
-        cast(null as varchar) as rejection_reason,
+        is_accepted,
+        rejection_reason,
         cast(null as varchar) as match_details
     from deterministic_edges
 

@@ -134,7 +134,7 @@ final as (
         clusters.source,
         clusters.source_record_id,
         assigned.customer_id,
-        coalesce(id_ages.first_assigned_at, cast('{{ var("as_of") }}' as timestamp)) as first_assigned_at,
+        coalesce(id_ages.first_assigned_at, {{ as_of() }}) as first_assigned_at,
         case
             when previous.customer_id = assigned.customer_id then previous.previous_customer_id
             else previous.customer_id

@@ -18,6 +18,8 @@ from profilecast.warehouse.connection import WarehouseError, raw_schema_name
 
 log = logging.getLogger(__name__)
 
+INTERVAL_VARS = ("as_of", "run_date")
+
 
 def dbt_env(settings: Settings) -> dict[str, str]:
     env = process_env()
@@ -78,11 +80,15 @@ def run_dbt(
         *args,
     ]
     merged = {**settings.dbt_vars, **(dbt_vars or {})}
+    env = dbt_env(settings)
+    # The values that change with every interval go in the environment (the macro
+    # interval_var reads them), so the --vars, and dbt's parse checksum, stay the same from
+    # one build to the next and dbt parses only what changed.
+    for name in INTERVAL_VARS:
+        env[f"PROFILECAST_{name.upper()}"] = str(merged.pop(name, ""))
     if merged:
-        cmd += ["--vars", json.dumps(merged)]
-    proc = subprocess.run(
-        cmd, env=dbt_env(settings), capture_output=True, text=True, preexec_fn=die_with_parent
-    )
+        cmd += ["--vars", json.dumps(merged, sort_keys=True)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=die_with_parent)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-60:])
