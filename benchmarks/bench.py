@@ -292,16 +292,20 @@ def summarise(rec: Recorder, contacts: int) -> dict[str, Any]:
     totals = {
         d: round(sum(r["wall_s"] for r in stages if r["day"] == d), 1) for d in ("full", "next")
     }
-    full_refresh = next(r for r in rec.rows if r["kind"] == "full_refresh")
-    incremental = rec.get("next", "dbt_build")
+    full_refresh = next((r for r in rec.rows if r["kind"] == "full_refresh"), None)
+    incremental = rec.get("next", "dbt_build") if full_refresh else None
     return {
         "contacts": contacts,
         "stages": table,
         "floors": [r for r in rec.rows if r["kind"] == "floor"],
         "total_s": totals,
-        "next_day_vs_full": round(totals["next"] / totals["full"], 3) if totals["full"] else None,
-        "dbt_full_refresh_s": full_refresh["wall_s"],
-        "dbt_incremental_vs_full_refresh": round(incremental["wall_s"] / full_refresh["wall_s"], 3),
+        "next_day_vs_full": round(totals["next"] / totals["full"], 3)
+        if totals["full"] and totals["next"]
+        else None,
+        "dbt_full_refresh_s": full_refresh["wall_s"] if full_refresh else None,
+        "dbt_incremental_vs_full_refresh": round(incremental["wall_s"] / full_refresh["wall_s"], 3)
+        if full_refresh
+        else None,
         "peak_mib": max(r["peak_mib"] for r in rec.rows),
         "cores": os.cpu_count(),
         "slowest_dbt_nodes": rec.models,
@@ -323,12 +327,17 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{r['peak_mib']:,} | {r['rows'] or 0:,} | {r['rows_per_s'] or 0:,} | "
                      f"{'' if r['floor_s'] is None else r['floor_s']} | {note} |")  # fmt: skip
     t = result["total_s"]
+    lines += [""]
+    if result["next_day_vs_full"] is None:
+        lines.append(f"- full run (day 1): {t['full']} s; the next day was not run (--full-only)")
+    else:
+        lines += [
+            f"- full run (day 1): {t['full']} s; next day (incremental): {t['next']} s = "
+            f"{result['next_day_vs_full']:.1%} of the full run",
+            f"- next day's dbt build: {result['dbt_incremental_vs_full_refresh']:.1%} of the "
+            f"same build with --full-refresh ({result['dbt_full_refresh_s']} s)",
+        ]
     lines += [
-        "",
-        f"- full run (day 1): {t['full']} s; next day (incremental): {t['next']} s = "
-        f"{result['next_day_vs_full']:.1%} of the full run",
-        f"- next day's dbt build: {result['dbt_incremental_vs_full_refresh']:.1%} of the same "
-        f"build with --full-refresh ({result['dbt_full_refresh_s']} s)",
         f"- peak memory of the process tree: {result['peak_mib']:,} MiB",
         *[
             f"- quality gate, {r['day']}: {r.get('verdict')}"
@@ -352,6 +361,11 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/profilecast-bench")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2, help="generator processes")
+    ap.add_argument(
+        "--full-only",
+        action="store_true",
+        help="stop after day 1's full run (no next day, no --full-refresh build)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -376,7 +390,8 @@ def main() -> None:
     settings = load_settings()
     rec = Recorder()
     day2 = DAY1 + timedelta(days=1)
-    for label, day in (("full", DAY1), ("next", day2)):
+    days = (("full", DAY1),) if args.full_only else (("full", DAY1), ("next", day2))
+    for label, day in days:
         feed_increment(data, drop, day.isoformat())
         since = time.time()
         if label == "full":
@@ -385,10 +400,11 @@ def main() -> None:
         dbt_floor(rec, label, settings, interval(day)[1].strftime("%Y-%m-%d %H:%M:%S"))
         render_floor(rec, label, settings, day.isoformat())
         export_floor(rec, label, settings.home / "exports", since, out / "floor-export")
-    start, end = interval(day2)
-    with rec.stage("next", "dbt_build --full-refresh", kind="full_refresh"):
-        pipeline.transform(start, end, settings, full_refresh=True)
-    rec.models["next --full-refresh"] = slowest_models(settings)
+    if not args.full_only:
+        start, end = interval(day2)
+        with rec.stage("next", "dbt_build --full-refresh", kind="full_refresh"):
+            pipeline.transform(start, end, settings, full_refresh=True)
+        rec.models["next --full-refresh"] = slowest_models(settings)
     result = summarise(rec, args.contacts)
     (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
     (out / "bench.md").write_text(markdown(result))

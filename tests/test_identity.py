@@ -54,6 +54,11 @@ def test_pairwise_scores_counts_pairs():
     assert s["precision"] == 0.5 and s["recall"] == 0.5
 
 
+# The tests on the `large` build share one pytest-xdist worker, so the build runs once
+# (`make test` distributes with --dist loadgroup).
+LARGE_GROUP = pytest.mark.xdist_group("identity_large")
+
+
 @pytest.fixture(scope="module")
 def large(tmp_path_factory):
     root = tmp_path_factory.mktemp("identity")
@@ -67,6 +72,7 @@ def large(tmp_path_factory):
         mp.undo()
 
 
+@LARGE_GROUP
 def test_accuracy_on_generator_truth(large):
     settings, drop, _ = large
     with connect(settings, read_only=True) as wh:
@@ -78,6 +84,7 @@ def test_accuracy_on_generator_truth(large):
     assert acc["overall"]["precision"] >= 0.99
 
 
+@LARGE_GROUP
 def test_rerun_on_unchanged_data_keeps_every_id(large, monkeypatch):
     settings, drop, first = large
     before = _identity_map(settings)
@@ -92,6 +99,7 @@ def test_rerun_on_unchanged_data_keeps_every_id(large, monkeypatch):
     assert len(state["identity_registry"]) == first["identity"]["records"]
 
 
+@LARGE_GROUP
 def test_dbt_unit_tests_pass(large):
     """The project's dbt unit tests (scoring, identity ids, segments, membership history,
     tags, segment runs) run here, against the built warehouse, not in every production build."""
