@@ -118,7 +118,8 @@ def built(tmp_path_factory, sample_dir):
 
 
 #: The longest tests, longest first. `make test` runs the suite on two workers (pytest-xdist,
-#: --dist load --maxschedchunk 1: each worker holds the test it runs and the next one).
+#: --dist loadgroup --no-loadscope-reorder: in this order, each worker holding the test it
+#: runs and the next one; tests marked with one xdist_group share a worker).
 #: The two longest open the two workers' queues, each followed by a short test so that
 #: nothing long waits behind them; the rest follows longest first.
 LONGEST_FIRST = (
