@@ -53,7 +53,7 @@ test: $(STAMP) browser ## Run lint and the whole test suite (unit, DAG integrity
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/sqlfluff lint dbt_project/models
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --no-loadscope-reorder --durations=12
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist load --no-loadscope-reorder --durations=12
 
 lint: $(STAMP) ## ruff lint + format check, sqlfluff on the dbt models
 	$(VENV)/bin/ruff check .

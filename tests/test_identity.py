@@ -54,11 +54,6 @@ def test_pairwise_scores_counts_pairs():
     assert s["precision"] == 0.5 and s["recall"] == 0.5
 
 
-# The tests on the `large` build share one pytest-xdist worker, so the build runs once
-# (`make test` distributes with --dist loadgroup).
-LARGE_GROUP = pytest.mark.xdist_group("identity_large")
-
-
 @pytest.fixture(scope="module")
 def large(tmp_path_factory):
     root = tmp_path_factory.mktemp("identity")
@@ -72,7 +67,6 @@ def large(tmp_path_factory):
         mp.undo()
 
 
-@LARGE_GROUP
 def test_accuracy_on_generator_truth(large):
     settings, drop, _ = large
     with connect(settings, read_only=True) as wh:
@@ -84,7 +78,6 @@ def test_accuracy_on_generator_truth(large):
     assert acc["overall"]["precision"] >= 0.99
 
 
-@LARGE_GROUP
 def test_rerun_on_unchanged_data_keeps_every_id(large, monkeypatch):
     settings, drop, first = large
     before = _identity_map(settings)
@@ -99,7 +92,6 @@ def test_rerun_on_unchanged_data_keeps_every_id(large, monkeypatch):
     assert len(state["identity_registry"]) == first["identity"]["records"]
 
 
-@LARGE_GROUP
 def test_dbt_unit_tests_pass(large):
     """The project's dbt unit tests (scoring, identity ids, segments, membership history,
     tags, segment runs) run here, against the built warehouse, not in every production build."""
