@@ -89,7 +89,6 @@ benchmark: $(BENCH_STAMP) ## Scale benchmarks (BENCH_CONTACTS=1000000 for the fu
 	$(PY) benchmarks/external_report.py
 	$(PY) benchmarks/identity_side_by_side.py --out $(PROFILECAST_HOME)/bench-identity
 	$(PY) benchmarks/identity_external.py --thresholds 4,10
-	$(PY) benchmarks/splink_reference.py
 
 lock: ## Re-resolve requirements.in into requirements.lock
 	@test -x $(UV) || (python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet uv==0.13.9)
