@@ -355,6 +355,14 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(rec: Recorder, contacts: int, out: Path) -> dict[str, Any]:
+    """bench.json and bench.md for the stages recorded so far."""
+    result = summarise(rec, contacts)
+    (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "bench.md").write_text(markdown(result))
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contacts", type=int, default=100_000)
@@ -400,14 +408,13 @@ def main() -> None:
         dbt_floor(rec, label, settings, interval(day)[1].strftime("%Y-%m-%d %H:%M:%S"))
         render_floor(rec, label, settings, day.isoformat())
         export_floor(rec, label, settings.home / "exports", since, out / "floor-export")
+        write_results(rec, args.contacts, out)  # a long run leaves each finished day behind
     if not args.full_only:
         start, end = interval(day2)
         with rec.stage("next", "dbt_build --full-refresh", kind="full_refresh"):
             pipeline.transform(start, end, settings, full_refresh=True)
         rec.models["next --full-refresh"] = slowest_models(settings)
-    result = summarise(rec, args.contacts)
-    (out / "bench.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "bench.md").write_text(markdown(result))
+    result = write_results(rec, args.contacts, out)
     print(markdown(result))
     print(f"results: {out / 'bench.json'} and {out / 'bench.md'}")
 
