@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_EXTERNAL = REPO.parent / "shared" / "external"
+# The gate's GX Data Docs cost about half of a small gate; the in-process tests do not read
+# them (test_gx_data_docs_are_rendered and the end-to-end run do, with them on).
+os.environ.setdefault("PROFILECAST_DATA_DOCS", "false")
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +58,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
     sharding tests do): on a 2-core machine six render processes per run only cost time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROFILECAST_", "AIRFLOW"))}
     env["PROFILECAST_RENDER_SHARDS"] = "1"
+    env["PROFILECAST_DATA_DOCS"] = "false"  # the e2e run and test_gx_data_docs_... keep them
     env.update(overrides)
     return env
 

@@ -67,3 +67,19 @@ def test_integer_settings_name_the_variable_when_bad(monkeypatch, raw, message):
     monkeypatch.setenv("PROFILECAST_RENDER_SHARDS", raw)
     with pytest.raises(ValueError, match=message):
         render_shards()
+
+
+@pytest.mark.parametrize(("raw", "on"), [("", True), ("true", True), ("OFF", False), ("0", False)])
+def test_data_docs_switch(monkeypatch, raw, on):
+    from profilecast.config import data_docs
+
+    monkeypatch.setenv("PROFILECAST_DATA_DOCS", raw)
+    assert data_docs() is on
+
+
+def test_a_bad_data_docs_value_is_a_clear_error(monkeypatch):
+    from profilecast.config import data_docs
+
+    monkeypatch.setenv("PROFILECAST_DATA_DOCS", "maybe")
+    with pytest.raises(ValueError, match="PROFILECAST_DATA_DOCS='maybe'"):
+        data_docs()

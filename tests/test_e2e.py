@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.e2e
 DATE = "2026-10-31"
 
 
-def _run(home, sources, date=DATE, *extra):
-    env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sources))
+def _run(home, sources, date=DATE, *extra, data_docs="false"):
+    env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sources),
+                    PROFILECAST_DATA_DOCS=data_docs)  # fmt: skip
     return subprocess.run(
         [venv_bin("profilecast"), "run", "--date", date, *extra],
         env=env, capture_output=True, text=True, timeout=900,
@@ -34,9 +36,13 @@ def airflow_home(tmp_path_factory):
 @pytest.mark.timeout(1500)  # two DAG runs under the scheduler: slow machines need longer
 def test_dag_runs_end_to_end_and_reruns_export_nothing_new(airflow_home, sample_dir):
     home = airflow_home / "home"
-    first = _run(home, sample_dir)
+    first = _run(home, sample_dir, data_docs="true")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "profiles:" in first.stdout and "emails exported this run:" in first.stdout
+    # The gate's report links the GX Data Docs site it rendered (on unless switched off).
+    report = json.loads((home / "reports" / DATE / "quality" / "validation.json").read_text())
+    assert report["data_docs"] and Path(report["data_docs"]).name == "index.html"
+    assert Path(report["data_docs"]).is_file()
     db = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     profiles = db.execute("select count(*) from customer_profiles").fetchall()[0][0]
     exported = db.execute("select count(*) from send_ledger").fetchall()[0][0]

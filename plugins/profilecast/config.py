@@ -71,6 +71,16 @@ def pool_wait_seconds() -> int:
     return env_int("PROFILECAST_POOL_WAIT_SECONDS", 600)
 
 
+def data_docs() -> bool:
+    """Whether the quality gate also renders GX Data Docs (PROFILECAST_DATA_DOCS, on). The
+    gate's own HTML report is written either way; Data Docs cost about half of a small gate's
+    time, so a deployment that never opens them, or a test, may switch them off."""
+    raw = _env("PROFILECAST_DATA_DOCS", "true").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"PROFILECAST_DATA_DOCS={raw!r}: use true or false")
+    return raw in ("true", "1", "yes", "on")
+
+
 def worker_hostname() -> str:
     """A task instance's host name: the machine's, plus the Celery worker's name where several
     share one machine (PROFILECAST_WORKER_NAME, set by the cluster harness)."""

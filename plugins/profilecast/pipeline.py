@@ -121,6 +121,7 @@ def gate(interval_start: Any, interval_end: Any, settings: Settings | None = Non
 
 
 def _run_gate(ds: str, as_of: str, settings: Settings) -> list[Any]:
+    from profilecast.config import data_docs
     from profilecast.quality.gate import run_gate
     from profilecast.warehouse import connect
 
@@ -128,7 +129,7 @@ def _run_gate(ds: str, as_of: str, settings: Settings) -> list[Any]:
     with connect(settings, read_only=True) as wh:
         return run_gate(
             wh, settings.expectations_dir, ds, as_of, report_dir,
-            docs_root=settings.home / "gx",
+            docs_root=settings.home / "gx" if data_docs() else None,
         )  # fmt: skip
 
 
