@@ -300,3 +300,64 @@ def test_f1_on_splinks_labelled_sets_reaches_splinks(dataset, monkeypatch):
     print(json.dumps(result))
     assert result["f1"] >= SPLINK_F1[dataset], result
     assert result["precision"] >= 0.99, result
+
+
+def test_pairs_are_compared_incrementally_and_match_a_full_rebuild(tmp_path, monkeypatch):
+    """Day 2 changes one contact so that it no longer shares a block with its old partner and
+    adds a new namesake. The incremental build compares only the new pairs, keeps the pair
+    nobody touched as it was, removes the pair no longer blocked, and ends with the same
+    pairs as a --full-refresh rebuild of the same data."""
+    import shutil
+    from dataclasses import replace
+
+    import duckdb
+
+    def contacts(day2: bool) -> list[list[str]]:
+        rows = [
+            _contact("1", "", "Ann", "Lee", dob="1980-01-01"),
+            _contact("2", "", "Ann", "Lee", dob="1980-01-01"),
+            _contact("3", "", "Omar", "Haddad", dob="1970-02-02", city="Munich"),
+            _contact("4", "", "Omar", "Haddad", dob="1970-02-02", city="Munich"),
+        ]
+        if day2:
+            rows[1] = _contact("2", "", "Zed", "Quinn", dob="1999-09-09", city="Hamburg")
+            rows[1][-1] = "2026-11-01T08:00:00Z"
+            rows.append(_contact("5", "", "Ann", "Lee", dob="1980-01-01"))
+            rows[-1][-2] = rows[-1][-1] = "2026-11-01T09:00:00Z"
+        return rows
+
+    def pairs(path: Path) -> dict[tuple[str, str], tuple]:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            cols = [r[0] for r in con.execute("describe int_identity_pairs_compared").fetchall()]
+            rows = con.execute("select * from int_identity_pairs_compared").fetchall()
+        finally:
+            con.close()
+        return {(r[0], r[1]): dict(zip(cols, r, strict=True)) for r in rows}
+
+    drop = tmp_path / "drop"
+    _write(drop, contacts(day2=False), [])
+    settings, _ = _build(monkeypatch, tmp_path / "home", drop)
+    day1 = pairs(settings.warehouse_path)
+    assert set(day1) == {("crm:1", "crm:2"), ("crm:3", "crm:4")}
+
+    _write(drop, contacts(day2=True), [])
+    day2_start, day2_end = START + timedelta(days=1), END + timedelta(days=1)
+    settings, _ = _build(monkeypatch, tmp_path / "home", drop, day2_start, day2_end)
+    day2 = pairs(settings.warehouse_path)
+    assert set(day2) == {("crm:1", "crm:5"), ("crm:3", "crm:4")}
+    assert not any(p["is_removed"] for p in day2.values())
+    # The untouched pair was not compared again; the new one was.
+    assert day2[("crm:3", "crm:4")]["_compared_at"] == day1[("crm:3", "crm:4")]["_compared_at"]
+    assert day2[("crm:1", "crm:5")]["_compared_at"] > day1[("crm:3", "crm:4")]["_compared_at"]
+
+    full_home = tmp_path / "full"
+    shutil.copytree(settings.home, full_home, ignore=shutil.ignore_patterns("dbt"))
+    full = replace(settings, home=full_home)
+    pipeline.transform(day2_start, day2_end, full, full_refresh=True)
+    rebuilt = pairs(full.warehouse_path)
+
+    def strip(rows: dict) -> dict:
+        return {k: {c: v for c, v in r.items() if c != "_compared_at"} for k, r in rows.items()}
+
+    assert strip(day2) == strip(rebuilt)

@@ -20,7 +20,7 @@ from profilecast.sources.catalog import SOURCE_NAMES
 FIRST = date(2026, 11, 1)
 DAYS = 3
 #: Bookkeeping columns of the incremental layers: when and from what a row was computed.
-BOOKKEEPING = ("_identity_fingerprint", "_ingested_at", "_as_of")
+BOOKKEEPING = ("_identity_fingerprint", "_ingested_at", "_as_of", "_compared_at")
 COMPARED = (
     "stg_web__events",
     "stg_esp__events",
@@ -29,6 +29,8 @@ COMPARED = (
     "int_esp_events_identified",
     "int_customers_engagement_aggregated",
     "int_customers_behaviour_aggregated",
+    "int_identity_pairs_compared",
+    "customer_identity_edges",
     "customer_identity_map",
     "customer_profiles",
     "customer_segments",

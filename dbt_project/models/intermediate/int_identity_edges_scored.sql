@@ -32,9 +32,25 @@ deterministic_edges as (
 
 ),
 
-pairs as (
+pairs_compared as (
 
     select * from {{ ref('int_identity_pairs_compared') }}
+
+),
+
+-- Today's deterministic labels on the candidate pairs. Materialised, with the label
+-- comparison computed as a column: written as a filter on two columns, the optimiser
+-- turned it into a nested-loop join of every pair of labels.
+pairs as materialized (
+
+    select
+        pairs_compared.*,
+        da.deterministic_label as label_a,
+        db.deterministic_label as label_b,
+        case when da.deterministic_label = db.deterministic_label then 1 else 0 end as is_same_cluster
+    from pairs_compared
+    inner join deterministic as da on da.record_key = pairs_compared.node_a
+    inner join deterministic as db on db.record_key = pairs_compared.node_b
 
 ),
 
