@@ -119,10 +119,14 @@ def test_crash_midway_then_resume_loses_and_duplicates_nothing(tmp_path, monkeyp
     monkeypatch.setattr(ObjectStore, "write", crashing)
     with pytest.raises(KeyboardInterrupt):
         export_campaign(wh, target, "c1", DS, [rendered], "run-1")
-    assert wh.query("select count(*) from send_ledger")[0][0] == 20  # two batches committed
+    # Two batch files were written, but none committed (batches commit in groups of
+    # COMMIT_EVERY); no manifest lists them, so the ESP has not seen them.
+    assert wh.query("select count(*) from send_ledger")[0][0] == 0
+    assert len(list((tmp_path / "out" / "c1" / DS).glob("batch-*.jsonl.gz"))) == 2
+    assert not (tmp_path / "out" / "c1" / DS / "manifest.json").exists()
     monkeypatch.setattr(ObjectStore, "write", real_write)
     resumed = export_campaign(wh, target, "c1", DS, [rendered], "run-2")
-    assert resumed["exported"] == 15
+    assert resumed["exported"] == 35 and resumed["total_batches"] == 4
     from .esp_formats import messages_in
 
     messages = messages_in(tmp_path / "out" / "c1" / DS)
@@ -212,21 +216,22 @@ def test_one_campaign_per_customer_by_priority():
 KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from profilecast.export import formats
+from profilecast.export import batches, formats
 from profilecast.config import load_settings
 from profilecast.export.batches import export_campaign
 from profilecast.storage import ObjectStore
 from profilecast.warehouse import connect
 
 formats.MESSAGES_PER_FILE = 10
+batches.COMMIT_EVERY = 2  # batches 0-1 commit; 2 is written, not committed; 3 is torn
 real_write = ObjectStore.write
 count = {"n": 0}
 
 def write(self, rel, data, content_type, overwrite=False):
     if rel.endswith(".jsonl.gz"):
         count["n"] += 1
-        if count["n"] == 3:
-            # half of the third batch reaches the disk, then the process is killed (-9)
+        if count["n"] == 4:
+            # half of the fourth batch reaches the disk, then the process is killed (-9)
             path = Path(self.url[7:]) / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data[: len(data) // 2])
