@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from profilecast import sources
@@ -151,3 +152,45 @@ def test_missing_required_source_fails(tmp_path, pc_env, monkeypatch):
     )
     with pytest.raises(SourceError, match="crm"):
         sources.extract_source(empty, "crm", Interval(START, END), History())
+
+
+def test_files_read_in_parallel_land_what_one_process_lands(tmp_path, pc_env, sample_dir,
+                                                            monkeypatch):  # fmt: skip
+    """An entity's drop files go to worker processes when there are several and they are
+    large: the counts, the landed rows, the quarantine and the file ledger are the same as
+    one process reading them in turn."""
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+    from profilecast.sources import parallel
+
+    lines = (sample_dir / "web" / "events.jsonl").read_text().splitlines(keepends=True)
+    drop = tmp_path / "web-events"
+    drop.mkdir()
+    third = len(lines) // 3
+    files = []
+    for k, part in enumerate((lines[:third], lines[third : 2 * third], lines[2 * third :])):
+        path = drop / f"part-{k}.jsonl"
+        path.write_text("".join(part) + ("{oops\n" if k == 1 else ""))
+        files.append(str(path))
+    landed = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("PROFILECAST_EXTRACT_WORKERS", workers)
+        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+        settings = replace(pc_env, home=tmp_path / f"home-{workers}")
+        result = sources.extract_entity(settings, WEB, Interval(START, END), files=files)
+        parts = sorted(p for p in Path(result.landing_dir).glob("part-*.parquet"))
+        rows = [r for p in parts for r in pq.read_table(p).to_pylist()]
+        quarantine = pq.read_table(f"{result.landing_dir}/quarantine.parquet").to_pylist()
+        landed[workers] = (result, [p.name for p in parts], rows, quarantine)
+    one, two = landed["1"], landed["2"]
+    assert one[1] == ["part-00000.parquet"] and two[1] == [
+        "part-00000-00000.parquet", "part-00001-00000.parquet", "part-00002-00000.parquet"]  # fmt: skip
+    counts = ("rows_read", "rows_loaded", "rows_quarantined", "rows_outside_window", "rows_erased")
+    assert [getattr(one[0], c) for c in counts] == [getattr(two[0], c) for c in counts]
+    assert one[0].rows_read + one[0].rows_outside_window == len(lines) + 1
+    assert "{oops" in {q["raw_payload"] for q in two[3]}
+    assert one[0].rows_read == one[0].rows_loaded + one[0].rows_quarantined
+    assert one[0].file_reads == two[0].file_reads and len(two[0].file_reads) == 3
+    assert one[2] == two[2] and len(two[2]) == one[0].rows_loaded
+    assert one[3] == two[3]

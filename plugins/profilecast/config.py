@@ -71,6 +71,16 @@ def pool_wait_seconds() -> int:
     return env_int("PROFILECAST_POOL_WAIT_SECONDS", 600)
 
 
+def extract_workers() -> int:
+    """Processes that read one entity's drop files at once (PROFILECAST_EXTRACT_WORKERS;
+    default: the cores this process may run on)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return env_int("PROFILECAST_EXTRACT_WORKERS", cores)
+
+
 def data_docs() -> bool:
     """Whether the quality gate also renders GX Data Docs (PROFILECAST_DATA_DOCS, on). The
     gate's own HTML report is written either way; Data Docs cost about half of a small gate's

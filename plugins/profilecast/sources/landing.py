@@ -91,17 +91,19 @@ class _BatchWriter:
     """Validates one batch's records and writes them as Parquet parts, counting each one."""
 
     def __init__(self, spec: EntitySpec, history: History, result: BatchResult, out: Path,
-                 forgotten: Forgotten | None = None):  # fmt: skip
+                 forgotten: Forgotten | None = None, prefix: str = "part-"):  # fmt: skip
         self.spec, self.history, self.result, self.out = spec, history, result, out
         self.forgotten = forgotten
         self.columns = [*spec.columns, *META_COLUMNS]
         self.rows: list[dict[str, Any]] = []
         self.quarantined: list[dict[str, Any]] = []
         self.part = 0
+        self.prefix = prefix
 
     def flush(self) -> None:
         if self.rows:
-            _write_parquet(self.rows, self.out / f"part-{self.part:05d}.parquet", self.columns)
+            path = self.out / f"{self.prefix}{self.part:05d}.parquet"
+            _write_parquet(self.rows, path, self.columns)
             self.part += 1
             self.rows = []
 
@@ -150,6 +152,50 @@ class _BatchWriter:
         self.result.rows_quarantined = len(self.quarantined)
         _write_parquet(self.quarantined, self.out / "quarantine.parquet", QUARANTINE_COLUMNS)
         (self.out / "manifest.json").write_text(json.dumps(self.result.as_dict(), indent=2))
+
+
+#: The counters a file's records add to their batch (rows_quarantined is counted at the end).
+FILE_COUNTERS = (
+    "rows_read", "rows_loaded", "rows_outside_window", "rows_previously_quarantined",
+    "rows_erased",
+)  # fmt: skip
+
+
+def plan_read(
+    path: str, history: History, batch_id: str, window: Window
+) -> tuple[FileRead, Window | None, set[int] | None]:
+    """What this batch reads of one drop file: its ledger row, the window its records are
+    read in (None: skipped) and the lines worth parsing (None: all)."""
+    fp = file_fingerprint(path)
+    mode, file_window = plan_file(path, fp, history, batch_id, window)
+    read = FileRead(path, fp, mode)
+    lines = None
+    if file_window is not None:
+        if file_window.start is not None:
+            read.read_from = format_timestamp(file_window.start)
+        if mode == "rest":
+            lines = rest_lines(path, fp, history, batch_id, file_window.start)
+    return read, file_window, lines
+
+
+def read_file(
+    writer: _BatchWriter, read: FileRead, file_window: Window | None, lines: set[int] | None
+) -> None:
+    """Every record of one planned file through ``writer``."""
+    if file_window is not None:
+        for raw in read_records(read.path, writer.spec, lines):
+            writer.take(raw, file_window, read)
+
+
+def parallel_workers(files: list[str]) -> int:
+    """Processes for one entity's files: one per file up to PROFILECAST_EXTRACT_WORKERS (the
+    cores this process may use), and one when the files are too small to be worth it."""
+    from profilecast.config import extract_workers
+    from profilecast.sources.parallel import PARALLEL_MIN_BYTES, total_bytes
+
+    if len(files) < 2 or total_bytes(files) < PARALLEL_MIN_BYTES:
+        return 1
+    return min(extract_workers(), len(files))
 
 
 def names_forgotten(spec: EntitySpec, record: Any, gone: Forgotten) -> bool:
@@ -211,19 +257,20 @@ def extract_entity(
     if records_fn is not None:
         for raw in records_fn(window):
             writer.take(raw, window, None)
-    for path in files:
-        fp = file_fingerprint(path)
-        mode, file_window = plan_file(path, fp, history, bid, window)
-        read = FileRead(path, fp, mode)
-        if file_window is not None:
-            if file_window.start is not None:
-                read.read_from = format_timestamp(file_window.start)
-            lines = None
-            if mode == "rest":
-                lines = rest_lines(path, fp, history, bid, file_window.start)
-            for raw in read_records(path, spec, lines):
-                writer.take(raw, file_window, read)
-        result.file_reads.append(read.as_dict())
+    plans = [plan_read(path, history, bid, window) for path in files]
+    workers = parallel_workers(files)
+    if workers > 1:
+        from profilecast.sources.parallel import read_files_in_parallel
+
+        for read, quarantined, counts in read_files_in_parallel(writer, plans, workers):
+            writer.quarantined.extend(quarantined)
+            for name, n in counts.items():
+                setattr(result, name, getattr(result, name) + n)
+            result.file_reads.append(read.as_dict())
+    else:
+        for read, file_window, lines in plans:
+            read_file(writer, read, file_window, lines)
+            result.file_reads.append(read.as_dict())
     writer.finish()
     remote = landing_url()
     if remote:
