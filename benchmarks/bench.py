@@ -331,12 +331,17 @@ def markdown(result: dict[str, Any]) -> str:
     if result["next_day_vs_full"] is None:
         lines.append(f"- full run (day 1): {t['full']} s; the next day was not run (--full-only)")
     else:
-        lines += [
+        lines.append(
             f"- full run (day 1): {t['full']} s; next day (incremental): {t['next']} s = "
-            f"{result['next_day_vs_full']:.1%} of the full run",
-            f"- next day's dbt build: {result['dbt_incremental_vs_full_refresh']:.1%} of the "
-            f"same build with --full-refresh ({result['dbt_full_refresh_s']} s)",
-        ]
+            f"{result['next_day_vs_full']:.1%} of the full run"
+        )
+        if result["dbt_incremental_vs_full_refresh"] is None:
+            lines.append("- the next day's build with --full-refresh has not run (yet)")
+        else:
+            lines.append(
+                f"- next day's dbt build: {result['dbt_incremental_vs_full_refresh']:.1%} of "
+                f"the same build with --full-refresh ({result['dbt_full_refresh_s']} s)"
+            )
     lines += [
         f"- peak memory of the process tree: {result['peak_mib']:,} MiB",
         *[

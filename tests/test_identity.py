@@ -306,7 +306,8 @@ def test_pairs_are_compared_incrementally_and_match_a_full_rebuild(tmp_path, mon
     """Day 2 changes one contact so that it no longer shares a block with its old partner and
     adds a new namesake. The incremental build compares only the new pairs, keeps the pair
     nobody touched as it was, removes the pair no longer blocked, and ends with the same
-    pairs as a --full-refresh rebuild of the same data."""
+    pairs and u estimate as a --full-refresh rebuild of the same data; a rerun on the same
+    records computes neither again."""
     import shutil
     from dataclasses import replace
 
@@ -326,20 +327,27 @@ def test_pairs_are_compared_incrementally_and_match_a_full_rebuild(tmp_path, mon
             rows[-1][-2] = rows[-1][-1] = "2026-11-01T09:00:00Z"
         return rows
 
-    def pairs(path: Path) -> dict[tuple[str, str], tuple]:
+    def table(path: Path, name: str) -> dict[tuple[str, str], dict]:
         con = duckdb.connect(str(path), read_only=True)
         try:
-            cols = [r[0] for r in con.execute("describe int_identity_pairs_compared").fetchall()]
-            rows = con.execute("select * from int_identity_pairs_compared").fetchall()
+            cols = [r[0] for r in con.execute(f"describe {name}").fetchall()]
+            rows = con.execute(f"select * from {name}").fetchall()
         finally:
             con.close()
         return {(r[0], r[1]): dict(zip(cols, r, strict=True)) for r in rows}
+
+    def pairs(path: Path) -> dict[tuple[str, str], dict]:
+        return table(path, "int_identity_pairs_compared")
+
+    def u_table(path: Path) -> dict[tuple[str, str], dict]:
+        return table(path, "int_identity_u_probabilities")
 
     drop = tmp_path / "drop"
     _write(drop, contacts(day2=False), [])
     settings, _ = _build(monkeypatch, tmp_path / "home", drop)
     day1 = pairs(settings.warehouse_path)
     assert set(day1) == {("crm:1", "crm:2"), ("crm:3", "crm:4")}
+    shutil.copyfile(settings.warehouse_path, tmp_path / "day1.duckdb")
 
     _write(drop, contacts(day2=True), [])
     day2_start, day2_end = START + timedelta(days=1), END + timedelta(days=1)
@@ -358,6 +366,16 @@ def test_pairs_are_compared_incrementally_and_match_a_full_rebuild(tmp_path, mon
     rebuilt = pairs(full.warehouse_path)
 
     def strip(rows: dict) -> dict:
-        return {k: {c: v for c, v in r.items() if c != "_compared_at"} for k, r in rows.items()}
+        return {k: {c: v for c, v in r.items() if c not in ("_compared_at", "_computed_at")}
+                for k, r in rows.items()}  # fmt: skip
 
     assert strip(day2) == strip(rebuilt)
+    # u: the sample changed on day 2, so it was estimated again, as the full rebuild did.
+    u_day2, u_full = u_table(settings.warehouse_path), u_table(full.warehouse_path)
+    assert strip(u_day2) == strip(u_full)
+    assert {r["_computed_at"] for r in u_day2.values()} != {
+        r["_computed_at"] for r in u_table(tmp_path / "day1.duckdb").values()}  # fmt: skip
+    # A rerun on the same records compares no pair and keeps the u estimate as it was.
+    pipeline.transform(day2_start, day2_end, settings)
+    assert pairs(settings.warehouse_path) == day2
+    assert u_table(settings.warehouse_path) == u_day2

@@ -140,3 +140,11 @@
     {%- endfor %}
   {%- endfor %}
 {%- endmacro %}
+
+{#- A digest of the comparison, prior and blocking definitions above. The incremental
+    identity models keep it with what they computed, so that editing a definition makes the
+    next run compute again instead of keeping results of the old one. -#}
+{% macro identity_definitions_digest() -%}
+  {%- set text = identity_comparison_levels() ~ identity_level_priors() ~ (identity_blocking_keys() | string) -%}
+  {%- if local_md5 is defined -%}{{ local_md5(text) }}{%- else -%}lint{%- endif -%}
+{%- endmacro %}

@@ -16,7 +16,8 @@
 -- declared once, in macros/identity_matching.sql.
 --
 -- Incremental, and exact: a pair's levels depend on its two records alone, so each row
--- keeps a fingerprint of the attributes its records were compared on. A run enumerates
+-- keeps a fingerprint of the attributes its records were compared on (and of the
+-- comparison definitions: editing them compares every pair again). A run enumerates
 -- today's candidate pairs (blocking is cheap) and compares only the pairs that are new or
 -- whose record changed; a pair no longer blocked together (a record changed, left the
 -- fuzzy population, was erased, or its block outgrew the cap) is written as a removal and
@@ -36,6 +37,7 @@ fuzzy_records as (
         *,
         md5(concat_ws(
             '|',
+            '{{ identity_definitions_digest() }}',
             {%- for column in ['first_name_key', 'last_name_key', 'cast(birth_date as varchar)', 'postcode_key', 'city_key', 'phone_key', 'email_normalized', 'employer_domain_key'] %}
             coalesce({{ column }}, chr(1)){% if not loop.last %},{% endif %}
             {%- endfor %}
