@@ -1,0 +1,118 @@
+{#- Incremental pair comparison, for int_identity_pairs_compared (the blocked candidate
+    pairs; a model over another set of pairs would use the same macros).
+
+    A pair's levels depend on its two records alone, so each stored pair keeps a fingerprint
+    of both records' compared attributes (and of the comparison definitions, so that editing
+    them compares every pair again). A run enumerates today's pairs, which is cheap, and
+    compares only the pairs that are new or one of whose records changed. A stored pair that
+    is no longer enumerated becomes a removal row (is_removed), which the model's post-hook
+    deletes. The result equals comparing every pair again. -#}
+
+{#- The config of a model built with identity_compared_pairs. -#}
+{% macro identity_pairs_config() -%}
+  {{ config(
+      materialized='incremental',
+      unique_key=['node_a', 'node_b'],
+      incremental_strategy='delete+insert',
+      on_schema_change='fail',
+      post_hook="delete from {{ this }} where is_removed",
+  ) }}
+{%- endmacro %}
+
+{#- The fingerprint of a record of int_identity_records_unioned: what a comparison reads. -#}
+{% macro identity_record_fingerprint() -%}
+md5(concat_ws(
+            '|',
+            '{{ identity_definitions_digest() }}',
+            {%- for column in ['first_name_key', 'last_name_key', 'cast(birth_date as varchar)', 'postcode_key', 'city_key', 'phone_key', 'email_normalized', 'employer_domain_key'] %}
+            coalesce({{ column }}, chr(1)){% if not loop.last %},{% endif %}
+            {%- endfor %}
+        ))
+{%- endmacro %}
+
+{#- CTEs `to_compare`, `removed`, `compared` and `final` over the CTE `records` (with a
+    `fingerprint` column) and the CTE `pairs` (node_a < node_b). -#}
+{% macro identity_compared_pairs(records, pairs) -%}
+{% if is_incremental() %}
+previous as (
+
+    select node_a, node_b, fingerprint_a, fingerprint_b from {{ this }}
+
+),
+
+-- New pairs, and kept pairs one of whose records changed since it was compared.
+to_compare as (
+
+    select {{ pairs }}.node_a, {{ pairs }}.node_b
+    from {{ pairs }}
+    inner join {{ records }} as a on a.record_key = {{ pairs }}.node_a
+    inner join {{ records }} as b on b.record_key = {{ pairs }}.node_b
+    left join previous
+        on previous.node_a = {{ pairs }}.node_a and previous.node_b = {{ pairs }}.node_b
+    where previous.node_a is null
+        or previous.fingerprint_a <> a.fingerprint
+        or previous.fingerprint_b <> b.fingerprint
+
+),
+
+removed as (
+
+    select previous.node_a, previous.node_b
+    from previous
+    left join {{ pairs }}
+        on {{ pairs }}.node_a = previous.node_a and {{ pairs }}.node_b = previous.node_b
+    where {{ pairs }}.node_a is null
+
+),
+{% else %}
+to_compare as (
+
+    select node_a, node_b from {{ pairs }}
+
+),
+{% endif %}
+
+compared as (
+
+    select
+        to_compare.node_a,
+        to_compare.node_b,
+        a.fingerprint as fingerprint_a,
+        b.fingerprint as fingerprint_b,
+        false as is_removed,
+        cast(current_timestamp as timestamp) as _compared_at,
+        {%- for c in identity_comparisons() if c.tf %}
+        cast(a.{{ c.tf }} as varchar) as {{ c.name }}_value,
+        {%- endfor %}
+        {{ identity_comparison_levels() }}
+    from to_compare
+    inner join {{ records }} as a on a.record_key = to_compare.node_a
+    inner join {{ records }} as b on b.record_key = to_compare.node_b
+
+),
+
+final as (
+
+    select * from compared
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        node_a,
+        node_b,
+        cast(null as varchar) as fingerprint_a,
+        cast(null as varchar) as fingerprint_b,
+        true as is_removed,
+        cast(null as timestamp) as _compared_at,
+        {%- for c in identity_comparisons() if c.tf %}
+        cast(null as varchar) as {{ c.name }}_value,
+        {%- endfor %}
+        {%- for c in identity_comparisons() %}
+        cast(null as integer) as g_{{ c.name }}{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from removed
+    {%- endif %}
+
+)
+{%- endmacro %}
