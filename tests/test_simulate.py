@@ -20,7 +20,10 @@ def test_three_days_rerun_and_backfill_under_the_scheduler(tmp_path):
     result = subprocess.run(
         [venv_bin("profilecast"), "simulate", "--contacts", "250", "--days", "3", "--seed", "5",
          "--home", str(home)],
-        env=clean_env(PROFILECAST_HOME=str(tmp_path / "unused")),
+        # Each day's web and ESP events arrive as a second file beside the history: with no
+        # size floor, extraction reads them in worker processes under the scheduler.
+        env=clean_env(PROFILECAST_HOME=str(tmp_path / "unused"),
+                      PROFILECAST_EXTRACT_PARALLEL_MIN_MB="0"),  # fmt: skip
         capture_output=True, text=True, timeout=1700,
     )  # fmt: skip
     out = result.stdout + result.stderr

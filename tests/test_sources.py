@@ -162,7 +162,6 @@ def test_files_read_in_parallel_land_what_one_process_lands(tmp_path, pc_env, sa
     from dataclasses import replace
 
     import pyarrow.parquet as pq
-    from profilecast.sources import parallel
 
     lines = (sample_dir / "web" / "events.jsonl").read_text().splitlines(keepends=True)
     drop = tmp_path / "web-events"
@@ -176,7 +175,7 @@ def test_files_read_in_parallel_land_what_one_process_lands(tmp_path, pc_env, sa
     landed = {}
     for workers in ("1", "2"):
         monkeypatch.setenv("PROFILECAST_EXTRACT_WORKERS", workers)
-        monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setenv("PROFILECAST_EXTRACT_PARALLEL_MIN_MB", "0")
         settings = replace(pc_env, home=tmp_path / f"home-{workers}")
         result = sources.extract_entity(settings, WEB, Interval(START, END), files=files)
         parts = sorted(p for p in Path(result.landing_dir).glob("part-*.parquet"))

@@ -81,6 +81,13 @@ def extract_workers() -> int:
     return env_int("PROFILECAST_EXTRACT_WORKERS", cores)
 
 
+def extract_parallel_min_bytes() -> int:
+    """How large an entity's drop files must be in all before worker processes read them
+    (PROFILECAST_EXTRACT_PARALLEL_MIN_MB, 64): below it, starting workers costs more than
+    it saves."""
+    return env_int("PROFILECAST_EXTRACT_PARALLEL_MIN_MB", 64, minimum=0) * 2**20
+
+
 def data_docs() -> bool:
     """Whether the quality gate also renders GX Data Docs (PROFILECAST_DATA_DOCS, on). The
     gate's own HTML report is written either way; Data Docs cost about half of a small gate's

@@ -189,11 +189,12 @@ def read_file(
 
 def parallel_workers(files: list[str]) -> int:
     """Processes for one entity's files: one per file up to PROFILECAST_EXTRACT_WORKERS (the
-    cores this process may use), and one when the files are too small to be worth it."""
-    from profilecast.config import extract_workers
-    from profilecast.sources.parallel import PARALLEL_MIN_BYTES, total_bytes
+    cores this process may use), and one when the files are smaller in all than
+    PROFILECAST_EXTRACT_PARALLEL_MIN_MB."""
+    from profilecast.config import extract_parallel_min_bytes, extract_workers
+    from profilecast.sources.parallel import total_bytes
 
-    if len(files) < 2 or total_bytes(files) < PARALLEL_MIN_BYTES:
+    if len(files) < 2 or total_bytes(files) < extract_parallel_min_bytes():
         return 1
     return min(extract_workers(), len(files))
 

@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from profilecast.sources.landing import _BatchWriter
     from profilecast.sources.window import FileRead, Window
 
-#: Below this many bytes in all an entity's files are read in the calling process: starting
-#: workers costs more than it saves.
-PARALLEL_MIN_BYTES = 64 * 2**20
-
 
 def total_bytes(files: list[str]) -> int:
     """The local files' size in bytes (S3 objects count 0: they are read in one process)."""
