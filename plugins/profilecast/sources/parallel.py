@@ -58,7 +58,7 @@ def read_files_in_parallel(
 ) -> list[tuple[FileRead, list[dict[str, Any]], dict[str, int]]]:
     """Each planned file read by a worker process; the results in file order."""
     # The writer travels without its buffered rows: the workers write their own parts.
-    shell = replace_writer(writer)
+    shell = _without_rows(writer)
     jobs = [_Job(shell, k, read, window, lines) for k, (read, window, lines) in enumerate(plans)]
     # fork: the workers inherit the loaded modules (spawn would import them again and run
     # the caller's __main__); the calling process holds no warehouse connection here.
@@ -67,7 +67,7 @@ def read_files_in_parallel(
         return list(pool.map(_read_one, jobs))
 
 
-def replace_writer(writer: _BatchWriter) -> _BatchWriter:
+def _without_rows(writer: _BatchWriter) -> _BatchWriter:
     """A copy of ``writer`` without rows or quarantined records (what a worker needs)."""
     import copy
 
