@@ -88,13 +88,25 @@ def extract_parallel_min_bytes() -> int:
     return env_int("PROFILECAST_EXTRACT_PARALLEL_MIN_MB", 64, minimum=0) * 2**20
 
 
+def extract_vectorised() -> bool:
+    """Whether ordinary records of local JSON-lines files are checked by DuckDB in bulk
+    (PROFILECAST_EXTRACT_VECTORISED, on). Off: every record goes through the Python path,
+    which gives the same rows, only slower (sources/vectorised.py)."""
+    return _flag("PROFILECAST_EXTRACT_VECTORISED", True)
+
+
 def data_docs() -> bool:
     """Whether the quality gate also renders GX Data Docs (PROFILECAST_DATA_DOCS, on). The
     gate's own HTML report is written either way; Data Docs cost about half of a small gate's
     time, so a deployment that never opens them, or a test, may switch them off."""
-    raw = _env("PROFILECAST_DATA_DOCS", "true").strip().lower()
+    return _flag("PROFILECAST_DATA_DOCS", True)
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A true/false setting (also 1/0, yes/no, on/off); anything else is an error."""
+    raw = _env(name, "true" if default else "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise ValueError(f"PROFILECAST_DATA_DOCS={raw!r}: use true or false")
+        raise ValueError(f"{name}={raw!r}: use true or false")
     return raw in ("true", "1", "yes", "on")
 
 

@@ -73,12 +73,16 @@ def landing_dir_for(settings: Settings, spec: EntitySpec, interval: Interval) ->
     )
 
 
-def _write_parquet(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> None:
+def _rows_table(rows: list[dict[str, Any]], columns: list[str]) -> Any:
     import pyarrow as pa
+
+    return pa.table({c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in columns})
+
+
+def _write_parquet(rows: list[dict[str, Any]], path: Path, columns: list[str]) -> None:
     import pyarrow.parquet as pq
 
-    arrays = {c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in columns}
-    pq.write_table(pa.table(arrays), path, compression="zstd")
+    pq.write_table(_rows_table(rows, columns), path, compression="zstd")
 
 
 QUARANTINE_COLUMNS = [
@@ -96,20 +100,51 @@ class _BatchWriter:
         self.forgotten = forgotten
         self.columns = [*spec.columns, *META_COLUMNS]
         self.rows: list[dict[str, Any]] = []
+        self.pending: list[Any] = []  # Arrow tables of rows waiting for the next part
+        self.pending_rows = 0
         self.quarantined: list[dict[str, Any]] = []
         self.part = 0
         self.prefix = prefix
 
     def flush(self) -> None:
-        if self.rows:
+        """Write the buffered rows (dicts and Arrow tables, in order) as the next part."""
+        import pyarrow.parquet as pq
+
+        self._table_rows()
+        if self.pending:
+            import pyarrow as pa
+
             path = self.out / f"{self.prefix}{self.part:05d}.parquet"
-            _write_parquet(self.rows, path, self.columns)
+            pq.write_table(pa.concat_tables(self.pending), path, compression="zstd")
             self.part += 1
+            self.pending, self.pending_rows = [], 0
+
+    def _table_rows(self) -> None:
+        if self.rows:
+            self.pending.append(_rows_table(self.rows, self.columns))
+            self.pending_rows += len(self.rows)
             self.rows = []
 
+    def add_table(self, table: Any) -> None:
+        """Buffer an Arrow table of loaded rows (``self.columns``), after the rows so far."""
+        if len(table):
+            self._table_rows()
+            self.pending.append(table)
+            self.pending_rows += len(table)
+            if self.pending_rows >= CHUNK_ROWS:
+                self.flush()
+
     def take(self, raw: RawRecord, window: Window, read: FileRead | None) -> None:
+        """Count ``raw`` (see :meth:`check`) and buffer its row when it is loaded."""
+        row = self.check(raw, window, read)
+        if row is not None:
+            self.rows.append(row)
+            if len(self.rows) + self.pending_rows >= CHUNK_ROWS:
+                self.flush()
+
+    def check(self, raw: RawRecord, window: Window, read: FileRead | None) -> dict | None:
         """Count ``raw`` as outside the window, quarantined, skipped (quarantined by another
-        batch already) or loaded."""
+        batch already) or loaded; the row to load, or None."""
         spec, result = self.spec, self.result
         if raw.error:
             checked = Validated(reason=raw.error)
@@ -122,30 +157,30 @@ class _BatchWriter:
             result.rows_outside_window += 1
             if read is not None and window.is_late(checked.record_ts):
                 read.rows_later += 1
-            return
+            return None
         if self.forgotten and names_forgotten(spec, raw.record, self.forgotten):
             result.rows_erased += 1
             result.rows_read += 1
             if read is not None:
                 read.rows_read += 1
-            return
+            return None
+        row = None
         if checked.row is None:
             q = _q(spec, result, raw, checked.reason or "invalid", checked.record_ts)
             holder = self.history.quarantined.get(q["fingerprint"])
             if holder is not None and holder != result.batch_id:
                 result.rows_previously_quarantined += 1
-                return
+                return None
             self.quarantined.append(q)
         else:
-            checked.row["_source_file"] = raw.source_file
-            checked.row["_line"] = str(raw.line)
-            self.rows.append(checked.row)
+            row = checked.row
+            row["_source_file"] = raw.source_file
+            row["_line"] = str(raw.line)
             result.rows_loaded += 1
         result.rows_read += 1
         if read is not None:
             read.rows_read += 1
-        if len(self.rows) >= CHUNK_ROWS:
-            self.flush()
+        return row
 
     def finish(self) -> None:
         self.flush()
@@ -181,8 +216,13 @@ def plan_read(
 def read_file(
     writer: _BatchWriter, read: FileRead, file_window: Window | None, lines: set[int] | None
 ) -> None:
-    """Every record of one planned file through ``writer``."""
-    if file_window is not None:
+    """Every record of one planned file through ``writer`` (ordinary JSON lines of a local
+    file checked by DuckDB in bulk: sources/vectorised.py)."""
+    from profilecast.sources import vectorised
+
+    if file_window is not None and vectorised.applies(writer.spec, read.path, lines):
+        vectorised.read_file(writer, read, file_window)
+    elif file_window is not None:
         for raw in read_records(read.path, writer.spec, lines):
             writer.take(raw, file_window, read)
 

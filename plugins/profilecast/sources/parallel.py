@@ -37,8 +37,10 @@ class _Job:
 
 
 def _read_one(job: _Job) -> tuple[FileRead, list[dict[str, Any]], dict[str, int]]:
+    from profilecast.sources import vectorised
     from profilecast.sources.landing import FILE_COUNTERS, BatchResult, _BatchWriter, read_file
 
+    vectorised.THREADS = 1  # one core per worker process
     parent = job.writer
     result = BatchResult(
         parent.result.batch_id, parent.result.source, parent.result.entity,
@@ -72,6 +74,6 @@ def _without_rows(writer: _BatchWriter) -> _BatchWriter:
     import copy
 
     shell = copy.copy(writer)
-    shell.rows, shell.quarantined = [], []
+    shell.rows, shell.quarantined, shell.pending, shell.pending_rows = [], [], [], 0
     shell.result = replace(writer.result, files=[], file_reads=[])
     return shell

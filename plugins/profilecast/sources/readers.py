@@ -90,14 +90,8 @@ def _read_records(path: str, spec: EntitySpec, lines: set[int] | None) -> Iterat
     elif fmt in (".jsonl", ".ndjson"):
         with _open_text(path) as fh:
             for n, line in enumerate(fh, start=1):
-                if (lines is not None and n not in lines) or not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield RawRecord(path, n, error=f"invalid JSON: {exc.msg}", payload=line[:10000])
-                    continue
-                yield from _explode(path, n, obj, line)
+                if lines is None or n in lines:
+                    yield from parse_line(path, n, line)
     elif fmt == ".json":
         try:
             obj = json.loads(_open_bytes(path).decode("utf-8-sig"))
@@ -117,6 +111,18 @@ def _read_records(path: str, spec: EntitySpec, lines: set[int] | None) -> Iterat
         table = pq.read_table(io.BytesIO(_open_bytes(path)))
         for n, item in enumerate(table.to_pylist(), start=1):
             yield RawRecord(path, n, record=item)
+
+
+def parse_line(path: str, n: int, line: str) -> Iterator[RawRecord]:
+    """The records of one JSON line (none when blank; a parse error when broken)."""
+    if not line.strip():
+        return
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        yield RawRecord(path, n, error=f"invalid JSON: {exc.msg}", payload=line[:10000])
+        return
+    yield from _explode(path, n, obj, line)
 
 
 def _explode(path: str, n: int, obj: Any, line: str | None) -> Iterator[RawRecord]:

@@ -67,7 +67,9 @@ def to_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        # Compact and in the record's own key order: the text DuckDB writes for the same
+        # value, so the vectorised path (vectorised.py) and this one agree.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
