@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from profilecast.sources.catalog import (
     connector_for,
     specs_for,
 )
+from profilecast.sources.connectors.api import api_records_fn
 from profilecast.sources.connectors.dialects import normalize
 from profilecast.sources.readers import RawRecord, list_drop_files, read_records
 from profilecast.sources.validation import (
@@ -349,40 +350,6 @@ def _q(
         "fingerprint": quarantine_fingerprint(spec, reason, payload),
         "record_ts": format_timestamp(record_ts) if record_ts else None,
     }
-
-
-def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] | None:
-    """A record source for entities that have an API extractor (else None: files).
-
-    Extraction is incremental by update time: the first load lists every object; later
-    ones read Stripe's events feed (every change to an old object arrives as an event with
-    the object's new state) and HubSpot's search by ``lastmodifieddate``.
-    """
-    from profilecast.sources.connectors import api
-
-    if spec.api is None:
-        return None
-    conn_id, lister = f"{spec.source}_api", spec.api
-
-    def records(window: Window) -> Iterator[RawRecord]:
-        conn = api.get_connection(conn_id)
-        if lister == "stripe":
-            if window.start is None:
-                items = api.stripe_list(conn, spec.entity)
-                path = api.STRIPE_ENTITIES[spec.entity]
-            else:
-                items = api.stripe_changed(conn, spec.entity, window.start, window.end)
-                path = "/v1/events"
-        elif window.start is None:
-            items = api.hubspot_list(conn, spec.entity)
-            path = api.HUBSPOT_ENTITIES[spec.entity]
-        else:
-            items = api.hubspot_modified(conn, spec.entity, window.start, window.end)
-            path = api.HUBSPOT_ENTITIES[spec.entity] + "/search"
-        for n, item in enumerate(items, start=1):
-            yield RawRecord(f"api:{conn.base_url}{path}", n, record=item)
-
-    return records
 
 
 def extract_source(

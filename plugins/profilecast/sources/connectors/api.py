@@ -19,10 +19,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from profilecast.config import airflow_connection_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from profilecast.sources.catalog import EntitySpec
+    from profilecast.sources.readers import RawRecord
+    from profilecast.sources.window import Window
 
 RETRYABLE = {429, 500, 502, 503, 504}
 
@@ -318,3 +325,37 @@ def _epoch_ms(value: Any) -> int | None:
         return int(_dt.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:
         return None
+
+
+def api_records_fn(spec: EntitySpec) -> Callable[[Window], Iterable[RawRecord]] | None:
+    """A record source for entities that have an API extractor (else None: files).
+
+    Extraction is incremental by update time: the first load lists every object; later
+    ones read Stripe's events feed (every change to an old object arrives as an event with
+    the object's new state) and HubSpot's search by ``lastmodifieddate``.
+    """
+    from profilecast.sources.readers import RawRecord
+
+    if spec.api is None:
+        return None
+    conn_id, lister = f"{spec.source}_api", spec.api
+
+    def records(window: Window) -> Iterator[RawRecord]:
+        conn = get_connection(conn_id)
+        if lister == "stripe":
+            if window.start is None:
+                items = stripe_list(conn, spec.entity)
+                path = STRIPE_ENTITIES[spec.entity]
+            else:
+                items = stripe_changed(conn, spec.entity, window.start, window.end)
+                path = "/v1/events"
+        elif window.start is None:
+            items = hubspot_list(conn, spec.entity)
+            path = HUBSPOT_ENTITIES[spec.entity]
+        else:
+            items = hubspot_modified(conn, spec.entity, window.start, window.end)
+            path = HUBSPOT_ENTITIES[spec.entity] + "/search"
+        for n, item in enumerate(items, start=1):
+            yield RawRecord(f"api:{conn.base_url}{path}", n, record=item)
+
+    return records
