@@ -62,6 +62,9 @@ _ISO = (
     r"(\.[0-9]{1,6})?(Z|z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?"
 )
 _INTEGER = r"0|-?[1-9][0-9]*"
+#: Keys that change what a record is (a batch envelope, Segment's legacy name for type, a
+#: Snowplow event): the Python path reads such a line.
+_MEANINGFUL_KEYS = ("batch", "action", "event_id")
 _INTS = "('BIGINT', 'UBIGINT')"
 
 
@@ -132,16 +135,12 @@ def _query(spec: EntitySpec, window: Window, person: bool) -> str:
     """One query over a chunk ``lines(n, line)``: every line with ``ordinary``, and for the
     ordinary ones the converted columns, the record time and where it falls."""
     cols = list(spec.columns)
+    names = ", ".join(_q(c) for c in cols)
     paths = ", ".join(_q(f'$."{c}"') for c in cols)
     t = {c: f"t{i}" for i, c in enumerate(cols)}
     x = {c: f"x{i}" for i, c in enumerate(cols)}
-    typed = ", ".join(
-        f"json_type(v[{i + 1}]) as t{i}, v[{i + 1}] ->> '$' as x{i}" for i in range(len(cols))
-    )
-    checks = [
-        f"list_has_all([{', '.join(_q(c) for c in cols)}], k)",
-        "len(k) = len(list_distinct(k))",
-    ]
+    typed = ", ".join(f"ty[{i + 1}] as t{i}, xs[{i + 1}] as x{i}" for i in range(len(cols)))
+    checks = ["keys_ok"]
     out = []
     for c in cols:
         tc, xc = t[c], x[c]
@@ -184,25 +183,63 @@ def _query(spec: EntitySpec, window: Window, person: bool) -> str:
     ) if person else ""  # fmt: skip
     return f"""
         with shaped as (
-            select n, line, json_extract(line, [{paths}]) as v, json_keys(line) as k
+            select n, line, json_type(line, [{paths}]) as ty,
+                json_extract_string(line, [{paths}]) as xs, json_keys(line) as k
             from lines
             where starts_with(line, '{{') and ends_with(line, '}}') and json_valid(line)
-              and not regexp_matches(line, {_q(_TRAILING_COMMA)})
-              and not regexp_matches(line, {_q(_CONTROL)})
+              and not regexp_matches(line, {_q(_TRAILING_COMMA + "|" + _CONTROL)})
         ),
-        typed as materialized (select n, line, k, {typed} from shaped),
+        extra as (
+            select *, list_filter(k, lambda e: not list_contains([{names}], e)) as extras
+            from shaped
+        ),
+        typed as materialized (
+            select n, {"line, " if person else ""}{_keys_ok("extras")} as keys_ok,
+                {_extra_text("extras")} as _extra, {typed}
+            from extra
+        ),
         parted as (select *{parts} from typed),
         stamped as materialized (select *{ts_cols} from parted),
         checked as (
             select *, {record_ts} as r from stamped where {" and ".join(checks)}
         )
-        select n, {", ".join(out)}, strftime(r, '%Y-%m-%d %H:%M:%S.%f') as _record_ts,
+        select n, {", ".join(out)}, _extra, strftime(r, '%Y-%m-%d %H:%M:%S.%f') as _record_ts,
             ({start} and r < {end}::timestamp) or r is null as in_window,
             coalesce(r >= {end}::timestamp, false) as late,
             r is null or r >= {end}::timestamp as reread{persons}
         from checked
         order by n
     """
+
+
+def _at(fn: str) -> str:
+    return f"{fn}(line, '$.\"' || e || '\"')"
+
+
+def _keys_ok(extras: str) -> str:
+    """SQL: every key appears once, and the keys that are not columns (they land in
+    ``_extra``) have plain names and scalar values, and none changes what the record means.
+    (A repeated key counts twice in json_keys and once among the columns found.)"""
+    scalar = (
+        f"regexp_full_match(e, '[A-Za-z0-9_]+')"
+        f" and not list_contains([{', '.join(_q(k) for k in _MEANINGFUL_KEYS)}], e)"
+        f" and ({_at('json_type')} in ('VARCHAR', 'BOOLEAN', 'NULL') or ({_at('json_type')} in"
+        f" {_INTS} and regexp_full_match({_at('json_extract_string')}, {_q(_INTEGER)})))"
+    )
+    return (
+        f"(len(k) = list_aggregate(ty, 'count') + len({extras})"
+        f" and (len({extras}) = 0 or (len({extras}) = len(list_distinct({extras}))"
+        f" and list_bool_and(list_transform({extras}, lambda e: {scalar})))))"
+    )
+
+
+def _extra_text(extras: str) -> str:
+    """SQL: ``_extra`` as json.dumps writes it (", " and ": ", key order kept)."""
+    pair = f"to_json(e) || ': ' || {_at('json_extract')}::varchar"
+    return (
+        f"case when len({extras}) > 0 then '{{' || array_to_string("
+        f"list_transform({extras}, lambda e: {pair}), ', ') || '}}' end"
+    )
 
 
 def _qi(name: str) -> str:
@@ -366,7 +403,7 @@ def _merge(
 
     n = len(taken)
     cols = {c: taken.column(c).cast(pa.string()) for c in writer.spec.columns}
-    cols["_extra"] = pa.nulls(n, pa.string())
+    cols["_extra"] = taken.column("_extra").cast(pa.string())
     cols["_flags"] = pa.nulls(n, pa.string())
     cols["_record_ts"] = taken.column("_record_ts").cast(pa.string())
     cols["_source_file"] = pa.array([path] * n, pa.string())
