@@ -11,13 +11,19 @@ def unsubscribe_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/u/{token}"
 
 
+def message_token(message: dict[str, Any], topic: str | None, tokens: Tokens, issued: str) -> str:
+    """The sealed token of one message's links to ``topic`` (None: all marketing)."""
+    return tokens.make(message["message_key"], str(message["customer_id"]), message["to"],
+                       topic, issued)  # fmt: skip
+
+
 def unsubscribe_headers(message: dict[str, Any], topic: str | None, tokens: Tokens,
-                        base_url: str, issued: str) -> dict[str, str]:  # fmt: skip
+                        base_url: str, issued: str, token: str | None = None) -> dict[str, str]:  # fmt: skip
     """``List-Unsubscribe`` with a per-recipient sealed link and ``List-Unsubscribe-Post``
     for one-click; the link leaves ``topic`` (or all marketing when None). ``issued`` (the
-    message's day) starts the link's validity and keeps the token deterministic."""
-    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"],
-                        topic, issued)  # fmt: skip
+    message's day) starts the link's validity and keeps the token deterministic. ``token``:
+    the message's token for ``topic``, when the caller made it already."""
+    token = token or message_token(message, topic, tokens, issued)
     return {
         "List-Unsubscribe": f"<{unsubscribe_url(base_url, token)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -29,15 +35,15 @@ def preferences_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/p/{token}"
 
 
-def add_footer(message: dict[str, Any], tokens: Tokens, base_url: str, issued: str) -> None:
+def add_footer(message: dict[str, Any], tokens: Tokens, base_url: str, issued: str,
+               token: str | None = None) -> None:  # fmt: skip
     """Link the preference centre and a global unsubscribe from the message's body (HTML
     before ``</body>``, text at the end). The link's token carries no topic: the page shows
-    them all."""
+    them all (``token``: that token, when the caller made it already)."""
     import html as _html
     import re
 
-    token = tokens.make(message["message_key"], str(message["customer_id"]), message["to"],
-                        None, issued)  # fmt: skip
+    token = token or message_token(message, None, tokens, issued)
     prefs = preferences_url(base_url, token)
     if message.get("html"):
         link = (f'<p style="font-size:12px;color:#666"><a href="{_html.escape(prefs)}">'

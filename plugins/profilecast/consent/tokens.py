@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 DEMO_SECRET = "profilecast-demo-secret"
+#: json.dumps(..., separators=(",", ":")) builds an encoder per call; one is enough.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class TokenError(ValueError):
@@ -71,7 +73,7 @@ class Tokens:
         day = issued or datetime.now(UTC).strftime("%Y-%m-%d")
         body = {"m": message_key, "c": customer_id, "e": email.strip().lower(), "t": topic,
                 "i": day}  # fmt: skip
-        sealed = self._keys[0].encrypt(json.dumps(body, separators=(",", ":")).encode(), None)
+        sealed = self._keys[0].encrypt(_COMPACT.encode(body).encode(), None)
         return _b64(sealed)
 
     def read(self, token: str, now: float | None = None) -> Unsubscribe:

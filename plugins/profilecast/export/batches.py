@@ -25,7 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.consent.links import add_footer, link_settings, unsubscribe_headers
+from profilecast.consent.links import (
+    add_footer,
+    link_settings,
+    message_token,
+    unsubscribe_headers,
+)
 from profilecast.experiments.definition import HOLDOUT
 from profilecast.export.ledger import (
     build_manifest,
@@ -107,8 +112,11 @@ def export_campaign(
                 holdouts.append(msg)
                 continue
             if msg["message_key"] not in exported:
-                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date)
-                add_footer(msg, tokens, base_url, run_date)
+                # One token when the message's topic is all marketing: the footer's.
+                everything = message_token(msg, None, tokens, run_date)
+                token = everything if topic is None else None
+                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date, token)
+                add_footer(msg, tokens, base_url, run_date, everything)
                 msg["schema_version"] = SCHEMA_VERSION
                 pending.append(msg)
                 exported.add(msg["message_key"])

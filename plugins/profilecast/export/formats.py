@@ -137,7 +137,8 @@ class ExportFormat:
 
 
 def _jsonl_lines(chunk: list[dict[str, Any]]) -> list[str]:
-    return [json.dumps(m, ensure_ascii=False) for m in chunk]
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
+    return [encode(m) for m in chunk]
 
 
 def _ses_lines(chunk: list[dict[str, Any]]) -> list[str]:
