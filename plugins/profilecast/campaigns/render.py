@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from profilecast.campaigns.definition import Campaign
-from profilecast.campaigns.templates import CompiledCampaign, clean_value
+from profilecast.campaigns.templates import CompiledCampaign
 from profilecast.experiments.definition import HOLDOUT
 from profilecast.experiments.sendtime import send_at_for
 from profilecast.fresh.overlay import Overlay
@@ -89,6 +89,7 @@ def render_campaign(
     tmp = path.with_suffix(".tmp")
     n = held = 0
     skipped: dict[str, int] = {}
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one, not one per message
     # The export reads this file back at once: fast compression (level 1) suits a hand-off
     # better than the smallest file (level 9 took as long as the JSON encoding).
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as out:
@@ -120,9 +121,10 @@ def render_campaign(
                                       }) + "\n")  # fmt: skip
                 held += 1
                 continue
-            content = compiled.render(rec, rec["message_key"], arm)
+            ctx = compiled.context(rec)
+            content = compiled.render(rec, rec["message_key"], arm, ctx)
             out.write(
-                json.dumps(
+                encode(
                     {
                         "message_key": rec["message_key"],
                         "campaign_id": campaign.campaign_id,
@@ -130,15 +132,13 @@ def render_campaign(
                         "to": rec["email"],
                         "from": campaign.from_address,
                         **content,
-                        "fields": {f: clean_value(rec.get(f)) for f in compiled.fields},
+                        "fields": {f: ctx[f] for f in compiled.fields},
                         "send_at": send_at_for(campaign.send_time, send_from, rec),
                         "freshness": {
                             "profile_as_of": str(rec.get("profile_as_of")),
                             "fresh_facts_as_of": overlay.fresh_as_of if overlay else None,
                         },
-                    },
-                    ensure_ascii=False,
-                    default=str,
+                    }
                 )
                 + "\n"
             )

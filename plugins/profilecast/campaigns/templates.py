@@ -70,14 +70,23 @@ class CompiledCampaign:
 
         return assign(self.experiment, str(customer_id), self.promoted)
 
+    def context(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """The template context of one profile: its allowed fields, cleaned (clean_value)."""
+        return {f: clean_value(profile.get(f)) for f in self.campaign.fields}
+
     def render(
-        self, profile: dict[str, Any], key: str, variant: str | None = None
+        self,
+        profile: dict[str, Any],
+        key: str,
+        variant: str | None = None,
+        ctx: dict[str, Any] | None = None,
     ) -> dict[str, str]:
         """The message's parts for ``variant`` (default: the customer's arm; a holdout
-        customer, rendered for a preview, sees the first variant)."""
+        customer, rendered for a preview, sees the first variant). ``ctx``: the profile's
+        :meth:`context`, when the caller has it (``blocks`` is added to it)."""
         from profilecast.experiments.definition import HOLDOUT
 
-        ctx = {f: clean_value(profile.get(f)) for f in self.campaign.fields}
+        ctx = self.context(profile) if ctx is None else ctx
         vid = variant or self.arm(str(profile.get("customer_id") or key))
         if vid == HOLDOUT:
             vid = self.experiment.variants[0].variant_id
