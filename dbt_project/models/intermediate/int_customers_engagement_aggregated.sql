@@ -72,7 +72,8 @@ messages as (
         max(case
             when occurred_at >= {{ days_before(as_of(), 60) }}
                 and occurred_at < {{ days_before(as_of(), 30) }}
-                then 1 else 0
+                then 1
+            else 0
         end) as in_prev_30d,
         max(occurred_at) as last_at
     from events

@@ -49,15 +49,14 @@ web as (
 
 ),
 
+-- An ESP address is a record of its own (source 'esp'), observed when its newest event
+-- happened: int_identity_records_unioned has aggregated the events already.
 esp as (
 
-    select identities.customer_id, identities.source_record_id as email, events.last_at
+    select identities.customer_id, identities.source_record_id as email, records.observed_at as last_at
     from identities
-    inner join (
-        select lower(trim(email)) as email, max(occurred_at) as last_at
-        from {{ ref('stg_esp__events') }}
-        group by lower(trim(email))
-    ) as events on events.email = identities.source_record_id
+    inner join {{ ref('int_identity_records_unioned') }} as records
+        on records.source = 'esp' and records.source_record_id = identities.source_record_id
     where identities.source = 'esp'
 
 ),
