@@ -201,7 +201,7 @@ def test_most_of_a_generated_file_takes_the_vectorised_path(tmp_path, sample_dir
     """The generated world's events are ordinary: the SQL takes all but the broken ones."""
     import duckdb
     import pyarrow as pa
-    from profilecast.sources import vectorised
+    from profilecast.sources import readers, vectorised
 
     for spec, path in (
         (WEB, sample_dir / "web" / "events.jsonl"),
@@ -210,8 +210,8 @@ def test_most_of_a_generated_file_takes_the_vectorised_path(tmp_path, sample_dir
         sql = vectorised._query(spec, Window(None, WINDOW.end), person=False)
         con = duckdb.connect()
         total = taken = 0
-        for chunk in vectorised._chunks(str(path)):
-            lines, _ = vectorised._split(chunk, str(path), 1)
+        for chunk in readers.line_chunks(str(path)):
+            lines, _ = readers.split_lines(chunk, str(path), 1)
             con.register(
                 "lines", pa.table({"n": pa.array(range(len(lines)), pa.int64()), "line": lines})
             )

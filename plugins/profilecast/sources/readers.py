@@ -9,7 +9,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from profilecast.sources.catalog import EntitySpec, SourceError
 from profilecast.sources.connectors.dialects import normalize
@@ -166,3 +169,54 @@ def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
                 )
                 continue
             yield RawRecord(path, line, record=dict(zip(header, values, strict=True)))
+
+
+#: Bytes line_chunks reads at once; a chunk ends at a line break.
+CHUNK_BYTES = 32 * 2**20
+
+
+def line_chunks(path: str) -> Iterator[bytes]:
+    """The file's bytes in pieces that each end at a line break (the last one may not);
+    the UTF-8 byte-order mark is dropped, as the Python reader's utf-8-sig does."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        carry, first = b"", True
+        while True:
+            data = fh.read(CHUNK_BYTES)
+            if first:
+                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
+            if not data:
+                if carry:
+                    yield carry
+                return
+            data = carry + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1 :]
+            yield data[: cut + 1]
+
+
+def split_lines(chunk: bytes, path: str, first_line: int) -> tuple[pa.Array, list[bool]]:
+    """The chunk's lines (without their breaks) as a string array, and whether each had a
+    break. Lines break as Python's universal newlines do: at \\r\\n, \\r and \\n."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    whole = pa.array([chunk], pa.binary())
+    if b"\r" in chunk:
+        parts = pc.split_pattern_regex(whole.cast(pa.large_binary()), r"\r\n|\r|\n").flatten()
+    else:
+        parts = pc.split_pattern(whole, b"\n").flatten()
+    ends = chunk.endswith((b"\n", b"\r"))
+    if ends:  # the empty piece after the last break
+        parts = parts.slice(0, len(parts) - 1)
+    try:
+        lines = parts.cast(pa.large_string())
+    except pa.ArrowInvalid as exc:
+        raise SourceError(f"{path}: not UTF-8 text at or after line {first_line}") from exc
+    broken = [True] * len(lines)
+    if not ends and broken:
+        broken[-1] = False
+    return lines, broken

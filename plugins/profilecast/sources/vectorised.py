@@ -22,8 +22,6 @@ here (Python keeps the last); every JSON reader downstream reads the first.
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from profilecast.sources.catalog import EntitySpec
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
     from profilecast.sources.landing import _BatchWriter
     from profilecast.sources.window import FileRead, Window
 
-#: Bytes read at once; a chunk ends at a line break.
-CHUNK_BYTES = 32 * 2**20
 #: DuckDB threads for the checks (a parallel extraction worker sets 1: one core each).
 THREADS: int | None = None
 
@@ -262,55 +258,6 @@ def _segment(cols: list[str], t: dict[str, str], x: dict[str, str]) -> str:
     return f"({t['type']} = 'VARCHAR' and (case {x['type']} {rule} else false end))"
 
 
-def _chunks(path: str) -> Iterator[bytes]:
-    """The file's bytes in pieces that each end at a line break (the last one may not);
-    the UTF-8 byte-order mark is dropped, as the Python reader's utf-8-sig does."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        carry, first = b"", True
-        while True:
-            data = fh.read(CHUNK_BYTES)
-            if first:
-                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
-            if not data:
-                if carry:
-                    yield carry
-                return
-            data = carry + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            carry = data[cut + 1 :]
-            yield data[: cut + 1]
-
-
-def _split(chunk: bytes, path: str, first_line: int) -> tuple[pa.Array, list[bool]]:
-    """The chunk's lines (without their breaks) as a string array, and whether each had a
-    break. Lines break as Python's universal newlines do: at \\r\\n, \\r and \\n."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from profilecast.sources.catalog import SourceError
-
-    whole = pa.array([chunk], pa.binary())
-    if b"\r" in chunk:
-        parts = pc.split_pattern_regex(whole.cast(pa.large_binary()), r"\r\n|\r|\n").flatten()
-    else:
-        parts = pc.split_pattern(whole, b"\n").flatten()
-    ends = chunk.endswith((b"\n", b"\r"))
-    if ends:  # the empty piece after the last break
-        parts = parts.slice(0, len(parts) - 1)
-    try:
-        lines = parts.cast(pa.large_string())
-    except pa.ArrowInvalid as exc:
-        raise SourceError(f"{path}: not UTF-8 text at or after line {first_line}") from exc
-    broken = [True] * len(lines)
-    if not ends and broken:
-        broken[-1] = False
-    return lines, broken
-
-
 def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     """Every record of one local JSON-lines file through ``writer``: ordinary lines by DuckDB,
     the rest by the Python path; the batch's parts hold them in file order."""
@@ -318,7 +265,7 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from profilecast.sources.readers import parse_line
+    from profilecast.sources.readers import line_chunks, parse_line, split_lines
 
     con = duckdb.connect()
     if THREADS:
@@ -327,8 +274,8 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     sql = _query(writer.spec, window, person)
     next_line = 1
     try:
-        for chunk in _chunks(read.path):
-            lines, broken = _split(chunk, read.path, next_line)
+        for chunk in line_chunks(read.path):
+            lines, broken = split_lines(chunk, read.path, next_line)
             numbers = pa.array(range(next_line, next_line + len(lines)), pa.int64())
             con.register("lines", pa.table({"n": numbers, "line": lines}))
             fast = con.sql(sql).to_arrow_table()
