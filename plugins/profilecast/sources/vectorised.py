@@ -299,27 +299,39 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
 
 
 def _without_forgotten(writer: _BatchWriter, fast: pa.Table) -> pa.Table:
-    """``fast`` without the lines naming an erased person (the Python path counts them)."""
+    """``fast`` without the lines naming an erased person (the Python path counts them).
+    Each distinct value is tested against the digests once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     gone = writer.forgotten
     assert gone is not None
+    seen: dict[str, bool] = {}
+
+    def erased(text: str) -> bool:
+        if text not in seen:
+            seen[text] = gone.has(text)
+        return seen[text]
+
     keep = pa.array([True] * len(fast))
+    extra: list[str] = []
     for k, _ in enumerate(writer.spec.person_fields):
+        extra += [f"pt{k}", f"px{k}"]
         kinds, texts = fast.column(f"pt{k}").to_pylist(), fast.column(f"px{k}").to_pylist()
-        parents = fast.column(f"pp{k}").to_pylist() if f"pp{k}" in fast.column_names else None
+        parents = None
+        if f"pp{k}" in fast.column_names:
+            extra.append(f"pp{k}")
+            parents = fast.column(f"pp{k}").to_pylist()
         hits = []
         for i, (kind, text) in enumerate(zip(kinds, texts, strict=True)):
             if parents is not None and parents[i] not in (None, "NULL", "OBJECT"):
                 hits.append(True)  # a JSON string to parse: Python decides
             elif kind == "BOOLEAN":
-                hits.append(gone.has("True" if text == "true" else "False"))
+                hits.append(erased("True" if text == "true" else "False"))
             else:
-                hits.append(kind in ("VARCHAR", "BIGINT", "UBIGINT") and gone.has(text))
+                hits.append(kind in ("VARCHAR", "BIGINT", "UBIGINT") and erased(text))
         keep = pc.and_(keep, pc.invert(pa.array(hits, pa.bool_())))
-    names = [c for c in fast.column_names if not c.startswith(("pt", "px", "pp"))]
-    return fast.filter(keep).select(names)
+    return fast.filter(keep).drop_columns(extra)
 
 
 def _count(writer: _BatchWriter, read: FileRead, fast: pa.Table) -> pa.Table:
