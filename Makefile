@@ -75,8 +75,10 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.lock
 benchmark-deps: $(BENCH_STAMP) ## Install the benchmark-only pins (Splink, the identity reference)
 
 BENCH_CONTACTS ?= 100000
+# BENCH_ARGS=--reuse-world keeps the world an earlier run of the same size generated
+BENCH_ARGS ?=
 bench: $(STAMP) ## The pipeline at BENCH_CONTACTS, stage by stage against each floor, full run and next day (bench.md)
-	$(PY) benchmarks/bench.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-run-$(BENCH_CONTACTS)
+	$(PY) benchmarks/bench.py --contacts $(BENCH_CONTACTS) --out $(PROFILECAST_HOME)/bench-run-$(BENCH_CONTACTS) $(BENCH_ARGS)
 
 bench-identity: $(BENCH_STAMP) ## Identity accuracy on Splink's labelled sets, profilecast and Splink side by side (identity.md)
 	$(PY) benchmarks/identity_side_by_side.py --out $(PROFILECAST_HOME)/bench-identity

@@ -379,10 +379,24 @@ def main() -> None:
         action="store_true",
         help="stop after day 1's full run (no next day, no --full-refresh build)",
     )
+    ap.add_argument(
+        "--reuse-world",
+        action="store_true",
+        help="keep --out's generated world when it was made with the same size and seed",
+    )
     args = ap.parse_args()
     out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
     data, drop = out / "generated", out / "drop"
+    world = {
+        "contacts": args.contacts,
+        "seed": args.seed,
+        "end_date": str(DAY1 - timedelta(days=1)),
+    }
+    marker = data / ".bench-world.json"
+    reuse = args.reuse_world and marker.exists() and json.loads(marker.read_text()) == world
+    for child in out.iterdir() if out.exists() else ():
+        if not (reuse and child == data):
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     os.environ["PROFILECAST_HOME"] = str(out / "home")
     os.environ["PROFILECAST_SOURCES"] = str(drop)
     os.environ["PROFILECAST_DBT_TARGET"] = "duckdb"
@@ -396,10 +410,13 @@ def main() -> None:
     from profilecast_dev.simulate import feed_increment, seed_sources
 
     t = time.perf_counter()
-    generate(data, contacts=args.contacts, seed=args.seed, end_date=DAY1 - timedelta(days=1),
-             days_of_change=2, workers=args.workers)  # fmt: skip
+    if not reuse:
+        generate(data, contacts=args.contacts, seed=args.seed, end_date=DAY1 - timedelta(days=1),
+                 days_of_change=2, workers=args.workers)  # fmt: skip
+        marker.write_text(json.dumps(world))
     seed_sources(data, drop)
-    print(f"generated {args.contacts:,} contacts in {time.perf_counter() - t:.0f}s", flush=True)
+    verb = "reused" if reuse else "generated"
+    print(f"{verb} {args.contacts:,} contacts in {time.perf_counter() - t:.0f}s", flush=True)
     settings = load_settings()
     rec = Recorder()
     day2 = DAY1 + timedelta(days=1)

@@ -1,5 +1,6 @@
--- Every edge identity resolution considered, with the customers on both ends: the
--- explanation of every merge (accepted) and of every near miss (rejected, with the reason).
+-- The edges identity resolution weighed, with the customers on both ends: the explanation
+-- of every merge (accepted) and of every near miss (rejected, with the reason; a fuzzy pair
+-- counts as one from var identity_near_miss_score up).
 with
 
 edges as (
