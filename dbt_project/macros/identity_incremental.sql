@@ -40,28 +40,42 @@ previous as (
 
 ),
 
+-- Today's pairs against the stored ones in one full join (two joins, one per direction,
+-- took twice as long): a pair on the left only is new, on the right only is gone.
+matched as materialized (
+
+    select
+        coalesce({{ pairs }}.node_a, previous.node_a) as node_a,
+        coalesce({{ pairs }}.node_b, previous.node_b) as node_b,
+        {{ pairs }}.node_a is null as is_gone,
+        previous.node_a is null as is_new,
+        previous.fingerprint_a,
+        previous.fingerprint_b
+    from {{ pairs }}
+    full outer join previous
+        on previous.node_a = {{ pairs }}.node_a and previous.node_b = {{ pairs }}.node_b
+
+),
+
 -- New pairs, and kept pairs one of whose records changed since it was compared.
 to_compare as (
 
-    select {{ pairs }}.node_a, {{ pairs }}.node_b
-    from {{ pairs }}
-    inner join {{ records }} as a on a.record_key = {{ pairs }}.node_a
-    inner join {{ records }} as b on b.record_key = {{ pairs }}.node_b
-    left join previous
-        on previous.node_a = {{ pairs }}.node_a and previous.node_b = {{ pairs }}.node_b
-    where previous.node_a is null
-        or previous.fingerprint_a <> a.fingerprint
-        or previous.fingerprint_b <> b.fingerprint
+    select matched.node_a, matched.node_b
+    from matched
+    inner join {{ records }} as a on a.record_key = matched.node_a
+    inner join {{ records }} as b on b.record_key = matched.node_b
+    where not matched.is_gone
+        and (
+            matched.is_new
+            or matched.fingerprint_a <> a.fingerprint
+            or matched.fingerprint_b <> b.fingerprint
+        )
 
 ),
 
 removed as (
 
-    select previous.node_a, previous.node_b
-    from previous
-    left join {{ pairs }}
-        on {{ pairs }}.node_a = previous.node_a and {{ pairs }}.node_b = previous.node_b
-    where {{ pairs }}.node_a is null
+    select node_a, node_b from matched where is_gone
 
 ),
 {% else %}
