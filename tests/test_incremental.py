@@ -30,6 +30,8 @@ COMPARED = (
     "int_customers_engagement_aggregated",
     "int_customers_behaviour_aggregated",
     "int_identity_pairs_compared",
+    "int_identity_sample_pairs_compared",
+    "int_identity_u_probabilities",
     "customer_identity_edges",
     "customer_identity_map",
     "customer_profiles",

@@ -1,16 +1,10 @@
 -- u probabilities: how often records of different people land in each comparison level.
 --
 -- Estimated on every pair of a deterministic sample of var identity_u_sample_records
--- fuzzy-tier records (ordered by a hash of the record key; nearly all such pairs are two
+-- fuzzy-tier records (int_identity_sample_pairs_compared: nearly all such pairs are two
 -- different people), then smoothed towards the level's prior with a weight of
 -- var identity_u_prior_pairs pairs, so that a tiny data set falls back to the priors.
 with
-
-records as (
-
-    select * from {{ ref('int_identity_records_unioned') }}
-
-),
 
 priors as (
 
@@ -18,22 +12,9 @@ priors as (
 
 ),
 
-sampled as materialized (
+compared as (
 
-    select *
-    from records
-    where is_fuzzy_candidate
-    order by md5(record_key)
-    limit {{ var('identity_u_sample_records') }}
-
-),
-
-compared as materialized (
-
-    select
-        {{ identity_comparison_levels() }}
-    from sampled as a
-    inner join sampled as b on a.record_key < b.record_key
+    select * from {{ ref('int_identity_sample_pairs_compared') }}
 
 ),
 
