@@ -15,7 +15,9 @@ Each stage's floor is measured in the same run, on the same machine and data:
 * extract: DuckDB reading the same drop files (every column) into Parquet;
 * dbt build: one hand-written DuckDB query computing per-person aggregates (orders,
   revenue, opens, clicks, page views, sessions' last activity) from the raw tables;
-* render: a bare Jinja2 loop over the same compiled templates and profile rows;
+* render: a bare Jinja2 loop over the same compiled templates and profile rows, on one
+  core (the stage itself runs its PROFILECAST_RENDER_SHARDS shards, one per core by
+  default, in parallel processes, as the DAG's mapped render tasks run);
 * export: gzip (the same level) of the same bytes, written to a file.
 
 The results go to ``bench.json`` and ``bench.md`` in ``--out``.
@@ -132,7 +134,7 @@ def run_day(rec: Recorder, label: str, day: date, settings: Any) -> dict[str, An
             # reports the verdict: a gate that stops a generated world is worth knowing.
             r["verdict"] = "stopped: " + " ".join(str(exc).split())[:300]
     with rec.stage(label, "render") as r:
-        rendered = [pipeline.render(c, start, settings) for c in pipeline.campaign_ids(settings)]
+        rendered = render_all(start, settings)
         r["rows"] = sum(x["rendered"] for x in rendered)
     with rec.stage(label, "export") as r:
         exports = pipeline.export(rendered, start, f"bench-{label}", settings)
@@ -223,6 +225,24 @@ def dbt_floor(rec: Recorder, label: str, settings: Any, as_of: str) -> None:
         with rec.stage(label, "dbt_build", kind="floor") as r:
             con.execute(PROFILE_FLOOR_SQL.format(raw=raw_schema_name(settings)), [as_of])
             r["rows"] = con.execute("select count(*) from floor_profiles").fetchone()[0]
+
+
+def render_all(start: datetime, settings: Any) -> list[dict[str, Any]]:
+    """Every (campaign, shard) render task, PROFILECAST_RENDER_SHARDS at a time in processes:
+    the DAG's mapped render tasks under an executor with that parallelism."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from profilecast import pipeline
+    from profilecast.config import render_shards
+
+    tasks = [(t["campaign_id"], start, settings, t["shard"], t["shards"])
+             for t in pipeline.render_shards(settings)]  # fmt: skip
+    if render_shards() == 1:
+        return [pipeline.render(*t) for t in tasks]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=render_shards(), mp_context=context) as pool:
+        return [f.result() for f in [pool.submit(pipeline.render, *t) for t in tasks]]
 
 
 def render_floor(rec: Recorder, label: str, settings: Any, ds: str) -> None:
@@ -402,7 +422,8 @@ def main() -> None:
     os.environ["PROFILECAST_DBT_TARGET"] = "duckdb"
     os.environ.pop("PROFILECAST_EXPORT_URL", None)
     os.environ.setdefault("PROFILECAST_FRESHNESS_HOURS", "48")
-    os.environ.setdefault("PROFILECAST_RENDER_SHARDS", "1")
+    # Render as the DAG does: one mapped task per (campaign, shard), a core each.
+    os.environ.setdefault("PROFILECAST_RENDER_SHARDS", str(os.cpu_count() or 1))
 
     from profilecast import pipeline
     from profilecast.config import load_settings

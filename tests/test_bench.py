@@ -24,7 +24,8 @@ def test_bench_writes_every_stage_with_its_floor_and_the_incremental_ratio(tmp_p
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--contacts", "200",
          "--out", str(out), "--workers", "1"],
-        env=clean_env(), capture_output=True, text=True, timeout=850,
+        # Two render shards: the stage runs them in parallel processes, as the DAG does.
+        env=clean_env(PROFILECAST_RENDER_SHARDS="2"), capture_output=True, text=True, timeout=850,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((out / "bench.json").read_text())
@@ -35,6 +36,8 @@ def test_bench_writes_every_stage_with_its_floor_and_the_incremental_ratio(tmp_p
     # Both days processed real rows: history first, then one day's increment.
     assert rows["full", "extract"]["rows"] > rows["next", "extract"]["rows"] > 0
     assert rows["full", "dbt_build"]["rows"] > 0 and rows["full", "export"]["rows"] > 0
+    # Every message the shards rendered was exported, once.
+    assert rows["full", "render"]["rows"] == rows["full", "export"]["rows"]
     floors = {(f["day"], f["stage"]) for f in result["floors"]}
     assert {("full", "extract"), ("full", "dbt_build"), ("full", "render"),
             ("full", "export")} <= floors  # fmt: skip
