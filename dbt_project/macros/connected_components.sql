@@ -4,15 +4,16 @@
     real clusters converge in a few rounds. The test assert_identity_components_converged
     fails the build if `rounds` was not enough.
 
-    Only the nodes whose label fell in the last round push it on (`changed`): a node that
-    kept its label pushed it when it got it, so its neighbours hold that label or a smaller
-    one already. After the first rounds few nodes change, so a round joins the edges with a
-    handful of nodes instead of aggregating every node and both ends of every edge again.
-    Emits CTEs `<prefix>_0` .. `<prefix>_<rounds>`; the last one holds (node, label). -#}
+    Only the nodes whose label fell in a round are kept from that round on
+    (`<prefix>_fell_<i>`), and only they push their label in the next: a node that kept its
+    label pushed it when it got it. A node's label is the smallest it was offered, or its
+    own key. So a round after the first two joins the edges with a handful of nodes, and
+    the full node list is read twice (at the start and in `<prefix>_<rounds>`), not once a
+    round. Emits CTEs ending in `<prefix>_<rounds>`, which holds (node, label). -#}
 {% macro connected_components(prefix, nodes, edges, rounds=10) -%}
-{{ prefix }}_0 as materialized (
+{{ prefix }}_fell_0 as materialized (
 
-    select node, node as label, true as changed from {{ nodes }}
+    select node, node as label from {{ nodes }}
 
 ),
 {%- for i in range(rounds) %}
@@ -21,31 +22,54 @@
 
     select node, min(label) as label
     from (
-        select e.node_a as node, l.label
+        select e.node_a as node, f.label
         from {{ edges }} as e
-        inner join {{ prefix }}_{{ i }} as l on l.node = e.node_b
-        where l.changed
+        inner join {{ prefix }}_fell_{{ i }} as f on f.node = e.node_b
         union all
-        select e.node_b as node, l.label
+        select e.node_b as node, f.label
         from {{ edges }} as e
-        inner join {{ prefix }}_{{ i }} as l on l.node = e.node_a
-        where l.changed
+        inner join {{ prefix }}_fell_{{ i }} as f on f.node = e.node_a
     ) as pushed
     group by node
 
 ),
 
-{{ prefix }}_{{ i + 1 }} as materialized (
+-- The nodes offered a label below their own key and below every label they took before.
+{{ prefix }}_fell_{{ i + 1 }} as materialized (
 
-    select
-        l.node,
-        case when p.label < l.label then p.label else l.label end as label,
-        coalesce(p.label < l.label, false) as changed
-    from {{ prefix }}_{{ i }} as l
-    left join {{ prefix }}_pushed_{{ i }} as p on p.node = l.node
+    select p.node, p.label
+    from {{ prefix }}_pushed_{{ i }} as p
+    where p.label < p.node
+    {%- for k in range(1, i + 1) %}
+        and not exists (
+            select 1 from {{ prefix }}_fell_{{ k }} as f
+            where f.node = p.node and f.label <= p.label
+        )
+    {%- endfor %}
 
-){% if not loop.last %},{% endif %}
+),
 {%- endfor %}
+
+{{ prefix }}_fallen as (
+
+    select node, min(label) as label
+    from (
+        {%- for k in range(1, rounds + 1) %}
+        select node, label from {{ prefix }}_fell_{{ k }}
+        {% if not loop.last %}union all{% endif %}
+        {%- endfor %}
+    ) as fell
+    group by node
+
+),
+
+{{ prefix }}_{{ rounds }} as (
+
+    select n.node, coalesce(f.label, n.node) as label
+    from {{ nodes }} as n
+    left join {{ prefix }}_fallen as f on f.node = n.node
+
+)
 {%- endmacro %}
 
 {#- Similarity of two strings in [0, 1] from the Levenshtein distance (DuckDB and
