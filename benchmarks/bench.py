@@ -388,6 +388,15 @@ def write_results(rec: Recorder, contacts: int, out: Path) -> dict[str, Any]:
     return result
 
 
+def _recorded_world(marker: Path) -> dict[str, Any] | None:
+    """What an earlier run recorded it generated, or None (none, or an unreadable record:
+    the world is generated again)."""
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contacts", type=int, default=100_000)
@@ -413,7 +422,7 @@ def main() -> None:
         "end_date": str(DAY1 - timedelta(days=1)),
     }
     marker = data / ".bench-world.json"
-    reuse = args.reuse_world and marker.exists() and json.loads(marker.read_text()) == world
+    reuse = args.reuse_world and _recorded_world(marker) == world
     for child in out.iterdir() if out.exists() else ():
         if not (reuse and child == data):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
