@@ -21,9 +21,11 @@ def test_three_days_rerun_and_backfill_under_the_scheduler(tmp_path):
         [venv_bin("profilecast"), "simulate", "--contacts", "250", "--days", "3", "--seed", "5",
          "--home", str(home)],
         # Each day's web and ESP events arrive as a second file beside the history: with no
-        # size floor, extraction reads them in worker processes under the scheduler.
+        # size floor, extraction reads them in worker processes under the scheduler, and the
+        # export makes its batches in worker processes too.
         env=clean_env(PROFILECAST_HOME=str(tmp_path / "unused"),
-                      PROFILECAST_EXTRACT_PARALLEL_MIN_MB="0"),  # fmt: skip
+                      PROFILECAST_EXTRACT_PARALLEL_MIN_MB="0",
+                      PROFILECAST_EXPORT_PARALLEL_MIN_MB="0"),  # fmt: skip
         capture_output=True, text=True, timeout=1700,
     )  # fmt: skip
     out = result.stdout + result.stderr

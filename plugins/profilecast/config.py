@@ -74,11 +74,24 @@ def pool_wait_seconds() -> int:
 def extract_workers() -> int:
     """Processes that read one entity's drop files at once (PROFILECAST_EXTRACT_WORKERS;
     default: the cores this process may run on)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return env_int("PROFILECAST_EXTRACT_WORKERS", cores)
+    return env_int("PROFILECAST_EXTRACT_WORKERS", _cores())
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def export_workers() -> int:
+    """Processes that make one campaign's export batches (PROFILECAST_EXPORT_WORKERS; default:
+    the cores this process may run on)."""
+    return env_int("PROFILECAST_EXPORT_WORKERS", _cores())
+
+
+def export_parallel_min_bytes() -> int:
+    """The rendered files' size (gzip) from which worker processes make a campaign's export
+    batches (PROFILECAST_EXPORT_PARALLEL_MIN_MB, 1)."""
+    return env_int("PROFILECAST_EXPORT_PARALLEL_MIN_MB", 1, minimum=0) * 2**20
 
 
 def extract_parallel_min_bytes() -> int:

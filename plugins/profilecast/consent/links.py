@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+from functools import lru_cache
 from typing import Any
 
 from profilecast.consent.tokens import Tokens
@@ -35,26 +38,36 @@ def preferences_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/p/{token}"
 
 
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def _footer_parts(base_url: str) -> tuple[str, str, str, str]:
+    """The HTML footer's fixed text around the two tokens, and the bare base, for one base
+    URL. A token is URL-safe base64, which HTML escaping leaves as it is."""
+    base = base_url.rstrip("/")
+    esc = html.escape(base)
+    return (f'<p style="font-size:12px;color:#666"><a href="{esc}/p/',
+            f'">Email preferences</a> &middot; <a href="{esc}/u/',
+            '">Unsubscribe</a></p>', base)  # fmt: skip
+
+
 def add_footer(message: dict[str, Any], tokens: Tokens, base_url: str, issued: str,
                token: str | None = None) -> None:  # fmt: skip
     """Link the preference centre and a global unsubscribe from the message's body (HTML
     before ``</body>``, text at the end). The link's token carries no topic: the page shows
     them all (``token``: that token, when the caller made it already)."""
-    import html as _html
-    import re
-
     token = token or message_token(message, None, tokens, issued)
-    prefs = preferences_url(base_url, token)
+    before_prefs, before_unsubscribe, after, base = _footer_parts(base_url)
     if message.get("html"):
-        link = (f'<p style="font-size:12px;color:#666"><a href="{_html.escape(prefs)}">'
-                "Email preferences</a> &middot; "
-                f'<a href="{_html.escape(unsubscribe_url(base_url, token))}">Unsubscribe</a></p>')  # fmt: skip
+        safe = html.escape(token)
+        link = f"{before_prefs}{safe}{before_unsubscribe}{safe}{after}"
         body = message["html"]
-        m = re.search(r"</body\s*>", body, re.IGNORECASE)
+        m = _BODY_END.search(body)
         message["html"] = body[: m.start()] + link + body[m.start() :] if m else body + link
     if message.get("text") is not None:
-        message["text"] = (message["text"].rstrip("\n") + f"\n\n--\nEmail preferences: {prefs}\n"
-                           f"Unsubscribe: {unsubscribe_url(base_url, token)}\n")  # fmt: skip
+        message["text"] = (message["text"].rstrip("\n") + f"\n\n--\nEmail preferences: {base}/p/{token}\n"
+                           f"Unsubscribe: {base}/u/{token}\n")  # fmt: skip
 
 
 def link_settings() -> tuple[Tokens, str]:

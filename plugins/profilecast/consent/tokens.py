@@ -19,9 +19,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 DEMO_SECRET = "profilecast-demo-secret"
 #: json.dumps(..., separators=(",", ":")) builds an encoder per call; one is enough.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def _body_bytes(body: dict[str, Any]) -> bytes:
+    """The body as compact ASCII JSON, byte for byte what ``json`` writes (tokens stay the
+    same across versions). msgspec writes the same bytes ten times faster unless a value
+    holds a character json escapes and msgspec does not (non-ASCII, DEL): those go to json."""
+    raw = msgspec.json.encode(body)
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    return _COMPACT.encode(body).encode()
 
 
 class TokenError(ValueError):
@@ -73,8 +85,7 @@ class Tokens:
         day = issued or datetime.now(UTC).strftime("%Y-%m-%d")
         body = {"m": message_key, "c": customer_id, "e": email.strip().lower(), "t": topic,
                 "i": day}  # fmt: skip
-        sealed = self._keys[0].encrypt(_COMPACT.encode(body).encode(), None)
-        return _b64(sealed)
+        return _b64(self._keys[0].encrypt(_body_bytes(body), None))
 
     def read(self, token: str, now: float | None = None) -> Unsubscribe:
         from cryptography.exceptions import InvalidTag

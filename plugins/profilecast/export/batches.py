@@ -11,34 +11,28 @@ deterministic (continuing the manifest's numbering), so an export that crashed a
 a batch but before recording it rewrites the same file with the same content on retry; the
 ledger rows commit before the manifest is written.
 
+The batches themselves are made part by part, in worker processes when the rendered files
+are large (``prepare.py``); this module numbers them, writes them in order and commits.
+
 Generic JSON-lines schema, version ``profilecast.jsonl/1``: ``message_key, campaign_id,
 customer_id, to, from, subject, subject_variant, preheader, html, text, headers, fields``.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profilecast.consent.links import (
-    add_footer,
-    link_settings,
-    message_token,
-    unsubscribe_headers,
-)
-from profilecast.experiments.definition import HOLDOUT
 from profilecast.export.ledger import (
     build_manifest,
     ensure_ledger_tables,
     pd_frame,
     record_holdouts,
 )
-from profilecast.export.message_log import log_record, write_log
+from profilecast.export.message_log import log_record, write_log, write_log_lines
+from profilecast.export.prepare import Batch, Context, prepare_files
 from profilecast.storage import ObjectStore
 
 SCHEMA_VERSION = "profilecast.jsonl/1"
@@ -51,27 +45,23 @@ GZIP_LEVEL = 6
 COMMIT_EVERY = 20
 
 
-def _read_rendered(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def timed_batches(
-    fmt: str, messages: list[dict[str, Any]]
-) -> Iterator[tuple[str | None, list[dict], list[str]]]:
-    """(send_at, messages, lines) per batch file: a batch holds messages of one send time
-    (per-hour batches; ``send_at`` None: at once), in the given order."""
-    from itertools import groupby
-
-    from profilecast.export.formats import batch_files
-
-    for send_at, group in groupby(messages, key=lambda m: m.get("send_at")):
-        for chunk, lines in batch_files(fmt, list(group)):
-            yield send_at, chunk, lines
+def _ordered(paths: list[Path], context: Context, workers: int) -> tuple[list[Batch], list[dict]]:
+    """The parts' batches, ordered by send time then part (the order they are numbered in),
+    and the holdouts. A message key in two parts is an error: render writes each once."""
+    batches: list[tuple[str, int, Batch]] = []
+    holdouts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, part in enumerate(prepare_files(paths, context, workers)):
+        holdouts += part.holdouts
+        for batch in part.batches:
+            keys = set(batch.message_keys)
+            if keys & seen:
+                raise ValueError(f"message {min(keys & seen)!r} was rendered twice for "
+                                 f"{context.run_date}: {[str(p) for p in paths]}")  # fmt: skip
+            seen |= keys
+            batches.append((batch.send_at or "", n, batch))
+    batches.sort(key=lambda t: t[:2])  # stable: a part's batches keep their order
+    return [b for _, _, b in batches], holdouts
 
 
 def export_campaign(
@@ -86,16 +76,21 @@ def export_campaign(
     sent_at: str | None = None,
     attribution_days: int = 5,
     sources: ObjectStore | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Export rendered messages not yet in the send ledger; returns what was written.
 
     Per batch the file is written (conditionally); every COMMIT_EVERY batches, and at the
     end, their ledger rows and ``export_batches`` rows commit together. The manifest is
     rebuilt from ``export_batches`` and written last, so it lists exactly the committed
-    batches even after a crash.
+    batches even after a crash. ``workers``: processes preparing the messages and threads
+    compressing the batches (default: ``config.export_workers`` when the rendered files are
+    large enough to pay for them, else one).
     """
-    from profilecast.export.formats import SCHEMAS
+    from profilecast.config import export_parallel_min_bytes, export_workers
+    from profilecast.export.formats import SCHEMAS, spec
 
+    spec(fmt)  # an unknown format fails before anything is read
     ensure_ledger_tables(wh)
     exported = {
         r[0]
@@ -103,26 +98,14 @@ def export_campaign(
             "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
         )
     }
-    tokens, base_url = link_settings()
-    pending = []
-    holdouts = []
-    for path in rendered_files:
-        for msg in _read_rendered(path):
-            if msg.get("variant") == HOLDOUT:
-                holdouts.append(msg)
-                continue
-            if msg["message_key"] not in exported:
-                # One token when the message's topic is all marketing: the footer's.
-                everything = message_token(msg, None, tokens, run_date)
-                token = everything if topic is None else None
-                msg["headers"] = unsubscribe_headers(msg, topic, tokens, base_url, run_date, token)
-                add_footer(msg, tokens, base_url, run_date, everything)
-                msg["schema_version"] = SCHEMA_VERSION
-                pending.append(msg)
-                exported.add(msg["message_key"])
-    pending.sort(key=lambda m: (m.get("send_at") or "", m["message_key"]))
     prefix = f"{campaign_id}/{run_date}"
     sent_at = sent_at or f"{run_date} 00:00:00"
+    if workers is None:
+        size = sum(p.stat().st_size for p in rendered_files if p.exists())
+        workers = export_workers() if size >= export_parallel_min_bytes() else 1
+    context = Context(fmt, topic, run_date, sent_at, attribution_days, GZIP_LEVEL, exported)
+    batches, holdouts = _ordered(rendered_files, context, workers)
+    del exported, context
 
     def logged(msgs: list[dict[str, Any]], rel: str) -> None:
         if sources is not None:
@@ -141,36 +124,34 @@ def export_campaign(
     seq = len(committed)
     written = new_batches = 0
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    ledger_rows: list[dict[str, Any]] = []
+    ledger: dict[str, list[Any]] = {"message_key": [], "customer_id": [], "batch_file": []}
     batch_rows: list[dict[str, Any]] = []
 
     def commit() -> None:
         if batch_rows:
-            wh.insert_frames(
-                {"send_ledger": pd_frame(ledger_rows), "export_batches": pd_frame(batch_rows)}
-            )
+            import pandas as pd
+
+            frame = pd.DataFrame(ledger)
+            frame.insert(1, "campaign_id", campaign_id)
+            frame.insert(3, "run_date", run_date)
+            frame["exported_at"] = now
+            wh.insert_frames({"send_ledger": frame, "export_batches": pd_frame(batch_rows)})
             committed.update(b["batch_file"] for b in batch_rows)
-            ledger_rows.clear()
+            for column in ledger.values():
+                column.clear()
             batch_rows.clear()
 
-    for send_at, chunk, lines in timed_batches(fmt, pending):
+    for batch in batches:
         name = f"batch-{seq:05d}.jsonl.gz"
-        data = gzip.compress(("\n".join(lines) + "\n").encode(), GZIP_LEVEL, mtime=0)
         # An uncommitted file of that name is an orphan of a crashed attempt: replace it.
-        target.write(f"{prefix}/{name}", data, "application/gzip", overwrite=name not in committed)
-        logged(chunk, f"{prefix}-{name.split('.')[0]}")
+        target.write(f"{prefix}/{name}", batch.data, "application/gzip",
+                     overwrite=name not in committed)  # fmt: skip
+        if sources is not None:
+            write_log_lines(sources, f"{prefix}-{name.split('.')[0]}", [batch.log])
         location = target.location(f"{prefix}/{name}")
-        ledger_rows.extend(
-            {
-                "message_key": m["message_key"],
-                "campaign_id": campaign_id,
-                "customer_id": m["customer_id"],
-                "run_date": run_date,
-                "batch_file": location,
-                "exported_at": now,
-            }
-            for m in chunk
-        )
+        ledger["message_key"] += batch.message_keys
+        ledger["customer_id"] += batch.customer_ids
+        ledger["batch_file"] += [location] * len(batch.message_keys)
         batch_rows.append(
             {
                 "campaign_id": campaign_id,
@@ -178,15 +159,15 @@ def export_campaign(
                 "batch_file": name,
                 "format": fmt,
                 "schema_version": SCHEMAS[fmt],
-                "messages": len(chunk),
-                "lines": len(lines),
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "messages": len(batch.message_keys),
+                "lines": batch.lines,
+                "sha256": batch.sha256,
                 "run_id": run_id,
                 "exported_at": now,
-                "send_at": send_at,
+                "send_at": batch.send_at,
             }
         )
-        written += len(chunk)
+        written += len(batch.message_keys)
         new_batches += 1
         seq += 1
         if len(batch_rows) >= COMMIT_EVERY:

@@ -68,10 +68,10 @@ class Outbox:
         for (flow_id, fmt), items in sorted(by_flow.items()):
             items.sort(key=lambda p: p.message["message_key"])
             index = {id(p.message): p for p in items}
-            for chunk, lines in batch_files(fmt, [p.message for p in items]):
+            for chunk, raw, _ in batch_files(fmt, [p.message for p in items]):
                 seq = self.store.next_batch_seq(flow_id, day)
                 file = f"flows/{flow_id}/{day}/batch-{seq:05d}.jsonl.gz"
-                data = gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0)
+                data = gzip.compress(raw, mtime=0)
                 digest = hashlib.sha256(data).hexdigest()
                 kind = self.flows[flow_id].kind
                 with self.store.conn:  # claim: bytes, ledger rows and state moves together
