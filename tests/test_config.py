@@ -74,6 +74,23 @@ def test_integer_settings_name_the_variable_when_bad(monkeypatch, raw, message):
         render_shards()
 
 
+def test_export_workers_default_to_the_cores_and_take_the_floor_in_mib(monkeypatch):
+    import os
+
+    from profilecast.config import export_parallel_min_bytes, export_workers
+
+    monkeypatch.delenv("PROFILECAST_EXPORT_WORKERS", raising=False)
+    monkeypatch.delenv("PROFILECAST_EXPORT_PARALLEL_MIN_MB", raising=False)
+    assert export_workers() == len(os.sched_getaffinity(0))
+    assert export_parallel_min_bytes() == 2**20
+    monkeypatch.setenv("PROFILECAST_EXPORT_WORKERS", "3")
+    monkeypatch.setenv("PROFILECAST_EXPORT_PARALLEL_MIN_MB", "0")
+    assert (export_workers(), export_parallel_min_bytes()) == (3, 0)
+    monkeypatch.setenv("PROFILECAST_EXPORT_WORKERS", "0")
+    with pytest.raises(ValueError, match="PROFILECAST_EXPORT_WORKERS=0 must be at least 1"):
+        export_workers()
+
+
 @pytest.mark.parametrize(("raw", "on"), [("", True), ("true", True), ("OFF", False), ("0", False)])
 def test_data_docs_switch(monkeypatch, raw, on):
     from profilecast.config import data_docs
