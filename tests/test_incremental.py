@@ -29,6 +29,7 @@ COMPARED = (
     "int_esp_events_identified",
     "int_customers_engagement_aggregated",
     "int_customers_behaviour_aggregated",
+    "int_identity_clusters_deterministic",
     "int_identity_pairs_compared",
     "int_identity_sample_pairs_compared",
     "int_identity_u_probabilities",
