@@ -92,12 +92,18 @@ def test_worker_processes_write_the_batches_one_process_writes(tmp_path, monkeyp
     assert {r["message_key"] for r in log} == set(by_key)
 
 
-def test_a_message_rendered_in_two_shards_is_an_error(tmp_path):
+def test_a_message_rendered_twice_is_an_error(tmp_path):
     a, b = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
     _render(a, "c1", range(0, 5))
     _render(b, "c1", range(4, 8))
     with pytest.raises(ValueError, match="rendered twice"):
         export_campaign(_Wh(), ObjectStore((tmp_path / "esp").as_uri()), "c1", DS, [a, b],
+                        "run-1", workers=1)  # fmt: skip
+    # twice in one file, too: nothing is silently dropped
+    again = tmp_path / "again.jsonl.gz"
+    again.write_bytes(gzip.compress(gzip.decompress(a.read_bytes()) * 2))
+    with pytest.raises(ValueError, match="rendered twice in .*again"):
+        export_campaign(_Wh(), ObjectStore((tmp_path / "esp2").as_uri()), "c1", DS, [again],
                         "run-1", workers=1)  # fmt: skip
 
 

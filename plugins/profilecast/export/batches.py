@@ -83,9 +83,9 @@ def export_campaign(
     Per batch the file is written (conditionally); every COMMIT_EVERY batches, and at the
     end, their ledger rows and ``export_batches`` rows commit together. The manifest is
     rebuilt from ``export_batches`` and written last, so it lists exactly the committed
-    batches even after a crash. ``workers``: processes preparing the messages and threads
-    compressing the batches (default: ``config.export_workers`` when the rendered files are
-    large enough to pay for them, else one).
+    batches even after a crash. ``workers``: processes making the batches (``prepare.py``;
+    default: ``config.export_workers`` when the rendered files are large enough to pay for
+    them, else one). The batch files are the same for any number.
     """
     from profilecast.config import export_parallel_min_bytes, export_workers
     from profilecast.export.formats import SCHEMAS, spec

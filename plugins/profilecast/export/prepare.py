@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import multiprocessing
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,13 +122,11 @@ def prepare_part(job: tuple[Path, int, int]) -> Part:
     lines = lines[k * len(lines) // parts : (k + 1) * len(lines) // parts]
     messages = msgspec.json.Decoder().decode_lines(b"\n".join(lines)) if lines else []
     holdouts = [m for m in messages if m.get("variant") == HOLDOUT]
-    seen: set[str] = set()
-    pending = []
-    for msg in messages:  # each key once (the first line's), none the ledger holds
-        key = msg["message_key"]
-        if msg.get("variant") != HOLDOUT and key not in ctx.exported and key not in seen:
-            seen.add(key)
-            pending.append(msg)
+    if len({m["message_key"] for m in messages}) < len(messages):
+        twice = sorted(k for k, n in Counter(m["message_key"] for m in messages).items() if n > 1)
+        raise ValueError(f"message {twice[0]!r} was rendered twice in {path}")
+    pending = [m for m in messages  # none the ledger holds
+               if m.get("variant") != HOLDOUT and m["message_key"] not in ctx.exported]  # fmt: skip
     pending.sort(key=lambda m: (m.get("send_at") or "", m["message_key"]))
     tokens, base_url = link_settings()
     fmt = spec(ctx.fmt)
