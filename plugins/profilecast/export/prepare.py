@@ -30,8 +30,10 @@ from typing import Any
 
 from profilecast.experiments.definition import HOLDOUT
 
-#: uncompressed rendered bytes per part: a part is one job, and its last batch may be short
-PART_BYTES = 8 * 2**20
+#: uncompressed rendered bytes per part: a part is one job, and its last batch of each send
+#: time may be short. At a million contacts 8 MiB parts cut the SendGrid campaign's 231,867
+#: messages (24 send hours) into 961 files; 64 MiB parts into 329, in the same time.
+PART_BYTES = 64 * 2**20
 
 
 @dataclass
