@@ -72,25 +72,21 @@ def pool_wait_seconds() -> int:
 
 
 def extract_workers() -> int:
-    """Processes that read one entity's drop files at once (PROFILECAST_EXTRACT_WORKERS;
-    default: the cores this process may run on)."""
+    """Processes reading one entity's drop files (PROFILECAST_EXTRACT_WORKERS; the cores)."""
     return env_int("PROFILECAST_EXTRACT_WORKERS", _cores())
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
+def _cores() -> int:  # the cores this process may run on
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def export_workers() -> int:
-    """Processes that make one campaign's export batches (PROFILECAST_EXPORT_WORKERS; default:
-    the cores this process may run on)."""
+    """Processes making a campaign's export batches (PROFILECAST_EXPORT_WORKERS; the cores)."""
     return env_int("PROFILECAST_EXPORT_WORKERS", _cores())
 
 
 def export_parallel_min_bytes() -> int:
-    """The rendered files' size (gzip) from which worker processes make a campaign's export
-    batches (PROFILECAST_EXPORT_PARALLEL_MIN_MB, 1)."""
+    """Rendered gzip bytes from which exports use workers (PROFILECAST_EXPORT_PARALLEL_MIN_MB)."""
     return env_int("PROFILECAST_EXPORT_PARALLEL_MIN_MB", 1, minimum=0) * 2**20
 
 
