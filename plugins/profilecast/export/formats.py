@@ -50,11 +50,6 @@ TRACKED = ("message_key", "campaign_id", "experiment_id", "variant")
 _encode = msgspec.json.Encoder().encode
 
 
-def encode_json(obj: Any) -> bytes:
-    """Compact JSON (UTF-8, no escaping beyond JSON's own), as every batch line is written."""
-    return _encode(obj)
-
-
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
