@@ -9,13 +9,18 @@
     deletes. The result equals comparing every pair again. -#}
 
 {#- The config of a model built with identity_compared_pairs. -#}
-{% macro identity_pairs_config() -%}
+{#- With block_state, the model keeps its blocking between builds (macros/identity_blocks.sql). -#}
+{% macro identity_pairs_config(block_state=false) -%}
+  {%- set hooks = ["delete from {{ this }} where is_removed"] -%}
+  {%- if block_state -%}
+    {%- do hooks.append("{{ identity_block_state_update(identity_block_state_ready()) }}") -%}
+  {%- endif -%}
   {{ config(
       materialized='incremental',
       unique_key=['node_a', 'node_b'],
       incremental_strategy='delete+insert',
       on_schema_change='fail',
-      post_hook="delete from {{ this }} where is_removed",
+      post_hook=hooks,
   ) }}
 {%- endmacro %}
 
@@ -31,9 +36,12 @@ md5(concat_ws(
 {%- endmacro %}
 
 {#- CTEs `to_compare`, `removed`, `compared` and `final` over the CTE `records` (with a
-    `fingerprint` column) and the CTE `pairs` (node_a < node_b). -#}
+    `fingerprint` column) and the CTE `pairs` (node_a < node_b). With `pairs` none, the
+    model has defined `to_compare` and `removed` itself (incremental blocking,
+    macros/identity_blocks.sql). -#}
 {% macro identity_compared_pairs(records, pairs) -%}
-{% if is_incremental() %}
+{% if is_incremental() and pairs is none %}
+{%- elif is_incremental() %}
 previous as (
 
     select node_a, node_b, fingerprint_a, fingerprint_b from {{ this }}

@@ -72,7 +72,8 @@
 {#- Event tables linked to customers (int_web_events_identified, int_esp_events_identified),
     kept incrementally by event key. Each row carries its customer's fingerprint when it was
     linked (_identity_fingerprint) and the as_of it was linked at (_as_of). In an incremental
-    run, the events CTE keeps only the events (by `key_column`) whose row may have changed:
+    run, the events CTE keeps only the events (by `key_column`) whose row may have changed
+    (the model places changed_customers_cte() before it):
 
       * staged after the newest this table holds (_ingested_at): new or re-delivered;
       * linked to a customer whose source records changed since (stored fingerprint differs,
@@ -91,7 +92,7 @@
         or {{ key }} in (
             select identities.source_record_id
             from {{ ref('int_identities_resolved') }} as identities
-            inner join ({{ changed_customers() }}) as changed
+            inner join changed_customers as changed
                 on changed.customer_id = identities.customer_id
             where identities.source = '{{ source }}'
         )
@@ -99,11 +100,23 @@
         or {{ key_column }} in (
             select kept.{{ key_column }}
             from {{ this }} as kept
-            inner join ({{ changed_customers() }}) as changed
+            inner join changed_customers as changed
                 on changed.customer_id = kept.customer_id
         )
     )
   {%- endif %}
+{%- endmacro %}
+
+{#- The CTE events_to_relink reads (placed before the model's events CTE, with its comma):
+    the changed customers, computed once (the event table is scanned for them once). -#}
+{% macro changed_customers_cte() -%}
+  {%- if is_incremental() -%}
+changed_customers as materialized (
+
+    {{ changed_customers() }}
+
+),
+  {%- endif -%}
 {%- endmacro %}
 
 {#- Customers whose fingerprint is not the one this table linked its events with: changed,

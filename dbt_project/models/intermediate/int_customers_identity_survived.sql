@@ -1,13 +1,131 @@
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ drop_retired_customers() }}",
+) }}
+
 -- Identity layer: the best value of each attribute per customer, chosen by the declared
 -- survivorship rules in seeds/survivorship_rules.csv (lowest priority number wins; within a
 -- source the most recently observed non-empty value wins).
+--
+-- Kept incrementally: a customer's row depends only on its own source records, so a run
+-- recomputes only the customers whose records changed (a merge, a split, a new customer:
+-- the identity fingerprint) or one of whose inputs was ingested after the newest this
+-- table holds (a CRM contact or billing customer version, a web identify event, an ESP
+-- event of one of its addresses). A full refresh computes everyone with the same SQL.
 with
 
-identities as (
+customers as (
+
+    select * from {{ ref('int_customers_fingerprinted') }}
+
+),
+
+all_identities as (
 
     select * from {{ ref('int_identities_resolved') }}
 
 ),
+
+crm_contacts as (
+
+    select * from {{ ref('stg_crm__contacts') }}
+
+),
+
+billing_customers as (
+
+    select * from {{ ref('stg_billing__customers') }}
+
+),
+
+identify_events as (
+
+    select user_id, email, first_name, last_name, occurred_at, _ingested_at
+    from {{ ref('stg_web__events') }}
+    where event_type = 'identify'
+
+),
+
+{% if is_incremental() -%}
+watermark as (
+
+    select coalesce(max({{ prior_column('_ingested_at', 'cast(null as timestamp)') }}), cast('1900-01-01' as timestamp)) as ingested_at
+    from {{ this }}
+
+),
+
+-- Source records with a version ingested since the newest input this table was built from.
+fresh_records as (
+
+    select 'crm' as source, contact_id as source_record_id
+    from crm_contacts
+    where _ingested_at > (select ingested_at from watermark)
+    union all
+    select 'billing', billing_customer_id
+    from billing_customers
+    where _ingested_at > (select ingested_at from watermark)
+    union all
+    select 'web_user', user_id
+    from identify_events
+    where _ingested_at > (select ingested_at from watermark)
+    union all
+    select 'esp', lower(trim(email))
+    from {{ ref('stg_esp__events') }}
+    where _ingested_at > (select ingested_at from watermark)
+
+),
+
+scope as (
+
+    select customers.customer_id
+    from customers
+    left join (
+        select
+            customer_id,
+            {{ prior_column('_identity_fingerprint', 'cast(null as varchar)') }} as fingerprint
+        from {{ this }}
+    ) as kept on kept.customer_id = customers.customer_id
+    where kept.customer_id is null or kept.fingerprint is distinct from customers.identity_fingerprint
+    union
+    select all_identities.customer_id
+    from all_identities
+    inner join fresh_records
+        on fresh_records.source = all_identities.source
+        and fresh_records.source_record_id = all_identities.source_record_id
+
+),
+
+identities as (
+
+    select all_identities.*
+    from all_identities
+    inner join scope on scope.customer_id = all_identities.customer_id
+
+),
+
+computed as (
+
+    select customers.*
+    from customers
+    inner join scope on scope.customer_id = customers.customer_id
+
+),
+{%- else %}
+identities as (
+
+    select * from all_identities
+
+),
+
+computed as (
+
+    select * from customers
+
+),
+{%- endif %}
 
 rules as (
 
@@ -18,7 +136,7 @@ rules as (
 contacts as (
 
     select identities.customer_id, contacts.*
-    from {{ ref('stg_crm__contacts') }} as contacts
+    from crm_contacts as contacts
     inner join identities
         on identities.source = 'crm' and identities.source_record_id = contacts.contact_id
 
@@ -27,7 +145,7 @@ contacts as (
 billing as (
 
     select identities.customer_id, customers.*
-    from {{ ref('stg_billing__customers') }} as customers
+    from billing_customers as customers
     inner join identities
         on identities.source = 'billing'
         and identities.source_record_id = customers.billing_customer_id
@@ -41,11 +159,11 @@ web as (
         events.email,
         events.first_name,
         events.last_name,
-        events.occurred_at
-    from {{ ref('stg_web__events') }} as events
+        events.occurred_at,
+        events._ingested_at
+    from identify_events as events
     inner join identities
         on identities.source = 'web_user' and identities.source_record_id = events.user_id
-    where events.event_type = 'identify'
 
 ),
 
@@ -116,7 +234,7 @@ ranked as (
 
 ),
 
-final as (
+survivors as (
 
     select
         customer_id,
@@ -127,6 +245,38 @@ final as (
     from ranked
     where survivor_rank = 1
     group by customer_id
+
+),
+
+-- The newest ingestion among the inputs this build read: the next build's watermark.
+newest_input as (
+
+    select max(ingested_at) as ingested_at
+    from (
+        select max(_ingested_at) as ingested_at from crm_contacts
+        union all
+        select max(_ingested_at) from billing_customers
+        union all
+        select max(_ingested_at) from identify_events
+        union all
+        select max(_ingested_at) from {{ ref('stg_esp__events') }}
+    ) as inputs
+
+),
+
+-- One row per customer computed, even one without any surviving value (all nulls), so
+-- that a customer who loses every value replaces its earlier row.
+final as (
+
+    select
+        computed.customer_id,
+        {%- for attribute in ['first_name', 'last_name', 'email', 'phone', 'company', 'job_title', 'industry', 'city', 'country', 'postcode', 'birth_date', 'currency', 'email_source'] %}
+        survivors.{{ attribute }},
+        {%- endfor %}
+        computed.identity_fingerprint as _identity_fingerprint,
+        (select ingested_at from newest_input) as _ingested_at
+    from computed
+    left join survivors on survivors.customer_id = computed.customer_id
 
 )
 

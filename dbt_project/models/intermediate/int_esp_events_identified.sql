@@ -11,6 +11,8 @@
 -- an event whose address lost its customer is deleted after the merge.
 with
 
+{{ changed_customers_cte() }}
+
 events as (
 
     select * from {{ ref('stg_esp__events') }}

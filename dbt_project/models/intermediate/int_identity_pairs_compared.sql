@@ -1,4 +1,4 @@
-{{ identity_pairs_config() }}
+{{ identity_pairs_config(block_state=true) }}
 
 -- Candidate record pairs for the fuzzy tier, and the level of every comparison for each.
 --
@@ -9,43 +9,30 @@
 -- var identity_block_size_cap records is skipped. The keys and the comparison levels are
 -- declared once, in macros/identity_matching.sql.
 --
--- Incremental, and exact (macros/identity_incremental.sql): a run enumerates today's
--- candidate pairs (blocking is cheap) and compares only the pairs that are new or whose
--- record changed; a pair no longer blocked together (a record changed, left the fuzzy
--- population, was erased, or its block outgrew the cap) is removed. The deterministic
+-- Incremental, and exact: a run blocks again only around the records that changed, from
+-- the blocking the last build kept beside the table (macros/identity_blocks.sql), and
+-- compares only the pairs that are new or whose record changed
+-- (macros/identity_incremental.sql); a pair no longer blocked together (a record changed,
+-- left the fuzzy population, was erased, or its block outgrew the cap) is removed. The
+-- first build, a full refresh or another cap enumerates every pair. The deterministic
 -- labels change daily and are joined in int_identity_edges_scored, not kept here.
 -- _compared_at: when the pair was compared.
 with
 
-records as (
-
-    select * from {{ ref('int_identity_records_unioned') }}
-
-),
-
 fuzzy_records as (
 
-    select
-        *,
-        {{ identity_record_fingerprint() }} as fingerprint
-    from records
-    where is_fuzzy_candidate
+    {{ identity_fuzzy_records() }}
 
 ),
+{%- if identity_block_state_ready() %}
+
+{{ identity_incremental_blocking() }}
+
+{{ identity_compared_pairs('fuzzy_records', none) }}
+{%- else %}
 
 blocked as (
-    {%- for key in identity_blocking_keys() %}
-
-    select
-        record_key,
-        '{{ key.name }}:' || {{ key.parts | join(" || ':' || ") }} as block_key
-    from fuzzy_records
-    where {{ key.requires | join(' is not null and ') }} is not null
-    {% if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-
+    {{ identity_blocked('fuzzy_records') }}
 ),
 
 usable_blocks as (
@@ -67,5 +54,6 @@ pairs as (
 ),
 
 {{ identity_compared_pairs('fuzzy_records', 'pairs') }}
+{%- endif %}
 
 select * from final

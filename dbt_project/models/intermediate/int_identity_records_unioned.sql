@@ -22,15 +22,9 @@ billing_customers as (
 
 ),
 
-web_events as (
+event_identities as (
 
-    select * from {{ ref('stg_web__events') }}
-
-),
-
-esp_events as (
-
-    select * from {{ ref('stg_esp__events') }}
+    select * from {{ ref('int_event_identities_aggregated') }}
 
 ),
 
@@ -78,27 +72,13 @@ billing_records as (
 
 ),
 
-web_users as (
-
-    select
-        user_id,
-        max(email) as email,
-        max(first_name) as first_name,
-        max(last_name) as last_name,
-        max(occurred_at) as observed_at
-    from web_events
-    where user_id is not null
-    group by user_id
-
-),
-
 web_user_records as (
 
     select
         'web_user' as source,
-        user_id as source_record_id,
+        source_record_id,
         {{ normalize_email('email') }} as email_normalized,
-        user_id as crm_contact_id,
+        source_record_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
         first_name,
         last_name,
@@ -108,31 +88,20 @@ web_user_records as (
         cast(null as varchar) as city,
         cast(null as varchar) as employer_domain,
         observed_at
-    from web_users
+    from event_identities
+    where source = 'web_user'
 
 ),
 
--- anonymousId -> userId, taken from the events that carry both (identify and later events).
-anonymous_links as (
-
-    select
-        anonymous_id,
-        min(user_id) as user_id,
-        max(occurred_at) as observed_at
-    from web_events
-    where anonymous_id is not null
-    group by anonymous_id
-
-),
-
+-- anonymousId -> userId, from the events that carry both (identify and later events).
 web_anonymous_records as (
 
     select
         'web_anonymous' as source,
-        anonymous_id as source_record_id,
+        source_record_id,
         cast(null as varchar) as email_normalized,
         cast(null as varchar) as crm_contact_id,
-        user_id as linked_user_id,
+        linked_user_id,
         cast(null as varchar) as first_name,
         cast(null as varchar) as last_name,
         cast(null as varchar) as phone,
@@ -141,7 +110,8 @@ web_anonymous_records as (
         cast(null as varchar) as city,
         cast(null as varchar) as employer_domain,
         observed_at
-    from anonymous_links
+    from event_identities
+    where source = 'web_anonymous'
 
 ),
 
@@ -149,8 +119,8 @@ esp_records as (
 
     select
         'esp' as source,
-        lower(trim(email)) as source_record_id,
-        {{ normalize_email('min(email)') }} as email_normalized,
+        source_record_id,
+        {{ normalize_email('email') }} as email_normalized,
         cast(null as varchar) as crm_contact_id,
         cast(null as varchar) as linked_user_id,
         cast(null as varchar) as first_name,
@@ -160,10 +130,9 @@ esp_records as (
         cast(null as varchar) as postcode,
         cast(null as varchar) as city,
         cast(null as varchar) as employer_domain,
-        max(occurred_at) as observed_at
-    from esp_events
-    where email is not null
-    group by lower(trim(email))
+        observed_at
+    from event_identities
+    where source = 'esp'
 
 ),
 

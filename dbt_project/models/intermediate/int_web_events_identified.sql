@@ -11,6 +11,8 @@
 -- events_to_relink in macros/incremental.sql).
 with
 
+{{ changed_customers_cte() }}
+
 events as (
 
     select * from {{ ref('stg_web__events') }}

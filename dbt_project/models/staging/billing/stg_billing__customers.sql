@@ -19,6 +19,7 @@ renamed as (
         upper(nullif({{ json_text('address', ['country']) }}, '')) as country,
         coalesce(deleted = 'true', false) as is_deleted,
         cast(created as timestamp) as created_at,
+        {{ ingested_at() }},
         {{ version_rank('id') }}
     from source
 

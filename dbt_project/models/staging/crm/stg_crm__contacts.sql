@@ -34,6 +34,7 @@ renamed as (
         _flags as quality_flags,
         _batch_id as batch_id,
         cast(_loaded_at as timestamp) as loaded_at,
+        {{ ingested_at() }},
         {{ version_rank('contact_id') }}
     from source
 
