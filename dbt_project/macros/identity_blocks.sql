@@ -24,17 +24,22 @@
     without usable state (the first, a full refresh, another cap, an empty or missing table)
     enumerates every pair and writes the state whole. -#}
 
-{#- The relation of a state table, kind 'records' or 'members'. -#}
-{% macro identity_block_state(kind) -%}
-  {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=this.identifier ~ '__block_' ~ kind)) }}
+{#- The relation of a state table, kind 'records' or 'members'; with existing=true, none
+    when the table is not there. -#}
+{% macro identity_block_state(kind, existing=false) -%}
+  {%- set name = this.identifier ~ '__block_' ~ kind -%}
+  {%- if existing -%}
+    {{ return(adapter.get_relation(database=this.database, schema=this.schema, identifier=name)) }}
+  {%- endif -%}
+  {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=name)) }}
 {%- endmacro %}
 
 {#- Whether this build can work from the state: incremental, and the state holds rows
     written with today's cap. Checked when the model runs. -#}
 {% macro identity_block_state_ready() -%}
   {%- if not execute or this is string or not is_incremental() -%}{{ return(false) }}{%- endif -%}
-  {%- set records = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier ~ '__block_records') -%}
-  {%- set members = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier ~ '__block_members') -%}
+  {%- set records = identity_block_state('records', existing=true) -%}
+  {%- set members = identity_block_state('members', existing=true) -%}
   {%- if records is none or members is none -%}{{ return(false) }}{%- endif -%}
   {%- set found = run_query('select count(*), min(block_size_cap), max(block_size_cap) from ' ~ records) -%}
   {%- set row = found.rows[0] -%}

@@ -40,7 +40,8 @@ md5(concat_ws(
     model has defined `to_compare` and `removed` itself (incremental blocking,
     macros/identity_blocks.sql). -#}
 {% macro identity_compared_pairs(records, pairs) -%}
-{% if is_incremental() and pairs is none %}
+{% if pairs is none %}
+{#- to_compare and removed come from the model -#}
 {%- elif is_incremental() %}
 previous as (
 

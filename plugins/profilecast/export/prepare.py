@@ -124,8 +124,8 @@ def prepare_part(job: tuple[Path, int, int]) -> Part:
     lines = lines[k * len(lines) // parts : (k + 1) * len(lines) // parts]
     messages = msgspec.json.Decoder().decode_lines(b"\n".join(lines)) if lines else []
     holdouts = [m for m in messages if m.get("variant") == HOLDOUT]
-    if len({m["message_key"] for m in messages}) < len(messages):
-        twice = sorted(k for k, n in Counter(m["message_key"] for m in messages).items() if n > 1)
+    twice = sorted(k for k, n in Counter(m["message_key"] for m in messages).items() if n > 1)
+    if twice:
         raise ValueError(f"message {twice[0]!r} was rendered twice in {path}")
     pending = [m for m in messages  # none the ledger holds
                if m.get("variant") != HOLDOUT and m["message_key"] not in ctx.exported]  # fmt: skip
