@@ -1,5 +1,6 @@
-"""SIGKILL at each task in turn, then a rerun of the interval: the warehouse tables, the send
-ledger, the export files and their manifests equal those of an uninterrupted run."""
+"""SIGKILL at each task in turn, each killed task retried, then a rerun of the interval: the
+warehouse tables, the send ledger, the export files and their manifests equal those of an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ DS = "2026-10-31"
 DRIVER = Path(__file__).with_name("fault_driver.py")
 
 
-def _run(home: Path, sources: Path, kill: str | None = None, delay: float = 1.0):
+def _run(home: Path, sources: Path, kill: str | None = None, delay: float = 1.0,
+         start_at: str | None = None):  # fmt: skip
     args = [sys.executable, str(DRIVER), DS] + ([kill, str(delay)] if kill else [])
+    args += [start_at] if start_at else []
     env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(sources),
                     PROFILECAST_RENDER_SHARDS="2")  # fmt: skip
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
@@ -87,15 +90,20 @@ def world(tmp_path_factory):
 
 
 def test_sigkill_at_each_task_in_turn_then_rerun_equals_an_uninterrupted_run(world):
-    """Run k dies by SIGKILL in task k, the first time task k ever runs on this warehouse
-    (runs before it died earlier), after redoing tasks 1..k-1 over what the kills left. The
-    final, uninterrupted rerun must leave exactly what a run that never died leaves."""
+    """Run k dies by SIGKILL in task k, the first time task k ever runs on this warehouse.
+    It begins, as Airflow's retry does, with task k-1, which run k-1 died in, over what that
+    kill left (and with the task before it when task k-1 reads its result). The final,
+    uninterrupted rerun of the whole interval must leave exactly what a run that never died
+    leaves."""
     root, sources, expected = world
     home = root / "killed"
-    for task in TASKS:
-        killed = _run(home, sources, kill=task, delay=0.5)
+    for k, task in enumerate(TASKS):
+        retried = TASKS[k - 1] if k else None
+        killed = _run(home, sources, kill=task, delay=0.5, start_at=retried)
         assert killed.returncode == -signal.SIGKILL, (task, killed.stderr[-3000:])
         assert f"TASK {task} start" in killed.stdout, task
+        if retried:
+            assert f"TASK {retried} start" in killed.stdout, retried
     rerun = _run(home, sources)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     got = snapshot(home)

@@ -355,6 +355,7 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
     days_of_change: int = 0,
+    events: bool = True,
 ) -> dict[str, int]:
     """Write a deterministic sample of every source under ``out``; return rows per file.
 
@@ -366,6 +367,10 @@ def generate(
     With ``workers > 1`` the people are split into contiguous ranges, one process each, and
     every file becomes a folder of parts (``web/events/part-00000.jsonl``, ...); the rows are
     the same as with one worker.
+
+    With ``events=False`` nobody has web or ESP activity: the CRM and billing records are the
+    same as with it (they come first from each person's random stream), without the
+    charges of web checkouts, and without the web and ESP folders.
     """
     out = Path(out)
     end = datetime.combine(end_date, datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
@@ -386,7 +391,7 @@ def generate(
     keep = days_of_change > 0
     if workers <= 1:
         part_counts = _generate_range(
-            out, None, seed, 0, contacts, start, end, companies, progress, contacts, keep
+            out, None, seed, 0, contacts, start, end, companies, progress, contacts, keep, events
         )
         if keep:
             part_counts, states = part_counts
@@ -414,6 +419,7 @@ def generate(
                         None,
                         contacts,
                         keep,
+                        events,
                     ),
                 )  # fmt: skip
                 for k in range(workers)
@@ -472,6 +478,7 @@ def _generate_range(
     progress: Callable[[int, int], None] | None,
     total: int,
     keep_states: bool = False,
+    events: bool = True,
 ) -> Any:
     # Newsletter sends weekly over the window, plus daily promotions over the last two weeks.
     days = (end - start).days
@@ -482,7 +489,7 @@ def _generate_range(
     states: list[PersonState] = []
     try:
         for i in range(lo, hi):
-            states.append(_write_person(w, seed, i, start, end, companies, sends))
+            states.append(_write_person(w, seed, i, start, end, companies, sends, events=events))
             if (i + 1 - lo) % 1000 == 0 or i + 1 == hi:
                 if progress:
                     progress(i + 1, total)
@@ -543,6 +550,7 @@ def _write_person(
     sends: list[datetime],
     truth_w: _Writers | None = None,
     truth_file: str = "truth/records.csv",
+    events: bool = True,
 ) -> PersonState:
     """Every record of person ``i`` in every source (one random stream per person, so the
     output is the same whatever the number of workers). Their truth rows go to
@@ -555,8 +563,9 @@ def _write_person(
     _tickets(c, contact_id)
     currency = p.city[5]
     cus_id = _billing(c, contact_id, currency)
-    _web_activity(c, contact_id, cus_id, currency)
-    _esp_feedback(c, sends)
+    if events:
+        _web_activity(c, contact_id, cus_id, currency)
+        _esp_feedback(c, sends)
     return c.state
 
 

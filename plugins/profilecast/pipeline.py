@@ -59,6 +59,15 @@ def load(
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in done]
 
 
+def build_vars(settings: Settings) -> dict[str, Any]:
+    """The dbt vars of every build besides the interval's: the segment models, and the
+    topics and regimes of consent/topics.yml."""
+    from profilecast.activation.segments import segment_model_names
+    from profilecast.consent.topics import dbt_vars as consent_dbt_vars
+
+    return {"segment_models": segment_model_names(settings.dbt_project_dir), **consent_dbt_vars()}
+
+
 def transform(
     interval_start: Any,
     interval_end: Any,
@@ -68,18 +77,11 @@ def transform(
     """dbt build: every model and its data tests, segments and activation tables included.
     Incremental by default; ``full_refresh`` rebuilds the incremental models from history."""
     from profilecast.activation.identity import identity_figures
-    from profilecast.activation.segments import segment_model_names
-    from profilecast.consent.topics import dbt_vars as consent_dbt_vars
     from profilecast.warehouse import connect, dbt_build
 
     settings = settings or load_settings()
     ds = run_date_of(interval_start)
-    dbt_vars = {
-        "as_of": as_of_of(interval_end),
-        "run_date": ds,
-        "segment_models": segment_model_names(settings.dbt_project_dir),
-        **consent_dbt_vars(),  # the topics and regimes of consent/topics.yml
-    }
+    dbt_vars = {"as_of": as_of_of(interval_end), "run_date": ds, **build_vars(settings)}
     dbt_build(settings, dbt_vars, full_refresh=full_refresh)
     with connect(settings) as wh:
         identity = identity_figures(wh, ds)

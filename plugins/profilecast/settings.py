@@ -72,6 +72,15 @@ class Settings:
         return parsed
 
     @property
+    def dbt_parse_seed(self) -> Path | None:
+        """A dbt ``partial_parse.msgpack`` that a home without one starts from
+        (PROFILECAST_DBT_PARSE_SEED), so its first dbt command parses only what differs from
+        it instead of the whole project. dbt checks the seed as it checks its own: another
+        dbt version, other vars or changed files mean a full parse or a partial one."""
+        raw = _env("PROFILECAST_DBT_PARSE_SEED", "").strip()
+        return Path(raw) if raw else None
+
+    @property
     def fresh_path(self) -> Path:
         """The fresh-facts store the collector writes and every render reads (SQLite)."""
         return self.home / "fresh" / "facts.sqlite"

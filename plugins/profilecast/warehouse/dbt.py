@@ -26,7 +26,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     env.update(
         {
             "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
-            "PROFILECAST_WAREHOUSE": str(settings.warehouse_path),
+            # Relative to the home, where dbt runs (run_dbt): the profile, which dbt's parse
+            # state records, is then the same for every home (see seed_partial_parse).
+            "PROFILECAST_WAREHOUSE": str(settings.warehouse_path.relative_to(settings.home)),
             "PROFILECAST_RAW_SCHEMA": raw_schema_name(settings),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "PROFILECAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_limit(),
@@ -62,6 +64,22 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def seed_partial_parse(settings: Settings) -> None:
+    """Give a home without dbt's parse state the configured seed's (atomically: two tasks
+    starting together may both copy it)."""
+    import os
+    import shutil
+
+    seed = settings.dbt_parse_seed
+    target = settings.home / "dbt" / "target"
+    if seed is None or not seed.is_file() or (target / "partial_parse.msgpack").exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f".partial_parse.{os.getpid()}"
+    shutil.copyfile(seed, partial)
+    os.replace(partial, target / "partial_parse.msgpack")
+
+
 def run_dbt(
     settings: Settings,
     command: str,
@@ -70,6 +88,7 @@ def run_dbt(
 ) -> str:
     """Run a dbt command against the configured target; return its output or raise."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    seed_partial_parse(settings)
     cmd = [
         dbt_executable(),
         command,
@@ -88,7 +107,8 @@ def run_dbt(
         env[f"PROFILECAST_{name.upper()}"] = str(merged.pop(name, ""))
     if merged:
         cmd += ["--vars", json.dumps(merged, sort_keys=True)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=die_with_parent)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=settings.home,
+                          preexec_fn=die_with_parent)  # fmt: skip
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.splitlines()[-60:])
