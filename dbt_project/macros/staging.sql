@@ -74,3 +74,26 @@ select * from final
 {% macro ingested_at() -%}
     cast(_ingested_at as timestamp) as _ingested_at
 {%- endmacro %}
+
+{#- When each event was first ingested, for the incremental models that must tell a new event
+    from a re-delivered one: the staged row's own time when an earlier build staged it (a
+    rerun that replaced the event's batch loaded it again, later), else its oldest loaded
+    version's (the raw table keeps them all). Goes with first_ingested_prior below. -#}
+{% macro first_ingested_at(key) -%}
+    {%- set versions -%}min(cast(_ingested_at as timestamp)) over (partition by {{ key }}){%- endset -%}
+    {%- if is_incremental() -%}
+    coalesce(previously_staged.first_ingested_at, {{ versions }}) as _first_ingested_at
+    {%- else -%}
+    {{ versions }} as _first_ingested_at
+    {%- endif %}
+{%- endmacro %}
+
+{#- The staged first-ingestion times of the changed records: a CTE body (an incremental build
+    only). A table staged before the column existed gives its rows' ingestion time. -#}
+{% macro first_ingested_prior(staged_key, source_cte, source_key) -%}
+    select
+        {{ staged_key }} as staged_key,
+        coalesce({{ prior_column('_first_ingested_at', '_ingested_at') }}, _ingested_at) as first_ingested_at
+    from {{ this }}
+    where {{ staged_key }} in (select cast({{ source_key }} as varchar) from {{ source_cte }})
+{%- endmacro %}

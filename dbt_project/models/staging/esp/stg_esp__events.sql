@@ -14,6 +14,15 @@ source as (
 
 ),
 
+{% if is_incremental() -%}
+previously_staged as (
+
+    {{ first_ingested_prior('esp_event_id', 'source', 'sg_event_id') }}
+
+),
+
+{% endif -%}
+
 renamed as (
 
     select
@@ -33,8 +42,12 @@ renamed as (
         coalesce(lower(sg_machine_open) in ('true', '1'), false) as is_machine_open,
         cast("timestamp" as timestamp) as occurred_at,
         {{ ingested_at() }},
+        {{ first_ingested_at('sg_event_id') }},
         {{ version_rank('sg_event_id') }}
     from source
+    {% if is_incremental() -%}
+    left join previously_staged on previously_staged.staged_key = cast(source.sg_event_id as varchar)
+    {%- endif %}
 
 ),
 

@@ -14,6 +14,15 @@ source as (
 
 ),
 
+{% if is_incremental() -%}
+previously_staged as (
+
+    {{ first_ingested_prior('event_id', 'source', '"messageId"') }}
+
+),
+
+{% endif -%}
+
 renamed as (
 
     select
@@ -36,8 +45,12 @@ renamed as (
         cast("timestamp" as timestamp) as occurred_at,
         cast("receivedAt" as timestamp) as received_at,
         {{ ingested_at() }},
+        {{ first_ingested_at('"messageId"') }},
         {{ version_rank('"messageId"') }}
     from source
+    {% if is_incremental() -%}
+    left join previously_staged on previously_staged.staged_key = cast(source."messageId" as varchar)
+    {%- endif %}
 
 ),
 
