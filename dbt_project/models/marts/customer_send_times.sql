@@ -93,15 +93,39 @@ cohort_share as (
 
 ),
 
-scored as (
+-- A customer with no events of their own scores every hour as their time zone's cohort
+-- does: their best hour is the zone's, ranked once per zone. Only customers with events
+-- are scored hour by hour.
+zone_scored as (
+
+    select
+        zones.time_zone,
+        global_share.local_hour,
+        {{ var('send_time_customer_prior') }} * coalesce(cohort_share.share, global_share.share) as score
+    from (select distinct profiles.time_zone from profiles) as zones
+    cross join global_share
+    left join cohort_share
+        on cohort_share.time_zone = zones.time_zone and cohort_share.local_hour = global_share.local_hour
+
+),
+
+zone_best as (
+
+    select distinct on (zone_scored.time_zone) zone_scored.time_zone, zone_scored.local_hour
+    from zone_scored
+    order by zone_scored.time_zone asc, zone_scored.score desc, zone_scored.local_hour asc
+
+),
+
+own_scored as (
 
     select
         profiles.customer_id,
-        profiles.time_zone,
         global_share.local_hour,
         coalesce(own.events, 0)
         + {{ var('send_time_customer_prior') }} * coalesce(cohort_share.share, global_share.share) as score
     from profiles
+    inner join own_totals on own_totals.customer_id = profiles.customer_id
     cross join global_share
     left join cohort_share
         on cohort_share.time_zone = profiles.time_zone and cohort_share.local_hour = global_share.local_hour
@@ -110,12 +134,27 @@ scored as (
 
 ),
 
+-- The best hour of each customer: the highest score, the earliest hour of a tie (distinct
+-- on keeps the first row per customer; a ranking window over every hour took longer).
+own_best as (
+
+    select distinct on (own_scored.customer_id) own_scored.customer_id, own_scored.local_hour
+    from own_scored
+    order by own_scored.customer_id asc, own_scored.score desc, own_scored.local_hour asc
+
+),
+
 ranked as (
 
+    -- Every customer's best hour: their own ranking's, else their zone's. No zone has a
+    -- best hour when nobody engaged at all, and then no customer has one, as before.
     select
-        scored.*,
-        row_number() over (partition by scored.customer_id order by scored.score desc, scored.local_hour asc) as hour_rank
-    from scored
+        profiles.customer_id,
+        profiles.time_zone,
+        coalesce(own_best.local_hour, zone_best.local_hour) as local_hour
+    from profiles
+    inner join zone_best on zone_best.time_zone = profiles.time_zone
+    left join own_best on own_best.customer_id = profiles.customer_id
 
 ),
 
@@ -133,7 +172,6 @@ final as (
         end as basis
     from ranked
     left join own_totals on own_totals.customer_id = ranked.customer_id
-    where ranked.hour_rank = 1
 
 )
 
