@@ -282,21 +282,11 @@ class LocalAirflow:
 
         On SQLite, Airflow refuses to create a backfill while another component holds the
         database (HTTP 503, "Database is locked"): the request is retried with backoff."""
-        from tenacity import (
-            retry,
-            retry_if_exception,
-            stop_after_attempt,
-            wait_exponential,
-        )
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-        create = retry(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, AirflowError) and "HTTP 503" in str(e)
-            ),
-            wait=wait_exponential(multiplier=1, max=15),
-            stop=stop_after_attempt(12),
-            reraise=True,
-        )(self.api)
+        busy = retry_if_exception(lambda e: isinstance(e, AirflowError) and "HTTP 503" in str(e))
+        create = retry(retry=busy, wait=wait_exponential(multiplier=1, max=15),
+                       stop=stop_after_attempt(12), reraise=True)(self.api)  # fmt: skip
         create("POST", "/backfills", {
             "dag_id": DAG_ID,
             "from_date": interval.start.isoformat(),
@@ -316,8 +306,11 @@ class LocalAirflow:
             time.sleep(1)
         raise AirflowError(f"the backfill of {interval.ds} created no DAG run")
 
-    def wait(self, run_id: str, timeout: float = 3600, since: float | None = None) -> RunResult:
-        """Wait for a run to end; returns its state and the tasks that failed."""
+    def wait(self, run_id: str, timeout: float = 3600, since: float | None = None,
+             fail_fast: bool = False) -> RunResult:  # fmt: skip
+        """Wait for a run to end; returns its state and the tasks that failed. ``fail_fast``
+        (a person waits): the first failed task ends the wait with the run failed, where the
+        run itself would wait for its other branches, or forever on a missing pool."""
         start = since or time.monotonic()
         deadline = start + timeout
         state = "queued"
@@ -327,8 +320,14 @@ class LocalAirflow:
             state = run["state"]
             if state in TERMINAL:
                 break
-            if time.monotonic() - start > min(60, pool_wait_seconds() + 30):
+            failed = fail_fast and self.api(  # the pool's fix, if that is why, before the task's
+                "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?state=failed&limit=1"
+            ).get("total_entries", 0) > 0  # fmt: skip
+            if failed or time.monotonic() - start > min(60, pool_wait_seconds() + 30):
                 self._check_pools(run_id)
+            if failed:
+                state = "failed"
+                break
             time.sleep(2)
         else:
             raise AirflowError(f"DAG run {run_id} still {state} after {timeout:.0f}s")

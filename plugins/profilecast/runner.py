@@ -144,7 +144,7 @@ def _run_locked(
                 af.clear(run_id)
             else:
                 af.trigger(interval, conf, run_id=run_id)
-            state = af.wait(run_id).state
+            state = af.wait(run_id, fail_fast=True).state
         except AirflowError as exc:
             print(str(exc), file=sys.stderr)
         text = af.task_logs(run_id)
