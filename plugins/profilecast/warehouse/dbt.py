@@ -25,15 +25,16 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     env = process_env()
     env.update(
         {
-            "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+            # Absolute: dbt runs in the home (run_dbt), not where profilecast was started.
+            "DBT_PROFILES_DIR": str(settings.dbt_project_dir.resolve()),
             # Relative to the home, where dbt runs (run_dbt): the profile, which dbt's parse
             # state records, is then the same for every home (see seed_partial_parse).
             "PROFILECAST_WAREHOUSE": str(settings.warehouse_path.relative_to(settings.home)),
             "PROFILECAST_RAW_SCHEMA": raw_schema_name(settings),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "PROFILECAST_DUCKDB_MEMORY_LIMIT": duckdb_memory_limit(),
-            "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
-            "DBT_TARGET_PATH": str(settings.home / "dbt" / "target"),
+            "DBT_LOG_PATH": str(settings.home.resolve() / "dbt" / "logs"),
+            "DBT_TARGET_PATH": str(settings.home.resolve() / "dbt" / "target"),
         }
     )
     pg = postgres_params()
@@ -93,7 +94,7 @@ def run_dbt(
         dbt_executable(),
         command,
         "--project-dir",
-        str(settings.dbt_project_dir),
+        str(settings.dbt_project_dir.resolve()),
         "--target",
         settings.dbt_target,
         *args,
