@@ -54,27 +54,29 @@ fresh_esp as (
 
 ),
 
-replayed_users as (
+-- Every identity with a fresh event, and whether one of them is a re-delivery.
+fresh_identities as (
 
-    select distinct user_id as id from fresh_web where is_replayed and user_id is not null
-
-),
-
-replayed_anonymous_ids as (
-
-    select distinct anonymous_id as id from fresh_web where is_replayed and anonymous_id is not null
-
-),
-
-replayed_addresses as (
-
-    select distinct address as id from fresh_esp where is_replayed
+    select source, id, max(case when is_replayed then 1 else 0 end) = 1 as is_replayed
+    from (
+        select 'web_user' as source, user_id as id, is_replayed from fresh_web where user_id is not null
+        union all
+        select 'web_anonymous', anonymous_id, is_replayed from fresh_web where anonymous_id is not null
+        union all
+        select 'esp', address, is_replayed from fresh_esp
+    ) as fresh
+    group by source, id
 
 ),
 
-stored as (
+-- The stored rows of the identities merged with their new events, read as events.
+merged as (
 
-    select * from {{ this }}
+    select stored.*
+    from {{ this }} as stored
+    inner join fresh_identities as fresh
+        on fresh.source = stored.source and fresh.id = stored.source_record_id
+    where not fresh.is_replayed
 
 ),
 
@@ -82,20 +84,14 @@ user_events as (
 
     select {{ web_columns }}
     from {{ ref('stg_web__events') }}
-    where user_id in (select replayed_users.id from replayed_users)
+    where user_id in (select id from fresh_identities where source = 'web_user' and is_replayed)
     union all
     select {{ web_columns }}
     from fresh_web
-    where user_id is not null and user_id not in (select replayed_users.id from replayed_users)
+    where user_id in (select id from fresh_identities where source = 'web_user' and not is_replayed)
     union all
-    select
-        source_record_id, cast(null as varchar), email, first_name, last_name, observed_at,
-        _ingested_at
-    from stored
-    where
-        source = 'web_user'
-        and source_record_id in (select fresh_web.user_id from fresh_web)
-        and source_record_id not in (select replayed_users.id from replayed_users)
+    select source_record_id, null, email, first_name, last_name, observed_at, _ingested_at
+    from merged where source = 'web_user'
 
 ),
 
@@ -103,22 +99,14 @@ anonymous_events as (
 
     select {{ web_columns }}
     from {{ ref('stg_web__events') }}
-    where anonymous_id in (select replayed_anonymous_ids.id from replayed_anonymous_ids)
+    where anonymous_id in (select id from fresh_identities where source = 'web_anonymous' and is_replayed)
     union all
     select {{ web_columns }}
     from fresh_web
-    where
-        anonymous_id is not null
-        and anonymous_id not in (select replayed_anonymous_ids.id from replayed_anonymous_ids)
+    where anonymous_id in (select id from fresh_identities where source = 'web_anonymous' and not is_replayed)
     union all
-    select
-        linked_user_id, source_record_id, cast(null as varchar), cast(null as varchar),
-        cast(null as varchar), observed_at, _ingested_at
-    from stored
-    where
-        source = 'web_anonymous'
-        and source_record_id in (select fresh_web.anonymous_id from fresh_web)
-        and source_record_id not in (select replayed_anonymous_ids.id from replayed_anonymous_ids)
+    select linked_user_id, source_record_id, null, null, null, observed_at, _ingested_at
+    from merged where source = 'web_anonymous'
 
 ),
 
@@ -126,18 +114,14 @@ address_events as (
 
     select {{ esp_columns }}
     from {{ ref('stg_esp__events') }}
-    where email is not null and lower(trim(email)) in (select replayed_addresses.id from replayed_addresses)
+    where email is not null and lower(trim(email)) in (select id from fresh_identities where source = 'esp' and is_replayed)
     union all
     select address, email, occurred_at, _ingested_at
     from fresh_esp
-    where address not in (select replayed_addresses.id from replayed_addresses)
+    where address in (select id from fresh_identities where source = 'esp' and not is_replayed)
     union all
     select source_record_id, email, observed_at, _ingested_at
-    from stored
-    where
-        source = 'esp'
-        and source_record_id in (select fresh_esp.address from fresh_esp)
-        and source_record_id not in (select replayed_addresses.id from replayed_addresses)
+    from merged where source = 'esp'
 
 ),
 {%- else %}

@@ -119,18 +119,16 @@ zone_best as (
 
 own_scored as (
 
+    -- A customer's score of an hour is their own events of it plus their zone's score.
     select
-        profiles.customer_id,
-        global_share.local_hour,
-        coalesce(own.events, 0)
-        + {{ var('send_time_customer_prior') }} * coalesce(cohort_share.share, global_share.share) as score
-    from profiles
-    inner join own_totals on own_totals.customer_id = profiles.customer_id
-    cross join global_share
-    left join cohort_share
-        on cohort_share.time_zone = profiles.time_zone and cohort_share.local_hour = global_share.local_hour
+        own_totals.customer_id,
+        zone_scored.local_hour,
+        coalesce(own.events, 0) + zone_scored.score as score
+    from own_totals
+    inner join profiles on profiles.customer_id = own_totals.customer_id
+    inner join zone_scored on zone_scored.time_zone = profiles.time_zone
     left join own
-        on own.customer_id = profiles.customer_id and own.local_hour = global_share.local_hour
+        on own.customer_id = own_totals.customer_id and own.local_hour = zone_scored.local_hour
 
 ),
 
