@@ -31,8 +31,10 @@ def _redis_up() -> bool:
 
 
 def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return json.loads(resp.read())
+    """A GET of the collector's or Airflow's API, retried while Airflow's SQLite is locked."""
+    from profilecast.airflow_api import AirflowApi
+
+    return AirflowApi(url)("GET", "")
 
 
 T0 = "2026-11-26T12:00:00Z"
@@ -58,15 +60,18 @@ def _at(minutes: float) -> str:
 
 
 def _flow_run(af_port: int) -> str:
-    """A manual run of customer_flows through the API (the scheduler runs it); its state."""
-    api = f"http://127.0.0.1:{af_port}/api/v2/dags/customer_flows/dagRuns"
-    req = urllib.request.Request(api, method="POST", data=json.dumps({"logical_date": None}).encode(),
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        run_id = json.loads(resp.read())["dag_run_id"]
+    """A manual run of customer_flows through the API (the scheduler runs it); its state.
+
+    Through the project's client: on SQLite metadata, a request that meets the scheduler's
+    write lock fails with HTTP 500 and is retried."""
+    from profilecast.airflow_api import AirflowApi
+
+    api = AirflowApi(f"http://127.0.0.1:{af_port}/api/v2")
+    run_id = api.create_run("customer_flows", f"manual__test_{uuid.uuid4().hex[:8]}",
+                            {"logical_date": None})  # fmt: skip
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        state = _get(f"{api}/{run_id}")["state"]
+        state = api("GET", f"/dags/customer_flows/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return state
         time.sleep(1)

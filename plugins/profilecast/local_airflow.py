@@ -10,7 +10,6 @@ SimpleAuthManager with every request treated as admin, which is for this harness
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -22,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from profilecast.airflow_api import AirflowApi, AirflowError, ApiError
 from profilecast.config import (
     DAG_ID,
     POOLS_FILE,
@@ -35,10 +35,6 @@ from profilecast.interval import Interval, utc
 
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 TERMINAL = {"success", "failed"}
-
-
-class AirflowError(RuntimeError):
-    """A component did not start, or a DAG run did not end well."""
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -158,6 +154,8 @@ class LocalAirflow:
         self.procs: dict[str, subprocess.Popen] = {}
         self.log_dir = settings.home / "logs" / "airflow"
         self.base = f"http://127.0.0.1:{self.port}/api/v2"
+        #: requests retried while the SQLite metadata database is locked (see airflow_api)
+        self.api = AirflowApi(self.base)
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> LocalAirflow:
@@ -188,11 +186,12 @@ class LocalAirflow:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
+        probe = AirflowApi(self.base, patience=0, timeout=10)  # a server still starting
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                health = self.api("GET", "/monitor/health")
-                dags = [self.api("GET", f"/dags/{d}") for d in unpause or (DAG_ID,)]
+                health = probe("GET", "/monitor/health")
+                dags = [probe("GET", f"/dags/{d}") for d in unpause or (DAG_ID,)]
                 if health.get("scheduler", {}).get("status") == "healthy" and all(dags):
                     break
             except (OSError, AirflowError):
@@ -239,38 +238,18 @@ class LocalAirflow:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise AirflowError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
 
-    # -- REST API -------------------------------------------------------------------------
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        import urllib.error
-        import urllib.request
-
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                text = resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            raise AirflowError(
-                f"{method} {path}: HTTP {exc.code}: {exc.read().decode()[:500]}"
-            ) from exc
-        return json.loads(text) if text else None
-
+    # -- REST API (self.api) -------------------------------------------------------------
     def trigger(self, interval: Interval, conf: dict[str, Any] | None = None,
                 run_id: str | None = None) -> str:  # fmt: skip
         """A run of the daily interval, as the schedule would create it (logical date = the
         interval's start); returns its run id."""
         run_id = run_id or f"simulated__{interval.start.isoformat()}"
-        self.api("POST", f"/dags/{DAG_ID}/dagRuns", {
-            "dag_run_id": run_id,
+        return self.api.create_run(DAG_ID, run_id, {
             "logical_date": interval.start.isoformat(),
             "data_interval_start": interval.start.isoformat(),
             "data_interval_end": interval.end.isoformat(),
             "conf": conf or {},
         })  # fmt: skip
-        return run_id
 
     def clear(self, run_id: str) -> None:
         """Rerun a finished DAG run from its first task (what "Clear" does in the UI)."""
@@ -281,13 +260,9 @@ class LocalAirflow:
         id the scheduler creates or takes over for it.
 
         On SQLite, Airflow refuses to create a backfill while another component holds the
-        database (HTTP 503, "Database is locked"): the request is retried with backoff."""
-        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
-
-        busy = retry_if_exception(lambda e: isinstance(e, AirflowError) and "HTTP 503" in str(e))
-        create = retry(retry=busy, wait=wait_exponential(multiplier=1, max=15),
-                       stop=stop_after_attempt(12), reraise=True)(self.api)  # fmt: skip
-        create("POST", "/backfills", {
+        database (HTTP 503, "Database is locked"): the request is retried for longer than
+        others, since a backfill's creation waits for the scheduler's loop to let go."""
+        AirflowApi(self.base, patience=180)("POST", "/backfills", {
             "dag_id": DAG_ID,
             "from_date": interval.start.isoformat(),
             "to_date": interval.start.isoformat(),
@@ -348,8 +323,8 @@ class LocalAirflow:
         for pool in sorted(waiting):
             try:
                 self.api("GET", f"/pools/{pool}")
-            except AirflowError as exc:
-                if "HTTP 404" in str(exc):
+            except ApiError as exc:
+                if exc.status == 404:
                     raise AirflowError(
                         f"tasks of {run_id} wait on pool {pool!r}, which this Airflow does not "
                         f"have: run `airflow pools import {POOLS_FILE}` (profilecast run and up "

@@ -1,0 +1,91 @@
+"""Airflow's public REST API (``/api/v2``), as the harness, the runner and the tests call it.
+
+On the embedded default, Airflow's metadata is one SQLite file that the scheduler, the DAG
+processor, the triggerer and the API server all write. A request that meets another
+component's write lock for longer than SQLite's busy timeout fails: the backfill endpoints
+answer HTTP 503 ("Database is locked"), the others an unexplained HTTP 500. Neither leaves a
+change behind (the request's transaction is rolled back), so :class:`AirflowApi` retries
+them with backoff. A DAG run is created under a run id chosen here, so a retry whose earlier
+attempt did land is recognised by its HTTP 409 and the run is not made twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: HTTP statuses that a busy metadata database (or a restarting server) answers with
+RETRIED = frozenset({500, 502, 503, 504})
+
+
+class AirflowError(RuntimeError):
+    """A component did not start, or a DAG run did not end well."""
+
+
+class ApiError(AirflowError):
+    """Airflow answered a request with an HTTP error."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+class AirflowApi:
+    """A client of one API server; ``base`` ends in ``/api/v2``.
+
+    ``patience``: seconds a request keeps being retried while Airflow answers 5xx."""
+
+    def __init__(self, base: str, patience: float = 90, timeout: float = 60) -> None:
+        self.base = base.rstrip("/")
+        self.patience = patience
+        self.timeout = timeout
+
+    def _once(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                text = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(method, path, exc.code, exc.read().decode(errors="replace")) from exc
+        return json.loads(text) if text else None
+
+    def _attempts(self):  # noqa: ANN202 - tenacity's iterator
+        from tenacity import (
+            Retrying,
+            retry_if_exception,
+            stop_after_delay,
+            wait_exponential,
+        )
+
+        busy = retry_if_exception(lambda e: isinstance(e, ApiError) and e.status in RETRIED)
+        return Retrying(retry=busy, wait=wait_exponential(multiplier=0.5, max=10),
+                        stop=stop_after_delay(self.patience), reraise=True)  # fmt: skip
+
+    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request; its decoded JSON answer (None for an empty one)."""
+        for attempt in self._attempts():
+            with attempt:
+                return self._once(method, path, body)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def create_run(self, dag_id: str, run_id: str, body: dict[str, Any]) -> str:
+        """Create a DAG run under ``run_id`` (``body`` holds the rest: logical date, data
+        interval, conf); returns ``run_id``. A run id that was already taken before this
+        call is an error, one taken by this call's own earlier attempt is not."""
+        path = f"/dags/{dag_id}/dagRuns"
+        for attempt in self._attempts():
+            with attempt:
+                try:
+                    self._once("POST", path, {**body, "dag_run_id": run_id})
+                except ApiError as exc:
+                    if exc.status != 409 or attempt.retry_state.attempt_number == 1:
+                        raise
+                    self._once("GET", f"{path}/{run_id}", None)  # it is there
+        return run_id
