@@ -2,9 +2,9 @@
 
 On the embedded default, Airflow's metadata is one SQLite file that the scheduler, the DAG
 processor, the triggerer and the API server all write. A request that meets another
-component's write lock for longer than SQLite's busy timeout fails: the backfill endpoints
-answer HTTP 503 ("Database is locked"), the others an unexplained HTTP 500. Neither leaves a
-change behind (the request's transaction is rolled back), so :class:`AirflowApi` retries
+component's write lock for longer than SQLite's busy timeout (5 s) fails: the backfill
+endpoints answer HTTP 503 ("Database is locked"), the others HTTP 500 ("Database error").
+Neither leaves a change behind (the request's transaction is rolled back), so :class:`AirflowApi` retries
 them with backoff. A DAG run is created under a run id chosen here, so a retry whose earlier
 attempt did land is recognised by its HTTP 409 and the run is not made twice.
 """
