@@ -13,10 +13,23 @@
 --                        + 0.2 * recency)
 --   recency = 1 if the last open is within 7 days, 0.5 within 30 days, else 0.
 -- Opens and clicks count distinct messages, so a re-opened email counts once.
--- One row per customer (null figures: no ESP events), kept incrementally: see
--- macros/incremental.sql for which customers a run recomputes.
 -- engagement_trend compares opens in the last 30 days with the 30 days before:
 --   rising (>= 25% more and at least 2), declining (>= 25% fewer), else stable.
+-- One row per customer (null figures: no ESP events).
+--
+-- Kept incrementally (bookkeeping columns: macros/incremental.sql). A message counts in a
+-- window when one of its events falls in it, so a count changes only through the messages
+-- with an event that arrived, became visible or crossed the start of a window (7, 30, 60 or
+-- 90 days before as_of) since the table's as_of. An incremental run adds, to each stored
+-- count, what those messages count now minus what they counted then (their events then:
+-- visible at the table's as_of and ingested by its newest input), and takes the newest
+-- event times as the greater of the stored ones and those events'. A day's sends reach
+-- most customers with a window's edge, and this reads the messages at the edges, not the
+-- customers' 90 days. Customers are computed again over their whole history when their
+-- source records changed (or they are new), when one of their events was re-delivered
+-- (first ingested before: it may have moved in time), and everyone on a backfill.
+{%- set figures = [('delivered', 'sends'), ('open', 'opens'), ('click', 'clicks'), ('reply', 'replies')] %}
+{%- set windows = [7, 30, 90] %}
 with
 
 customers as (
@@ -25,12 +38,186 @@ customers as (
 
 ),
 
-scope as (
+{% if is_incremental() -%}
+watermark as (
 
-    {{ customers_to_rebuild(ref('int_esp_events_identified'), [7, 30, 60, 90]) }}
+    select
+        max(_as_of) as as_of,
+        coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) as ingested_at
+    from {{ this }}
 
 ),
 
+-- Customers computed again over every event.
+scope as (
+
+    select customer_id from customers
+    where {{ as_of() }} < (select as_of from watermark)
+    union
+    select customers.customer_id
+    from customers
+    left join {{ this }} as kept on kept.customer_id = customers.customer_id
+    where kept.customer_id is null
+        or kept._identity_fingerprint <> customers.identity_fingerprint
+    union
+    select customer_id
+    from {{ ref('int_esp_events_identified') }}
+    where customer_id is not null
+        and _ingested_at > (select ingested_at from watermark)
+        and coalesce(_first_ingested_at <= (select ingested_at from watermark), true)
+
+),
+
+-- The other customers' events that can change a figure since the table's as_of.
+moved as (
+
+    select
+        events.customer_id,
+        events.event_type,
+        events.esp_message_id,
+        events.occurred_at,
+        events._ingested_at,
+        events.event_type = 'open' and coalesce(events.is_machine_open, false) as is_machine
+    from {{ ref('int_esp_events_identified') }} as events
+    where events.customer_id is not null
+        and (
+            events._ingested_at > (select ingested_at from watermark)
+            {%- for days in [0, 7, 30, 60, 90] %}
+            or (
+                events.occurred_at >= (select {{ days_before('as_of', days) }} from watermark)
+                and events.occurred_at < {{ days_before(as_of(), days) }}
+            )
+            {%- endfor %}
+        )
+        and not exists (select 1 from scope where scope.customer_id = events.customer_id)
+
+),
+
+moved_messages as (
+
+    select distinct customer_id, event_type, esp_message_id
+    from moved
+    where esp_message_id is not null and not is_machine
+
+),
+
+-- Each of those messages' events, and whether the stored figures counted it.
+message_events as (
+
+    select
+        events.customer_id,
+        events.event_type,
+        events.esp_message_id,
+        events.occurred_at,
+        watermark.as_of as kept_as_of,
+        events.occurred_at < watermark.as_of
+        and events._ingested_at <= watermark.ingested_at as was_counted
+    from {{ ref('int_esp_events_identified') }} as events
+    inner join moved_messages
+        on moved_messages.customer_id = events.customer_id
+        and moved_messages.event_type = events.event_type
+        and moved_messages.esp_message_id = events.esp_message_id
+    cross join watermark
+    where not (events.event_type = 'open' and coalesce(events.is_machine_open, false))
+
+),
+
+-- Per message, whether it counts in each window now, minus whether it counted then.
+message_changes as (
+
+    select
+        customer_id,
+        event_type,
+        {%- for days in windows %}
+        max(case when occurred_at >= {{ days_before(as_of(), days) }} then 1 else 0 end)
+        - max(case when was_counted and occurred_at >= {{ days_before('kept_as_of', days) }} then 1 else 0 end) as change_{{ days }}d,
+        {%- endfor %}
+        max(case
+            when occurred_at >= {{ days_before(as_of(), 60) }} and occurred_at < {{ days_before(as_of(), 30) }} then 1
+            else 0
+        end)
+        - max(case
+            when was_counted and occurred_at >= {{ days_before('kept_as_of', 60) }}
+                and occurred_at < {{ days_before('kept_as_of', 30) }} then 1
+            else 0
+        end) as change_prev_30d
+    from message_events
+    group by customer_id, event_type, esp_message_id
+
+),
+
+changes as (
+
+    select
+        customer_id,
+        {%- for days in windows %}
+        {%- for event_type, figure in figures %}
+        sum(case when event_type = '{{ event_type }}' then change_{{ days }}d else 0 end) as {{ figure }}_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        sum(case when event_type = 'open' then change_prev_30d else 0 end) as opens_prev_30d
+    from message_changes
+    group by customer_id
+
+),
+
+-- The newest event times among the moved events (the older ones are in the stored row).
+moved_newest as (
+
+    select
+        customer_id,
+        max(case when event_type = 'open' and not is_machine then occurred_at end) as last_open_at,
+        max(case when event_type = 'click' then occurred_at end) as last_click_at,
+        max(case when event_type = 'delivered' then occurred_at end) as last_send_at,
+        max(case when is_machine then 0 else 1 end) as has_counted_event,
+        max(_ingested_at) as newest_ingested_at
+    from moved
+    group by customer_id
+
+),
+
+-- The stored figures moved on; a customer who had no counted event and still has none
+-- keeps null figures.
+carried as (
+
+    select
+        kept.customer_id,
+        {%- for days in windows %}
+        {%- for event_type, figure in figures %}
+        cast(coalesce(kept.{{ figure }}_{{ days }}d, 0) + coalesce(changes.{{ figure }}_{{ days }}d, 0) as bigint) as {{ figure }}_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        cast(coalesce(kept.opens_prev_30d, 0) + coalesce(changes.opens_prev_30d, 0) as bigint) as opens_prev_30d,
+        greatest(kept.last_open_at, moved_newest.last_open_at) as last_open_at,
+        greatest(kept.last_click_at, moved_newest.last_click_at) as last_click_at,
+        greatest(kept.last_send_at, moved_newest.last_send_at) as last_send_at
+    from moved_newest
+    inner join {{ this }} as kept on kept.customer_id = moved_newest.customer_id
+    left join changes on changes.customer_id = moved_newest.customer_id
+    where kept.sends_90d is not null or moved_newest.has_counted_event = 1
+
+),
+
+carried_ingested as (
+
+    select
+        kept.customer_id,
+        greatest(kept._ingested_at, moved_newest.newest_ingested_at) as newest_ingested_at
+    from moved_newest
+    inner join {{ this }} as kept on kept.customer_id = moved_newest.customer_id
+
+),
+
+-- Every customer whose row this run writes.
+recomputed as (
+
+    select customer_id from scope
+    union
+    select customer_id from moved_newest
+
+),
+
+{% endif -%}
 identified as (
 
     select identified.*
@@ -54,6 +241,10 @@ ingested as (
     select customer_id, max(_ingested_at) as newest_ingested_at
     from identified
     group by customer_id
+    {%- if is_incremental() %}
+    union all
+    select customer_id, newest_ingested_at from carried_ingested
+    {%- endif %}
 
 ),
 
@@ -66,7 +257,7 @@ messages as (
         customer_id,
         event_type,
         esp_message_id,
-        {% for days in [7, 30, 90] %}
+        {% for days in windows %}
         max(case when occurred_at >= {{ days_before(as_of(), days) }} then 1 else 0 end) as in_{{ days }}d,
         {% endfor %}
         max(case
@@ -85,8 +276,8 @@ counted as (
 
     select
         customer_id,
-        {% for days in [7, 30, 90] %}
-        {%- for event_type, figure in [('delivered', 'sends'), ('open', 'opens'), ('click', 'clicks'), ('reply', 'replies')] %}
+        {% for days in windows %}
+        {%- for event_type, figure in figures %}
         cast(sum(case when event_type = '{{ event_type }}' and esp_message_id is not null then in_{{ days }}d else 0 end) as bigint) as {{ figure }}_{{ days }}d,
         {%- endfor %}
         {% endfor %}
@@ -96,6 +287,10 @@ counted as (
         max(case when event_type = 'delivered' then last_at end) as last_send_at
     from messages
     group by customer_id
+    {%- if is_incremental() %}
+    union all
+    select * from carried
+    {%- endif %}
 
 ),
 
@@ -154,7 +349,9 @@ final as (
         aggregated.engagement_trend,
         {{ rebuild_bookkeeping('customers', 'ingested.newest_ingested_at') }}
     from customers
-    inner join scope on scope.customer_id = customers.customer_id
+    {% if is_incremental() -%}
+    inner join recomputed on recomputed.customer_id = customers.customer_id
+    {%- endif %}
     left join aggregated on aggregated.customer_id = customers.customer_id
     left join ingested on ingested.customer_id = customers.customer_id
 
