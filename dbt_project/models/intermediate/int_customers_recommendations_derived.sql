@@ -57,9 +57,33 @@ co_purchased as (
 
 best_sellers as (
 
-    select category, product_name, count(distinct order_id) as orders
+    select
+        category,
+        product_name,
+        count(distinct order_id) as orders,
+        row_number() over (
+            partition by category order by count(distinct order_id) desc, product_name asc
+        ) as category_rank
     from {{ ref('stg_web__order_items') }}
     group by category, product_name
+
+),
+
+-- How far down its category's best sellers a customer may have to read: three, plus one
+-- for each product of theirs that is bought or already a candidate (skipped there). With
+-- a real catalogue, every product of the category for every customer would be millions
+-- of candidates per category.
+skipped as (
+
+    select customer_id, count(*) as products
+    from (
+        select customer_id, product_name from bought
+        union
+        select customer_id, product_name from viewed
+        union
+        select customer_id, product_name from co_purchased
+    ) as known
+    group by customer_id
 
 ),
 
@@ -80,7 +104,10 @@ candidates as (
     union all
     select top_category.customer_id, best_sellers.product_name, 3, cast(null as timestamp), best_sellers.orders, 'category_affinity'
     from top_category
-    inner join best_sellers on best_sellers.category = top_category.top_category
+    left join skipped on skipped.customer_id = top_category.customer_id
+    inner join best_sellers
+        on best_sellers.category = top_category.top_category
+        and best_sellers.category_rank <= 3 + coalesce(skipped.products, 0)
 
 ),
 

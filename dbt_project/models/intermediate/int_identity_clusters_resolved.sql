@@ -1,17 +1,16 @@
 -- Final clusters (no ids yet; identity_registry gives each cluster its stable id).
 --
--- 1. Connected components over every accepted edge (deterministic and fuzzy).
+-- 1. Connected components over every accepted edge (deterministic and fuzzy), computed on
+--    the deterministic clusters: a deterministic cluster is a component of the accepted
+--    deterministic edges, labelled by its smallest record key, so only the fuzzy edges
+--    between two clusters join anything more, and a component's smallest cluster label is
+--    its smallest record key. The propagation runs over the clusters those edges touch,
+--    not over every record.
 -- 2. Over-merge guards: a cluster larger than var identity_max_cluster_size, or one that
 --    ends up holding two ids of an exclusive source through a chain of fuzzy edges, falls
 --    back to its deterministic clusters.
 -- 3. The rule that placed each record (its strongest accepted edge) and its match score.
 with
-
-records as (
-
-    select * from {{ ref('int_identity_records_unioned') }}
-
-),
 
 deterministic as (
 
@@ -25,19 +24,31 @@ edges as (
 
 ),
 
-accepted as (
+-- The accepted edges between two deterministic clusters, as edges between their labels
+-- (a deterministic edge lies inside its cluster: assert_identity_components_converged).
+cluster_edges as (
 
-    select node_a, node_b from edges where is_accepted
+    select distinct
+        da.deterministic_label as node_a,
+        db.deterministic_label as node_b
+    from edges
+    inner join deterministic as da on da.record_key = edges.node_a
+    inner join deterministic as db on db.record_key = edges.node_b
+    where edges.is_accepted
+        and edges.rule = 'fuzzy'
+        and da.deterministic_label <> db.deterministic_label
 
 ),
 
-nodes as (
+cluster_nodes as (
 
-    select record_key as node from records
+    select node_a as node from cluster_edges
+    union
+    select node_b from cluster_edges
 
 ),
 
-{{ connected_components('labels', 'nodes', 'accepted', rounds=10) }},
+{{ connected_components('labels', 'cluster_nodes', 'cluster_edges', rounds=10) }},
 
 clustered as (
 
@@ -46,9 +57,9 @@ clustered as (
         deterministic.source,
         deterministic.source_record_id,
         deterministic.deterministic_label,
-        labels.label as full_label
+        coalesce(labels.label, deterministic.deterministic_label) as full_label
     from deterministic
-    inner join labels_10 as labels on labels.node = deterministic.record_key
+    left join labels_10 as labels on labels.node = deterministic.deterministic_label
 
 ),
 
