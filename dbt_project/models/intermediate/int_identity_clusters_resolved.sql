@@ -119,26 +119,46 @@ incident as (
 
 ),
 
-best_rule as (
+-- The rule that placed each record: a deterministic edge before a fuzzy one (in the order
+-- below; of two rules alike, the first by name), then the highest score. Two aggregates:
+-- a window ranking every edge end sorted them all.
+ranked_incident as (
 
     select
         record_key,
         rule,
         score,
-        row_number() over (
-            partition by record_key
-            order by
-                case when rule = 'fuzzy' then 1 else 0 end,
-                case rule
-                    when 'billing_metadata_crm_contact_id' then 1
-                    when 'web_user_id' then 2
-                    when 'anonymous_id_to_user_id' then 3
-                    when 'email' then 4
-                    else 5
-                end,
-                score desc
-        ) as rule_rank
+        case rule
+            when 'billing_metadata_crm_contact_id' then 1
+            when 'web_user_id' then 2
+            when 'anonymous_id_to_user_id' then 3
+            when 'email' then 4
+            when 'fuzzy' then 6
+            else 5
+        end as rule_rank
     from incident
+
+),
+
+best_rank as (
+
+    select record_key, min(rule_rank) as rule_rank
+    from ranked_incident
+    group by record_key
+
+),
+
+best_rule as (
+
+    select
+        ranked_incident.record_key,
+        min(ranked_incident.rule) as rule,
+        max(ranked_incident.score) as score
+    from ranked_incident
+    inner join best_rank
+        on best_rank.record_key = ranked_incident.record_key
+        and best_rank.rule_rank = ranked_incident.rule_rank
+    group by ranked_incident.record_key
 
 ),
 
@@ -159,8 +179,7 @@ final as (
             end as numeric(5, 4)
         ) as match_score
     from guarded
-    left join best_rule
-        on best_rule.record_key = guarded.record_key and best_rule.rule_rank = 1
+    left join best_rule on best_rule.record_key = guarded.record_key
 
 )
 
