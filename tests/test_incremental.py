@@ -26,6 +26,7 @@ COMPARED = (
     "stg_web__events",
     "stg_esp__events",
     "stg_sends__messages",
+    "stg_web__order_items",
     "int_web_events_identified",
     "int_esp_events_identified",
     "int_customers_engagement_aggregated",
@@ -42,6 +43,9 @@ COMPARED = (
     "customer_profiles",
     "customer_segments",
     "customer_send_times",
+    "int_customers_recommendations_derived",
+    "int_products_co_purchased",
+    "product_reorder_intervals",
     "campaign_results",
 )
 
@@ -59,6 +63,8 @@ def _run(day: date, settings) -> dict:
 
 
 ANON = "anon-incremental-test"
+#: An order delivered on day 1, delivered again on day 2 as another event.
+ORDER = "ajs-inc-order-then-not"
 
 
 def _web_event(kind: str, at: str, user_id: str | None = None, **extra) -> str:
@@ -76,6 +82,14 @@ def _anonymous_browsing_then_login(sources, day: int) -> None:
     import json
 
     folder = sources / "web" / "events"
+    order = {"type": "track", "messageId": ORDER, "anonymousId": ANON + "-order", "event": "Order Completed",
+             "timestamp": "2026-11-01T10:05:00Z", "receivedAt": "2026-11-01T10:05:00Z",
+             "properties": {"order_id": "o-inc-1", "products": [
+                 {"product_id": "prd_001", "name": "Trail Tent", "category": "Tents", "price": 199},
+                 {"product_id": "prd_002", "name": "Camp Stove", "category": "Cooking", "price": 49}]}}  # fmt: skip
+    if day == 2:  # the same message again, now another event: its order lines must go
+        order.update(event="Order Reviewed", receivedAt="2026-11-02T08:00:00Z")
+    (folder / f"zz-order-{day}.jsonl").write_text(json.dumps(order) + "\n")
     if day == 1:
         (folder / "zz-anonymous.jsonl").write_text(
             _web_event("page", "2026-11-01T10:00:00Z", name="Tents")
@@ -164,6 +178,10 @@ def test_incremental_days_match_a_full_rebuild(tmp_path, monkeypatch):
         if k == 1:  # a rerun of the interval just built: same keys merged again
             _run(day, settings)
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            lines = con.execute(
+                "select count(*) from stg_web__order_items where event_id = ?", [ORDER]
+            ).fetchone()[0]
+            assert lines == (2 if k == 0 else 0), (day, lines)
             con_figures.append(con.execute(
                 "select count(*), max(_as_of) from int_customers_engagement_aggregated "
                 "where _as_of = (select max(_as_of) from int_customers_engagement_aggregated)"

@@ -97,3 +97,28 @@ select * from final
     from {{ this }}
     where {{ staged_key }} in (select cast({{ source_key }} as varchar) from {{ source_cte }})
 {%- endmacro %}
+
+{#- Post-hook of stg_web__order_items: after the merge, the rows of events whose newest
+    staged version is newer than the rows and no longer an order. -#}
+{% macro delete_order_items_no_longer_orders() -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }}
+    where event_id in (
+        select staged.event_id
+        from {{ ref('stg_web__events') }} as staged
+        inner join {{ this }} as items on items.event_id = staged.event_id
+        where staged.event_name <> 'Order Completed'
+            and staged._ingested_at > items._ingested_at
+    )
+  {%- else -%}
+    select 1
+  {%- endif -%}
+{%- endmacro %}
+
+{#- In an incremental build, the filter (an `and` clause) keeping the rows staged after the
+    newest this table holds. -#}
+{% macro staged_after_kept() -%}
+  {%- if is_incremental() -%}
+    and _ingested_at > (select coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) from {{ this }})
+  {%- endif -%}
+{%- endmacro %}

@@ -1,10 +1,24 @@
--- One row per product line of an "Order Completed" event (properties.products[]).
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook="{{ delete_order_items_no_longer_orders() }}",
+) }}
+
+-- One row per product line of an "Order Completed" event (properties.products[]), with
+-- the products of every loaded version of the event (as the raw table keeps them).
+-- Kept incrementally: a build parses only the orders staged since the newest it holds
+-- (new or delivered again), so the products JSON of the whole history is not read again
+-- each day; an event whose newest version is no longer an order loses its rows after the
+-- merge.
 with
 
 events as (
 
     select * from {{ ref('stg_web__events') }}
     where event_name = 'Order Completed'
+    {{ staged_after_kept() }}  -- noqa: LT02
 
 ),
 
@@ -13,6 +27,7 @@ source as (
     select "messageId" as event_id, properties
     from {{ source('web', 'events') }}
     where event = 'Order Completed'
+        and cast("messageId" as varchar) in (select events.event_id from events)
 
 ),
 
@@ -40,7 +55,8 @@ final as (
         items.product_id,
         items.product_name,
         items.category,
-        items.price
+        items.price,
+        events._ingested_at
     from items
     inner join events on events.event_id = items.event_id
     where items.product_id is not null
