@@ -3,7 +3,7 @@
     unique_key='esp_event_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    post_hook="{{ delete_invisible_events(unlinked=true) }}",
+    post_hook=["{{ delete_invisible_events(unlinked=true) }}", "{{ linked_fingerprints_update() }}"],
 ) }}
 
 -- ESP events of known addresses, with their customer. Kept incrementally: a build links

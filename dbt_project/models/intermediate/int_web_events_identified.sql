@@ -3,7 +3,7 @@
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    post_hook="{{ delete_invisible_events() }}",
+    post_hook=["{{ delete_invisible_events() }}", "{{ linked_fingerprints_update() }}"],
 ) }}
 
 -- Web events with the customer they belong to (via userId, else the anonymous id's link).
