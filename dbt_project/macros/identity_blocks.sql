@@ -27,11 +27,7 @@
 {#- The relation of a state table, kind 'records' or 'members'; with existing=true, none
     when the table is not there. -#}
 {% macro identity_block_state(kind, existing=false) -%}
-  {%- set name = this.identifier ~ '__block_' ~ kind -%}
-  {%- if existing -%}
-    {{ return(adapter.get_relation(database=this.database, schema=this.schema, identifier=name)) }}
-  {%- endif -%}
-  {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=name)) }}
+  {{ return(model_state_table('__block_' ~ kind, existing)) }}
 {%- endmacro %}
 
 {#- Whether this build can work from the state: incremental, and the state holds rows

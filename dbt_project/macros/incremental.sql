@@ -151,15 +151,22 @@ changed_customers as materialized (
   {%- endif %}
 {%- endmacro %}
 
-{#- The state table `<model>__linked_fingerprints` (customer_id, identity_fingerprint) of an
-    event table; with existing=true, none when it is not there (or outside a run). -#}
-{% macro linked_fingerprints(existing=false) -%}
-  {%- set name = this.identifier ~ '__linked_fingerprints' -%}
+{#- The relation of a state table a model keeps beside itself, `<model><suffix>` (its
+    post-hooks write it in the model's transaction); with existing=true, none when the
+    table is not there or outside a run. -#}
+{% macro model_state_table(suffix, existing=false) -%}
+  {%- set name = this.identifier ~ suffix -%}
   {%- if existing -%}
     {%- if not execute or this is string -%}{{ return(none) }}{%- endif -%}
     {{ return(adapter.get_relation(database=this.database, schema=this.schema, identifier=name)) }}
   {%- endif -%}
   {{ return(api.Relation.create(database=this.database, schema=this.schema, identifier=name)) }}
+{%- endmacro %}
+
+{#- The state table `<model>__linked_fingerprints` (customer_id, identity_fingerprint) of an
+    event table. -#}
+{% macro linked_fingerprints(existing=false) -%}
+  {{ return(model_state_table('__linked_fingerprints', existing)) }}
 {%- endmacro %}
 
 {#- Post-hook of an event table: its customers' fingerprints of this build, written in the
