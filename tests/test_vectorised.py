@@ -185,6 +185,11 @@ def test_every_rule_lands_the_same_as_the_python_path(tmp_path, monkeypatch, gon
         python = _land(tmp_path, spec, path, "false", monkeypatch, gone)
         fast = _land(tmp_path, spec, path, "true", monkeypatch, gone)
         assert fast[0] == {**python[0], "landing_dir": fast[0]["landing_dir"]}
+        # The same ledger row, but the fast path also knows where the lines to reread start
+        # (not with \r\n breaks: a read that seeks splits at \n only).
+        offsets = fast[1].pop("reread_offsets")
+        assert python[1].pop("reread_offsets") is None
+        assert (offsets is None) == (newline == "\r\n")
         assert fast[1] == python[1]
         assert fast[2] == python[2]
         assert fast[3] == python[3]
@@ -195,6 +200,80 @@ def test_every_rule_lands_the_same_as_the_python_path(tmp_path, monkeypatch, gon
         )
         assert result["rows_loaded"] > 0 and result["rows_quarantined"] > 0
         assert result["rows_erased"] > 0 and result["rows_outside_window"] > 0
+
+
+def test_a_rest_read_seeks_to_the_lines_kept_for_later(tmp_path, monkeypatch, gone):
+    """The first read keeps, for each line dated after its window (or undated, or broken),
+    where the line starts in bytes; the next interval's "rest" read seeks to those lines
+    and reads nothing else of the file, landing what parsing them from a scan lands."""
+    from profilecast.sources import readers
+    from profilecast.sources.window import rest_lines
+
+    rng = random.Random(11)
+    body = WEB_CASES + [_random_web(rng, k) for k in range(3000)]
+    body[5] = json.dumps(_web(9001, name="caf\u00e9 \U0001f600"), ensure_ascii=False)
+    body[6] = json.dumps(_web(9002, timestamp="2026-11-01T08:00:00Z", name="\u00e9t\u00e9"),
+                         ensure_ascii=False)  # fmt: skip
+    web = tmp_path / "events.jsonl"
+    web.write_bytes(b"\xef\xbb\xbf" + "\n".join(body).encode() + b"\n")
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64 * 1024)  # several chunks
+    first = _land(tmp_path, WEB, web, "true", monkeypatch, gone)[1]
+    lines = [int(n) for n in first["reread_lines"].split(",")]
+    offsets = [int(n) for n in first["reread_offsets"].split(",")]
+    assert len(lines) == len(offsets) > 100
+    data = web.read_bytes()
+    for n, at in zip(lines, offsets, strict=True):
+        expected = body[n - 1].encode()
+        assert data[at : at + len(expected)] == expected and data[at - 1 : at] in (b"\n", b"\xbf")
+
+    history = History(
+        batches={"b1": {"window_end": "2026-10-31T00:00:00Z"}},
+        files=[{**first, "batch_id": "b1"}],
+    )
+    planned = rest_lines(str(web), first["fingerprint"], history, "b2", WINDOW.end)
+    assert planned == dict(zip(lines, offsets, strict=True))
+    nan = {**first, "batch_id": "b1", "reread_offsets": float("nan")}
+    assert rest_lines(str(web), first["fingerprint"], replace_files(history, nan), "b2",
+                      WINDOW.end) == dict.fromkeys(lines)  # fmt: skip
+
+    later = Window(WINDOW.end, WINDOW.end + timedelta(days=2))
+
+    def rest(planned: dict, name: str) -> tuple:
+        out = tmp_path / name
+        out.mkdir()
+        result = BatchResult("b2", WEB.source, WEB.entity, str(out))
+        writer = _BatchWriter(WEB, History(), result, out, gone)
+        read = FileRead(str(web), first["fingerprint"], "rest")
+        read_file(writer, read, later, planned)
+        writer.finish()
+        rows = [r for p in sorted(out.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+        return (
+            result.as_dict(),
+            read.as_dict(),
+            rows,
+            pq.read_table(out / "quarantine.parquet").to_pylist(),
+        )
+
+    scanned = rest(dict.fromkeys(lines), "scan")
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the rest read scanned the file")
+
+    monkeypatch.setattr(readers, "_read_records", no_scan)
+    sought = rest(planned, "seek")
+    assert sought[0] == {**scanned[0], "landing_dir": sought[0]["landing_dir"]}
+    assert sought[2] == scanned[2] and sought[3] == scanned[3]
+    assert any(r["messageId"] == "ajs-9002" for r in sought[2])
+    assert sought[0]["rows_loaded"] > 50 and sought[0]["rows_quarantined"] > 0
+    # The lines still undated or later are kept for the next read, with their offsets.
+    assert sought[1]["reread_lines"] == scanned[1]["reread_lines"] != ""
+    kept = dict(zip(lines, offsets, strict=True))
+    again = [int(n) for n in sought[1]["reread_lines"].split(",")]
+    assert sought[1]["reread_offsets"] == ",".join(str(kept[n]) for n in again)
+
+
+def replace_files(history: History, *files: dict) -> History:
+    return History(history.batches, list(files), history.quarantined)
 
 
 def test_most_of_a_generated_file_takes_the_vectorised_path(tmp_path, sample_dir):

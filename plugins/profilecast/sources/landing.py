@@ -22,7 +22,13 @@ from profilecast.sources.catalog import (
 )
 from profilecast.sources.connectors.api import api_records_fn
 from profilecast.sources.connectors.dialects import normalize
-from profilecast.sources.readers import RawRecord, list_drop_files, read_records
+from profilecast.sources.readers import (
+    RawRecord,
+    list_drop_files,
+    read_lines_at,
+    read_records,
+    seekable,
+)
 from profilecast.sources.validation import (
     Validated,
     format_timestamp,
@@ -199,9 +205,10 @@ FILE_COUNTERS = (
 
 def plan_read(
     path: str, history: History, batch_id: str, window: Window
-) -> tuple[FileRead, Window | None, set[int] | None]:
+) -> tuple[FileRead, Window | None, dict[int, int | None] | None]:
     """What this batch reads of one drop file: its ledger row, the window its records are
-    read in (None: skipped) and the lines worth parsing (None: all)."""
+    read in (None: skipped) and the lines worth parsing with their byte offsets where known
+    (None: all lines)."""
     fp = file_fingerprint(path)
     mode, file_window = plan_file(path, fp, history, batch_id, window)
     read = FileRead(path, fp, mode)
@@ -215,15 +222,27 @@ def plan_read(
 
 
 def read_file(
-    writer: _BatchWriter, read: FileRead, file_window: Window | None, lines: set[int] | None
+    writer: _BatchWriter,
+    read: FileRead,
+    file_window: Window | None,
+    lines: dict[int, int | None] | None,
 ) -> None:
     """Every record of one planned file through ``writer`` (ordinary JSON lines of a local
-    file checked by DuckDB in bulk: sources/vectorised.py)."""
+    file checked by DuckDB in bulk: sources/vectorised.py; a "rest" read of lines whose
+    offsets are known seeks to them)."""
     from profilecast.sources import vectorised
 
-    if file_window is not None and vectorised.applies(writer.spec, read.path, lines):
+    if file_window is None:
+        return
+    if lines is not None and seekable(read.path, lines):
+        offsets = {n: int(at) for n, at in lines.items() if at is not None}
+        for n, at in offsets.items():
+            read.locate(n, at)
+        for raw in read_lines_at(read.path, offsets):
+            writer.take(raw, file_window, read)
+    elif vectorised.applies(writer.spec, read.path, lines):
         vectorised.read_file(writer, read, file_window)
-    elif file_window is not None:
+    else:
         for raw in read_records(read.path, writer.spec, lines):
             writer.take(raw, file_window, read)
 

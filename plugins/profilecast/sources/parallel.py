@@ -33,7 +33,7 @@ class _Job:
     index: int
     read: FileRead
     file_window: Window | None
-    lines: set[int] | None
+    lines: dict[int, int | None] | None
 
 
 def _read_one(job: _Job) -> tuple[FileRead, list[dict[str, Any]], dict[str, int]]:
@@ -55,7 +55,7 @@ def _read_one(job: _Job) -> tuple[FileRead, list[dict[str, Any]], dict[str, int]
 
 def read_files_in_parallel(
     writer: _BatchWriter,
-    plans: list[tuple[FileRead, Window | None, set[int] | None]],
+    plans: list[tuple[FileRead, Window | None, dict[int, int | None] | None]],
     workers: int,
 ) -> list[tuple[FileRead, list[dict[str, Any]], dict[str, int]]]:
     """Each planned file read by a worker process; the results in file order."""

@@ -6,7 +6,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +76,9 @@ def _open_text(path: str) -> io.TextIOBase:
     return io.TextIOWrapper(io.BytesIO(_open_bytes(path)), encoding="utf-8-sig", newline="")
 
 
-def read_records(path: str, spec: EntitySpec, lines: set[int] | None = None) -> Iterator[RawRecord]:
+def read_records(
+    path: str, spec: EntitySpec, lines: Container[int] | None = None
+) -> Iterator[RawRecord]:
     """Yield every record of one file, with a parse error instead of a record when broken.
     ``lines``: only the records on these lines (line numbers as reported), the others are
     not parsed."""
@@ -86,7 +88,7 @@ def read_records(path: str, spec: EntitySpec, lines: set[int] | None = None) -> 
         yield from _read_records(path, spec, None)
 
 
-def _read_records(path: str, spec: EntitySpec, lines: set[int] | None) -> Iterator[RawRecord]:
+def _read_records(path: str, spec: EntitySpec, lines: Container[int] | None) -> Iterator[RawRecord]:
     fmt = _fmt(path)
     if fmt == ".csv":
         yield from _read_csv(path, spec)
@@ -114,6 +116,38 @@ def _read_records(path: str, spec: EntitySpec, lines: set[int] | None) -> Iterat
         table = pq.read_table(io.BytesIO(_open_bytes(path)))
         for n, item in enumerate(table.to_pylist(), start=1):
             yield RawRecord(path, n, record=item)
+
+
+#: The UTF-8 byte-order mark, which the readers drop from a file's start.
+BOM = b"\xef\xbb\xbf"
+
+
+def seekable(path: str, lines: Mapping[int, int | None]) -> bool:
+    """Whether ``lines`` (line number -> byte offset) can be read by seeking: a local,
+    uncompressed JSON-lines file whose every line's offset is known."""
+    return (
+        not path.startswith("s3://")
+        and _fmt(path) in (".jsonl", ".ndjson")
+        and not path.endswith(".gz")
+        and all(at is not None for at in lines.values())
+    )
+
+
+def read_lines_at(path: str, offsets: Mapping[int, int]) -> Iterator[RawRecord]:
+    """The records on some lines of a local JSON-lines file (line number -> where the line
+    starts, in bytes), in line order; each line is read at its offset, nothing else is.
+    The offsets come from a read of the same unchanged file that split it at \n only."""
+    with open(path, "rb") as fh:
+        for n in sorted(offsets):
+            fh.seek(offsets[n])
+            data = fh.readline()
+            if offsets[n] == 0:
+                data = data.removeprefix(BOM)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"{path}: not UTF-8 text at line {n}") from exc
+            yield from parse_line(path, n, text)
 
 
 def parse_line(path: str, n: int, line: str) -> Iterator[RawRecord]:
@@ -184,7 +218,7 @@ def line_chunks(path: str) -> Iterator[bytes]:
         while True:
             data = fh.read(CHUNK_BYTES)
             if first:
-                data, first = data.removeprefix(b"\xef\xbb\xbf"), False
+                data, first = data.removeprefix(BOM), False
             if not data:
                 if carry:
                     yield carry
@@ -220,3 +254,18 @@ def split_lines(chunk: bytes, path: str, first_line: int) -> tuple[pa.Array, lis
     if not ends and broken:
         broken[-1] = False
     return lines, broken
+
+
+def line_starts(
+    wanted: list[int], chunk: bytes, lines: pa.Array, first: int
+) -> list[tuple[int, int | None]]:
+    """Where each wanted line of a chunk (split by :func:`split_lines`, its first line being
+    line ``first``) starts, in bytes from the chunk's start. None for every line of a chunk
+    with a \r break: a read that seeks splits lines at \n only."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if not wanted or b"\r" in chunk:
+        return [(n, None) for n in wanted]
+    ends = np.cumsum(pc.binary_length(lines).to_numpy(zero_copy_only=False) + 1)
+    return [(n, int(ends[n - first - 1]) if n > first else 0) for n in wanted]

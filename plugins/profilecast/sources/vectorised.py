@@ -64,7 +64,7 @@ _MEANINGFUL_KEYS = ("batch", "action", "event_id")
 _INTS = "('BIGINT', 'UBIGINT')"
 
 
-def applies(spec: EntitySpec, path: str, lines: set[int] | None) -> bool:
+def applies(spec: EntitySpec, path: str, lines: object | None) -> bool:
     """Whether the records of ``path`` may take this path: a local JSON-lines file read in
     full, of an entity without date columns, whose dialect (if any) leaves records made of
     its own columns alone (Snowplow events carry ``event_id``, not a column)."""
@@ -265,6 +265,7 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from profilecast.sources import readers
     from profilecast.sources.readers import line_chunks, parse_line, split_lines
 
     con = duckdb.connect()
@@ -273,8 +274,15 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     person = bool(writer.forgotten)
     sql = _query(writer.spec, window, person)
     next_line = 1
+    if read.path.endswith(".gz"):
+        read.offsets_unknown()  # a later read cannot seek in the compressed bytes
+        position = 0
+    else:
+        with open(read.path, "rb") as fh:
+            position = len(readers.BOM) if fh.read(3) == readers.BOM else 0
     try:
         for chunk in line_chunks(read.path):
+            marked = read.reread_count()
             lines, broken = split_lines(chunk, read.path, next_line)
             numbers = pa.array(range(next_line, next_line + len(lines)), pa.int64())
             con.register("lines", pa.table({"n": numbers, "line": lines}))
@@ -293,7 +301,13 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
                     if row is not None:
                         rows.append(row)
             writer.add_table(_merge(writer, taken, rows, read.path))
+            for n, at in readers.line_starts(read.rereads_since(marked), chunk, lines, next_line):
+                if at is None:
+                    read.offsets_unknown()
+                else:
+                    read.locate(n, position + at)
             next_line += len(lines)
+            position += len(chunk)
     finally:
         con.close()
 

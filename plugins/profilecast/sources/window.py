@@ -40,15 +40,40 @@ class FileRead:
     #: the lines a later "rest" read of the unchanged file must read again (records dated
     #: after the window, undated ones), comma-separated; None: unknown, read every line
     reread_lines: str | None = None
+    #: where each of those lines starts in the file, in bytes and in the same order, so the
+    #: later read seeks to them instead of reading the whole file; None: not known (a gzip
+    #: or remote file, a line break other than \n, or a reader that does not count bytes)
+    reread_offsets: str | None = None
     _reread: list[int] = field(default_factory=list, repr=False)
+    _offsets: dict[int, int] | None = field(default_factory=dict, repr=False)
 
     def reread(self, line: int) -> None:
         self._reread.append(line)
 
+    def locate(self, line: int, offset: int) -> None:
+        """Where ``line`` starts in the file (bytes), for a later read to seek to."""
+        if self._offsets is not None:
+            self._offsets[line] = offset
+
+    def offsets_unknown(self) -> None:
+        """Byte offsets cannot be trusted for this file: a later read scans it."""
+        self._offsets = None
+
+    def reread_count(self) -> int:
+        return len(self._reread)
+
+    def rereads_since(self, start: int) -> list[int]:
+        """The lines marked for rereading since the ``start``-th mark."""
+        return self._reread[start:]
+
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
         if len(self._reread) <= MAX_REREAD_LINES:
-            out["reread_lines"] = ",".join(str(n) for n in sorted(set(self._reread)))
+            lines = sorted(set(self._reread))
+            out["reread_lines"] = ",".join(str(n) for n in lines)
+            known = self._offsets
+            if known is not None and all(n in known for n in lines):
+                out["reread_offsets"] = ",".join(str(known[n]) for n in lines)
         return out
 
 
@@ -56,6 +81,7 @@ class FileRead:
 MAX_REREAD_LINES = 100_000
 FILE_READ_COLUMNS = (
     "path", "fingerprint", "mode", "read_from", "rows_read", "rows_later", "reread_lines",
+    "reread_offsets",
 )  # fmt: skip
 
 
@@ -108,12 +134,13 @@ def file_fingerprint(path: str) -> str:
 
 def rest_lines(
     path: str, fingerprint: str, history: History, batch_id: str, since: datetime | None
-) -> set[int] | None:
+) -> dict[int, int | None] | None:
     """For a "rest" read from ``since``: the lines worth parsing again, those that the
     earlier read of the same unchanged file whose window ended at ``since`` kept for later
-    (dated after its window, or undated). Every other record is dated before ``since``, so
-    outside this read's window. None: not known (a ledger row from before they were kept,
-    or too many to keep): every line is read."""
+    (dated after its window, or undated), each with its byte offset when that read knew it
+    (None otherwise). Every other record is dated before ``since``, so outside this read's
+    window. None: not known (a ledger row from before they were kept, or too many to keep):
+    every line is read."""
     if since is None:
         return None
     for f in history.files:
@@ -125,7 +152,12 @@ def rest_lines(
             continue
         if kept is None or kept != kept:  # None, or NaN from a DataFrame
             return None
-        return {int(n) for n in str(kept).split(",") if n}
+        lines = [int(n) for n in str(kept).split(",") if n]
+        at = f.get("reread_offsets")
+        offsets = [int(n) for n in str(at).split(",") if n] if at and at == at else []
+        if len(offsets) != len(lines):
+            return dict.fromkeys(lines)
+        return dict(zip(lines, offsets, strict=True))
     return None
 
 
