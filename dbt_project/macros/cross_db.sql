@@ -88,6 +88,18 @@
   coalesce(greatest(last_open_at, last_click_at, last_seen_at), crm_created_at)
 {%- endmacro %}
 
+{#- An aggregate digest of a set of distinct text values: their count and the XOR of their
+    64-bit hashes (DuckDB's hash, PostgreSQL's hashtextextended). Order-free, so it needs no
+    sort nor a string of every value; it changes whenever the set does, but for a 2^-64
+    chance. Feed it distinct values: a value twice cancels in the XOR. -#}
+{% macro set_digest(expr) -%}
+  {%- if target.type == 'postgres' -%}
+  (count(*) || ':' || bit_xor(hashtextextended({{ expr }}, 0)))
+  {%- else -%}
+  (count(*) || ':' || bit_xor(hash({{ expr }})))
+  {%- endif -%}
+{%- endmacro %}
+
 {#- Values joined with a separator, in sorted order (DuckDB and PostgreSQL alike). -#}
 {% macro ordered_string_agg(expr, separator) -%}
   string_agg({{ expr }}, '{{ separator }}' order by {{ expr }})

@@ -1,6 +1,7 @@
 -- One row per customer of the identity map with a fingerprint of its source records: the
 -- incremental customer layers recompute a customer whose fingerprint changed (a merge, a
--- split, a record gained or lost).
+-- split, a record gained or lost). The fingerprint is a digest of the set of its record
+-- keys (macros/cross_db.sql set_digest: no sort, no string of them).
 with
 
 identities as (
@@ -13,7 +14,7 @@ final as (
 
     select
         customer_id,
-        md5(string_agg(source || ':' || source_record_id, '|' order by source, source_record_id)) as identity_fingerprint,
+        {{ set_digest("source || ':' || source_record_id") }} as identity_fingerprint,
         count(*) as records_count
     from identities
     group by customer_id

@@ -10,8 +10,9 @@
 -- component's label is its smallest record key.
 --
 -- Incremental, and exact. Each record keeps a digest of its neighbours (the records its
--- accepted edges join it to). An edge added or removed changes the digest of both its
--- ends, so the components computed again are:
+-- accepted edges join it to; macros/cross_db.sql set_digest: no sort, no string of them).
+-- An edge added or removed changes the digest of both its ends, so the components computed
+-- again are:
 --   - yesterday's components that hold a record whose digest changed or that is gone;
 --   - the new records.
 -- An edge that did not change joins two records of one of yesterday's components, so those
@@ -37,7 +38,7 @@ neighbours as materialized (
 
     select
         node,
-        md5(string_agg(neighbour, '|' order by neighbour)) as edge_digest
+        {{ set_digest('neighbour') }} as edge_digest
     from (
         select node_a as node, node_b as neighbour from edges
         union
