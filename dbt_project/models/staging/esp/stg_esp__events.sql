@@ -7,21 +7,7 @@
 
 with
 
-source as (
-
-    select * from {{ source('esp', 'events') }}
-    {{ changed_records_only(source('esp', 'events'), 'sg_event_id') }}
-
-),
-
-{% if is_incremental() -%}
-previously_staged as (
-
-    {{ first_ingested_prior('esp_event_id', 'source', 'sg_event_id') }}
-
-),
-
-{% endif -%}
+{{ changed_versions(source('esp', 'events'), 'sg_event_id', 'esp_event_id') }}
 
 renamed as (
 

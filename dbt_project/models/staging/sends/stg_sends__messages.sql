@@ -7,12 +7,7 @@
 
 with
 
-source as (
-
-    select * from {{ source('sends', 'messages') }}
-    {{ changed_records_only(source('sends', 'messages'), 'message_key') }}
-
-),
+{{ changed_versions(source('sends', 'messages'), 'message_key', 'message_key') }}
 
 renamed as (
 

@@ -7,21 +7,7 @@
 
 with
 
-source as (
-
-    select * from {{ source('web', 'events') }}
-    {{ changed_records_only(source('web', 'events'), '"messageId"') }}
-
-),
-
-{% if is_incremental() -%}
-previously_staged as (
-
-    {{ first_ingested_prior('event_id', 'source', '"messageId"') }}
-
-),
-
-{% endif -%}
+{{ changed_versions(source('web', 'events'), '"messageId"', 'event_id') }}
 
 renamed as (
 
