@@ -67,12 +67,32 @@ ANON = "anon-incremental-test"
 ORDER = "ajs-inc-order-then-not"
 
 
-def _web_event(kind: str, at: str, user_id: str | None = None, **extra) -> str:
+#: A visitor identified as one user on day 1 and as another on day 2: the anonymous id
+#: moves between two customers who both stay (its user is the smallest it was seen with).
+MOVER = "anon-incremental-mover"
+
+
+def _web_event(
+    kind: str, at: str, user_id: str | None = None, anonymous: str = ANON, **extra
+) -> str:
     import json
 
-    event = {"type": kind, "messageId": f"ajs-inc-{kind}-{at}", "anonymousId": ANON,
+    event = {"type": kind, "messageId": f"ajs-inc-{kind}-{at}", "anonymousId": anonymous,
              "userId": user_id, "timestamp": at, "receivedAt": at, **extra}  # fmt: skip
     return json.dumps(event) + "\n"
+
+
+def _users(sources) -> list[str]:
+    """Two user ids of the generated web events, smallest first."""
+    import json
+
+    found: set[str] = set()
+    for line in (sources / "web" / "events.jsonl").open():
+        if line.startswith("{") and (user := json.loads(line).get("userId")):
+            found.add(user)
+            if len(found) == 2:
+                return sorted(found)
+    raise AssertionError("the generated web events name fewer than two users")
 
 
 def _anonymous_browsing_then_login(sources, day: int) -> None:
@@ -90,6 +110,14 @@ def _anonymous_browsing_then_login(sources, day: int) -> None:
     if day == 2:  # the same message again, now another event: its order lines must go
         order.update(event="Order Reviewed", receivedAt="2026-11-02T08:00:00Z")
     (folder / f"zz-order-{day}.jsonl").write_text(json.dumps(order) + "\n")
+    low, high = _users(sources)
+    mover = f"2026-11-0{day}T11:00:00Z"  # day 1: browses as the larger id; day 2: the smaller
+    (folder / f"zz-mover-{day}.jsonl").write_text(
+        _web_event("page", mover, anonymous=MOVER, name="Stoves")
+        + _web_event(
+            "identify", mover.replace("11:00", "11:01"), high if day == 1 else low, anonymous=MOVER
+        )  # fmt: skip
+    )
     if day == 1:
         (folder / "zz-anonymous.jsonl").write_text(
             _web_event("page", "2026-11-01T10:00:00Z", name="Tents")
@@ -194,7 +222,18 @@ def test_incremental_days_match_a_full_rebuild(tmp_path, monkeypatch):
             "from int_web_events_identified where anonymous_id = ?",
             [ANON],
         ).fetchone()
+        movers = con.execute(
+            "select count(*), count(distinct events.customer_id), min(events.customer_id), "
+            "min(users.customer_id) from int_web_events_identified as events "
+            "cross join (select customer_id from customer_identity_map "
+            "  where source = 'web_user' and source_record_id = ?) as users "
+            "where events.anonymous_id = ? and events.user_id is null",
+            [_users(tmp_path / "sources")[0], MOVER],
+        ).fetchone()
     assert linked == (3, 3, 1)  # the day-1 browsing belongs to the logged-in customer
+    # The mover's anonymous page views (day 1's too) went with it to the smaller user's
+    # customer (an event with a user id belongs to that user's).
+    assert movers[:2] == (2, 1) and movers[2] == movers[3], movers
     # The later days recomputed only some customers: the build really was incremental.
     recomputed = con_figures[-1][0]
     assert 0 < recomputed < customers, (recomputed, customers)
