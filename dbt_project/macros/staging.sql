@@ -61,8 +61,8 @@ select * from final
 
     The CTEs `source` (the versions to rank) and, incremental, `previously_staged` (the
     staged rows of those records, first_ingested_prior), each with its comma. The newest
-    loads' rows are found by the raw text of _ingested_at (ingested_after), which skips the
-    older row groups, and the older versions of a record only when it was staged before.
+    loads' rows are found by the raw text of _ingested_at (ingested_after), and the older
+    versions of a record only when it was staged before.
     Reading every raw row's key to find them, and casting every row's _ingested_at, took
     4.8 s (ESP) and 5.4 s (web) at a million contacts the next day; this takes 1.7 and
     1.6 s, with the same rows. -#}
@@ -107,7 +107,7 @@ source as (
 {#- Whether a raw row was ingested after `watermark` (a timestamp expression). The loader
     writes _ingested_at as text, always `YYYY-MM-DD HH:MM:SS.ffffff` (sources.validation
     format_timestamp), so on DuckDB the text is compared with the watermark written the same
-    way: no cast per row, and the scan skips row groups by the column's bounds. -#}
+    way: no cast per row (over 21.9 million raw rows, 0.03 s against 0.95 s with it). -#}
 {% macro ingested_after(watermark) -%}
   {%- if target.type == 'duckdb' -%}
     _ingested_at > strftime({{ watermark }}, '%Y-%m-%d %H:%M:%S.%f')
