@@ -278,8 +278,9 @@ removed as (
 
 -- Added pairs that are new, or one of whose records changed, are compared. An added pair
 -- of two unchanged records was stored when a touched block held it before (recheck) or an
--- untouched usable block holds it; so the stored pairs are not read (a join of the added
--- pairs with every stored pair took 6 of 10.6 s at a million contacts).
+-- untouched usable block holds it; so the stored pairs are not read. At a million contacts
+-- the next day, joining the 2.8 million added pairs with the 26 million stored ones took
+-- 3.4 s of scan and 2.9 s of join (operator time); the query went from 8.9 s to 6.9 s.
 to_compare as (
 
     select added.node_a, added.node_b

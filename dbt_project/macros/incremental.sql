@@ -37,9 +37,7 @@
     from {{ events }}
     where customer_id is not null
         and (
-            _ingested_at > (
-                select coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) from {{ this }}
-            )
+            _ingested_at > {{ staged_watermark() }}
             {%- for days in [0] + windows %}
             or (
                 occurred_at >= (select {{ days_before('max(_as_of)', days) }} from {{ this }})
@@ -86,7 +84,7 @@
   {%- if is_incremental() %}
     and (
         {{ as_of() }} < (select max(_as_of) from {{ this }})
-        or _ingested_at > (select coalesce(max(_ingested_at), cast('1900-01-01' as timestamp)) from {{ this }})
+        or _ingested_at > {{ staged_watermark() }}
         or occurred_at >= (select max(_as_of) from {{ this }})
         {%- for source, key in links %}
         or {{ key }} in (

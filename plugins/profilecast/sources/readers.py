@@ -136,7 +136,7 @@ def seekable(path: str, lines: Mapping[int, int | None]) -> bool:
 def read_lines_at(path: str, offsets: Mapping[int, int]) -> Iterator[RawRecord]:
     """The records on some lines of a local JSON-lines file (line number -> where the line
     starts, in bytes), in line order; each line is read at its offset, nothing else is.
-    The offsets come from a read of the same unchanged file that split it at \n only."""
+    The offsets come from a read of the same unchanged file that split it at ``\\n`` only."""
     with open(path, "rb") as fh:
         for n in sorted(offsets):
             fh.seek(offsets[n])
@@ -261,7 +261,7 @@ def line_starts(
 ) -> list[tuple[int, int | None]]:
     """Where each wanted line of a chunk (split by :func:`split_lines`, its first line being
     line ``first``) starts, in bytes from the chunk's start. None for every line of a chunk
-    with a \r break: a read that seeks splits lines at \n only."""
+    with a ``\\r`` break: a read that seeks splits lines at ``\\n`` only."""
     import numpy as np
     import pyarrow.compute as pc
 
