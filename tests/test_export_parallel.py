@@ -119,3 +119,47 @@ def test_token_bodies_and_log_lines_are_what_json_writes():
         record = log_record(msg, DS, f"{DS} 00:00:00", 5)
         assert message_line(msg, DS, f"{DS} 00:00:00", 5) == log_line(record)
         assert json.loads(log_line(record)) == json.loads(json.dumps(record, sort_keys=True))
+
+
+def test_one_pool_for_several_campaigns_writes_what_each_alone_writes(tmp_path, monkeypatch):
+    """The export stage makes every campaign's batches in one pool (each campaign with its own
+    format, topic and ledger keys): the files are those of each campaign exported alone, in
+    one process, and each campaign's result comes back in the order asked."""
+    from profilecast.export.batches import CampaignExport, export_campaigns
+
+    monkeypatch.setattr(prepare, "PART_BYTES", 20_000)
+    asks = [("c1", "ses", "promotions"), ("c2", "jsonl", None), ("c3", "sendgrid", "news")]
+    requests = []
+    for n, (cid, fmt, topic) in enumerate(asks):
+        files = [tmp_path / f"{cid}-{k}.jsonl.gz" for k in range(2)]
+        _render(files[0], cid, range(n * 100, n * 100 + 150))
+        _render(files[1], cid, range(n * 100 + 150, n * 100 + 180))
+        requests.append(CampaignExport(cid, files, fmt, topic, attribution_days=3 + n))
+    alone = tmp_path / "alone"
+    for r in requests:
+        export_campaign(_Wh(), ObjectStore((alone / "esp").as_uri()), r.campaign_id, DS,
+                        r.rendered_files, "run-1", fmt=r.fmt, topic=r.topic,
+                        attribution_days=r.attribution_days,
+                        sources=ObjectStore((alone / "src").as_uri()), workers=1)  # fmt: skip
+    pools = []
+
+    class Counted(prepare.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get("max_workers"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prepare, "ProcessPoolExecutor", Counted)
+    pooled = tmp_path / "pooled"
+    results = list(export_campaigns(_Wh(), ObjectStore((pooled / "esp").as_uri()), requests, DS,
+                                    "run-1", sources=ObjectStore((pooled / "src").as_uri()),
+                                    workers=2))  # fmt: skip
+    assert [r["campaign_id"] for r in results] == ["c1", "c2", "c3"]
+    assert pools == [2]  # one pool of two workers for the three campaigns
+    assert all(r["exported"] > 0 and r["held_out"] > 0 for r in results)
+
+    def content(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != "manifest.json"}  # fmt: skip
+
+    assert content(alone) == content(pooled)
+    assert {p.split("/")[1] for p in content(pooled) if p.startswith("esp/")} == {"c1", "c2", "c3"}

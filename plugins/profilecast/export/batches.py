@@ -21,6 +21,8 @@ customer_id, to, from, subject, subject_variant, preheader, html, text, headers,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from profilecast.export.ledger import (
     record_holdouts,
 )
 from profilecast.export.message_log import log_record, write_log, write_log_lines
-from profilecast.export.prepare import Batch, Context, prepare_files
+from profilecast.export.prepare import Batch, Context, Part, prepare_campaigns
 from profilecast.storage import ObjectStore
 
 SCHEMA_VERSION = "profilecast.jsonl/1"
@@ -45,13 +47,15 @@ GZIP_LEVEL = 6
 COMMIT_EVERY = 20
 
 
-def _ordered(paths: list[Path], context: Context, workers: int) -> tuple[list[Batch], list[dict]]:
+def _ordered(
+    parts: list[Part], context: Context, paths: list[Path]
+) -> tuple[list[Batch], list[dict]]:
     """The parts' batches, ordered by send time then part (the order they are numbered in),
     and the holdouts. A message key in two parts is an error: render writes each once."""
     batches: list[tuple[str, int, Batch]] = []
     holdouts: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for n, part in enumerate(prepare_files(paths, context, workers)):
+    for n, part in enumerate(parts):
         holdouts += part.holdouts
         for batch in part.batches:
             keys = set(batch.message_keys)
@@ -62,6 +66,43 @@ def _ordered(paths: list[Path], context: Context, workers: int) -> tuple[list[Ba
             batches.append((batch.send_at or "", n, batch))
     batches.sort(key=lambda t: t[:2])  # stable: a part's batches keep their order
     return [b for _, _, b in batches], holdouts
+
+
+@dataclass(frozen=True)
+class CampaignExport:
+    """One campaign's part of an export: its rendered files and how they go out."""
+
+    campaign_id: str
+    rendered_files: list[Path]
+    fmt: str = "jsonl"
+    topic: str | None = None
+    attribution_days: int = 5
+
+
+def campaign_context(wh: Any, request: CampaignExport, run_date: str, sent_at: str) -> Context:
+    """What every message of the campaign's export shares, with the keys the send ledger
+    holds for it (never prepared again)."""
+    from profilecast.export.formats import spec
+
+    spec(request.fmt)  # an unknown format fails before anything is read
+    ensure_ledger_tables(wh)
+    exported = {
+        r[0]
+        for r in wh.query(
+            "select message_key from send_ledger where campaign_id = %s", (request.campaign_id,)
+        )
+    }
+    return Context(request.fmt, request.topic, run_date, sent_at, request.attribution_days,
+                   GZIP_LEVEL, exported)  # fmt: skip
+
+
+def _workers_for(paths: list[Path]) -> int:
+    """``config.export_workers`` when the rendered files are large enough to pay for the
+    processes, else one."""
+    from profilecast.config import export_parallel_min_bytes, export_workers
+
+    size = sum(p.stat().st_size for p in paths if p.exists())
+    return export_workers() if size >= export_parallel_min_bytes() else 1
 
 
 def export_campaign(
@@ -78,7 +119,8 @@ def export_campaign(
     sources: ObjectStore | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
-    """Export rendered messages not yet in the send ledger; returns what was written.
+    """Export one campaign's rendered messages not yet in the send ledger; returns what was
+    written (``export_campaigns`` with one campaign).
 
     Per batch the file is written (conditionally); every COMMIT_EVERY batches, and at the
     end, their ledger rows and ``export_batches`` rows commit together. The manifest is
@@ -87,25 +129,59 @@ def export_campaign(
     default: ``config.export_workers`` when the rendered files are large enough to pay for
     them, else one). The batch files are the same for any number.
     """
-    from profilecast.config import export_parallel_min_bytes, export_workers
-    from profilecast.export.formats import SCHEMAS, spec
+    request = CampaignExport(campaign_id, rendered_files, fmt, topic, attribution_days)
+    (result,) = export_campaigns(wh, target, [request], run_date, run_id, sent_at, sources,
+                                 workers)  # fmt: skip
+    return result
 
-    spec(fmt)  # an unknown format fails before anything is read
-    ensure_ledger_tables(wh)
-    exported = {
-        r[0]
-        for r in wh.query(
-            "select message_key from send_ledger where campaign_id = %s", (campaign_id,)
-        )
-    }
-    prefix = f"{campaign_id}/{run_date}"
+
+def export_campaigns(
+    wh: Any,
+    target: ObjectStore,
+    requests: list[CampaignExport],
+    run_date: str,
+    run_id: str,
+    sent_at: str | None = None,
+    sources: ObjectStore | None = None,
+    workers: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Export each campaign's rendered messages not yet in the send ledger, in the order
+    given; yields each campaign's result once it committed. One pool of ``workers`` makes
+    every campaign's batches (``prepare_campaigns``): while a campaign's batches are written
+    and committed here, the workers make the next campaign's."""
     sent_at = sent_at or f"{run_date} 00:00:00"
+    contexts = {r.campaign_id: campaign_context(wh, r, run_date, sent_at) for r in requests}
     if workers is None:
-        size = sum(p.stat().st_size for p in rendered_files if p.exists())
-        workers = export_workers() if size >= export_parallel_min_bytes() else 1
-    context = Context(fmt, topic, run_date, sent_at, attribution_days, GZIP_LEVEL, exported)
-    batches, holdouts = _ordered(rendered_files, context, workers)
-    del exported, context
+        workers = _workers_for([p for r in requests for p in r.rendered_files])
+    by_id = {r.campaign_id: r for r in requests}
+    prepared = prepare_campaigns(
+        [(r.campaign_id, r.rendered_files, contexts[r.campaign_id]) for r in requests], workers
+    )
+    for campaign_id, parts in prepared:
+        request = by_id[campaign_id]
+        batches, holdouts = _ordered(parts, contexts.pop(campaign_id), request.rendered_files)
+        del parts
+        yield _commit_campaign(wh, target, request, run_date, run_id, sent_at, sources, batches,
+                               holdouts)  # fmt: skip
+
+
+def _commit_campaign(
+    wh: Any,
+    target: ObjectStore,
+    request: CampaignExport,
+    run_date: str,
+    run_id: str,
+    sent_at: str,
+    sources: ObjectStore | None,
+    batches: list[Batch],
+    holdouts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Write the campaign's batches in order, commit their ledger rows, write the manifest."""
+    from profilecast.export.formats import SCHEMAS
+
+    campaign_id, fmt = request.campaign_id, request.fmt
+    attribution_days = request.attribution_days
+    prefix = f"{campaign_id}/{run_date}"
 
     def logged(msgs: list[dict[str, Any]], rel: str) -> None:
         if sources is not None:

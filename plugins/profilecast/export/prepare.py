@@ -13,16 +13,20 @@ The cut depends only on the rendered files, never on how many processes run the 
 process or four write the same batches. The campaign export (``batches.py``) numbers the
 batches, writes them in order and commits the ledger; only it writes.
 
-The workers are forked: they inherit the context (the keys the send ledger holds, which
-grow with every day, and the token keys) without pickling it.
+The workers are forked: they inherit the contexts (the keys the send ledger holds, which
+grow with every day, and the token keys) without pickling them. One pool serves every
+campaign of an export (``prepare_campaigns``): the campaigns' parts queue in campaign order,
+and while the export commits one campaign the workers go on with the next.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import multiprocessing
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +73,13 @@ class Part:
     holdouts: list[dict[str, Any]]
 
 
-_CONTEXT: Context | None = None
+#: the contexts of the campaigns being prepared, by campaign (a job names its campaign)
+_CONTEXTS: dict[str, Context] = {}
 
 
-def _set_context(context: Context | None) -> None:
-    global _CONTEXT
-    _CONTEXT = context
+def _set_contexts(contexts: dict[str, Context]) -> None:
+    global _CONTEXTS
+    _CONTEXTS = contexts
 
 
 _LAST_READ: tuple[tuple[str, int, int], list[bytes]] | None = None
@@ -108,18 +113,33 @@ def _decorated(msg: dict[str, Any], ctx: Context, tokens: Any, base_url: str) ->
     msg["schema_version"] = SCHEMA_VERSION
 
 
-def prepare_part(job: tuple[Path, int, int]) -> Part:
+#: (campaign, rendered file, part k, of parts)
+Job = tuple[str, Path, int, int]
+
+
+def prepare_part(job: Job) -> Part:
     """Part ``k`` of ``parts`` of one rendered file (contiguous lines) as batches (in a
-    worker, or in-process)."""
+    worker, or in-process). The cyclic garbage collector is off meanwhile: the part's
+    messages are acyclic dicts it would only walk again and again (a twentieth of the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _prepare_part(job)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _prepare_part(job: Job) -> Part:
     import msgspec
 
     from profilecast.consent.links import link_settings
     from profilecast.export.formats import MESSAGES_PER_FILE, spec
 
-    ctx = _CONTEXT
+    key, path, k, parts = job
+    ctx = _CONTEXTS.get(key)
     if ctx is None:
-        raise RuntimeError("prepare_part runs inside prepare_files")
-    path, k, parts = job
+        raise RuntimeError("prepare_part runs inside prepare_campaigns")
     lines = read_lines(path)
     lines = lines[k * len(lines) // parts : (k + 1) * len(lines) // parts]
     messages = msgspec.json.Decoder().decode_lines(b"\n".join(lines)) if lines else []
@@ -176,12 +196,13 @@ def _uncompressed_size(path: Path) -> int:
         return int.from_bytes(fh.read(4), "little")
 
 
-def jobs_for(paths: list[Path]) -> list[tuple[Path, int, int]]:
-    """(file, part, parts) for every part of every rendered file, in file and line order."""
+def jobs_for(paths: list[Path], key: str = "") -> list[Job]:
+    """(campaign, file, part, parts) for every part of every rendered file, in file and
+    line order."""
     jobs = []
     for path in paths:
         parts = max(1, -(-_uncompressed_size(path) // PART_BYTES))
-        jobs += [(path, k, parts) for k in range(parts)]
+        jobs += [(key, path, k, parts) for k in range(parts)]
     return jobs
 
 
@@ -191,20 +212,44 @@ def _forget_lines() -> None:
 
 
 def prepare_files(paths: list[Path], context: Context, workers: int) -> list[Part]:
-    """Every part of the rendered files as batches, in file and line order; ``workers`` > 1
-    runs the parts in that many forked processes (the same batches as one process)."""
-    jobs = jobs_for(paths)
-    if workers <= 1 or len(jobs) <= 1:
-        _set_context(context)
+    """Every part of one campaign's rendered files as batches, in file and line order;
+    ``workers`` > 1 runs the parts in that many forked processes (the same batches as one
+    process)."""
+    return next(prepare_campaigns([("", paths, context)], workers))[1]
+
+
+def prepare_campaigns(
+    campaigns: list[tuple[str, list[Path], Context]], workers: int
+) -> Iterator[tuple[str, list[Part]]]:
+    """(campaign, its parts in file and line order) for each (campaign, rendered files,
+    context), in the order given, each as soon as its parts are ready. ``workers`` > 1: one
+    pool of that many forked processes prepares every campaign's parts, queued in campaign
+    order, so the caller's work on one campaign overlaps the workers' on the next."""
+    contexts = {key: context for key, _, context in campaigns}
+    jobs = {key: jobs_for(paths, key) for key, paths, _ in campaigns}
+    total = sum(len(j) for j in jobs.values())
+    if workers <= 1 or total <= 1:
+        _set_contexts(contexts)
         try:
-            return [prepare_part(j) for j in jobs]
+            for key, _, _ in campaigns:
+                yield key, [prepare_part(j) for j in jobs[key]]
+                _forget_lines()
         finally:
-            _set_context(None)
+            _set_contexts({})
             _forget_lines()
-    # fork: the workers inherit the context and the loaded modules; the caller's warehouse
+        return
+    # fork: the workers inherit the contexts and the loaded modules; the caller's warehouse
     # connection is not used in them.
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+    pool = ProcessPoolExecutor(max_workers=min(workers, total),
                                mp_context=multiprocessing.get_context("fork"),
-                               initializer=_set_context, initargs=(context,))  # fmt: skip
+                               initializer=_set_contexts, initargs=(contexts,))  # fmt: skip
     with pool:
-        return list(pool.map(prepare_part, jobs))
+        futures = {key: [pool.submit(prepare_part, j) for j in jobs[key]] for key in jobs}
+        try:
+            for key, _, _ in campaigns:
+                yield key, [f.result() for f in futures[key]]
+                del futures[key]  # its batches are the caller's now
+        finally:
+            for pending in futures.values():
+                for f in pending:
+                    f.cancel()

@@ -11,40 +11,44 @@ from profilecast.settings import Settings
 
 def export_rendered(rendered: list[dict[str, Any]], interval: Interval, run_id: str,
                     settings: Settings) -> list[dict[str, Any]]:  # fmt: skip
+    """Every campaign's rendered shards exported, campaign by campaign (one pool of workers
+    makes the batches of all of them: ``export_campaigns``)."""
+    import shutil
+    import tempfile
+
     from profilecast.campaigns import load_campaigns
-    from profilecast.export.batches import export_campaign
+    from profilecast.export.batches import CampaignExport, export_campaigns
+    from profilecast.export.handoff import fetch
     from profilecast.flows.service import record_campaign_contacts
     from profilecast.storage import ObjectStore
     from profilecast.warehouse import connect
 
     target = ObjectStore(settings.export_url)
     sources = ObjectStore(settings.sources)
-    ds = interval.ds
     by_campaign: dict[str, list[dict[str, Any]]] = {}
     for item in rendered:
         by_campaign.setdefault(item["campaign_id"], []).append(item)
-    results = []
     campaigns = {c.campaign_id: c for c in load_campaigns(settings.campaigns_dir)}
-    import tempfile
-
-    from profilecast.export.handoff import fetch
-
     fetched = Path(tempfile.mkdtemp(prefix="profilecast-handoff-"))
-    with connect(settings) as wh:
+    try:
+        requests = []
         for cid, items in sorted(by_campaign.items()):
-            paths = [fetch(str(i["path"]), fetched) for i in items]
-            fmt = items[0].get("format", "jsonl")
             campaign = campaigns.get(cid)
-            results.append(export_campaign(
-                wh, target, cid, ds, paths, run_id, fmt=fmt,
+            requests.append(CampaignExport(
+                cid, [fetch(str(i["path"]), fetched) for i in items],
+                fmt=items[0].get("format", "jsonl"),
                 topic=campaign.topic if campaign else None,
-                sent_at=interval.end.strftime("%Y-%m-%d %H:%M:%S"),
                 attribution_days=campaign.arms.attribution_days if campaign else 5,
-                sources=sources,
             ))  # fmt: skip
-            if cid in campaigns:
-                record_campaign_contacts(settings, wh, campaigns[cid], ds)
-    import shutil
-
-    shutil.rmtree(fetched, ignore_errors=True)
-    return results
+        results = []
+        with connect(settings) as wh:
+            for result in export_campaigns(wh, target, requests, interval.ds, run_id,
+                                           sent_at=interval.end.strftime("%Y-%m-%d %H:%M:%S"),
+                                           sources=sources):  # fmt: skip
+                results.append(result)
+                if result["campaign_id"] in campaigns:
+                    record_campaign_contacts(settings, wh, campaigns[result["campaign_id"]],
+                                             interval.ds)  # fmt: skip
+        return results
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)
