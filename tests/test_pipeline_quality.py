@@ -257,6 +257,8 @@ def test_render_shards_partition_the_audience(copy_of):
     assert all(sets) and sum(len(s) for s in sets) == len(keys(whole))
     assert len(keys(whole)) == whole["rendered"] + whole["held_out"]
     assert set().union(*sets) == keys(whole)
+    # the rule the shards' SQL spells: the key's first eight hex digits, mod shards
+    assert all(int(key[:8], 16) % 3 == k for k, part in enumerate(sets) for key in part)
 
 
 def test_stale_data_stops_the_run_and_says_how_stale(copy_of, tmp_path, monkeypatch):

@@ -169,3 +169,23 @@ def test_tasks_starting_together_on_a_new_warehouse_schema(monkeypatch, tmp_path
             cur.execute(f"drop schema if exists {schema} cascade")
         con.close()
     assert errors == []
+
+
+def test_hex_prefix_is_what_python_reads_on_both_engines(monkeypatch, tmp_path):
+    """Render shards filter their rows in SQL by the key's first eight hex digits: both
+    engines must read them as ``int(key[:8], 16)`` does, the top bit included."""
+    _ensure_server()
+    import hashlib
+
+    keys = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(200)]
+    keys += ["ffffffff" + "0" * 24, "80000000" + "f" * 24, "00000000" + "a" * 24]
+    values = ", ".join(f"('{k}')" for k in keys)
+    expected = sorted((k, int(k[:8], 16), int(k[:8], 16) % 3) for k in keys)
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "home"))
+    for target in ("duckdb", "postgres"):
+        monkeypatch.setenv("PROFILECAST_DBT_TARGET", target)
+        with connect(load_settings()) as wh:
+            expr = wh.hex_prefix("k")
+            got = wh.query(f"select k, {expr}, mod({expr}, 3) from (values {values}) as t(k) "
+                           "where k <> %s", ("",))  # fmt: skip
+        assert sorted((k, int(v), int(s)) for k, v, s in got) == expected, target

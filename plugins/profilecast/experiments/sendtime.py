@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,4 +62,11 @@ def send_at_for(spec: SendTime | None, after: datetime, row: dict[str, Any]) -> 
         best = row["best_local_hour"]
         if best == best:  # not NaN
             hour = int(best)
-    return next_send_at(after, row.get("time_zone"), hour).strftime("%Y-%m-%d %H:%M:%S")
+    return _send_at_text(after, row.get("time_zone"), hour)
+
+
+@lru_cache(maxsize=4096)
+def _send_at_text(after: datetime, tz: Any, hour: int) -> str:
+    """``next_send_at`` as text, kept per (moment, zone, hour): a render asks for the same
+    few hundred combinations again for every recipient (a twelfth of its time)."""
+    return next_send_at(after, tz, hour).strftime("%Y-%m-%d %H:%M:%S")

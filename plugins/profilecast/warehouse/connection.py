@@ -65,6 +65,11 @@ class Warehouse:
     def _insert_frame(self, table: str, frame: Any) -> None:
         raise NotImplementedError
 
+    def hex_prefix(self, column: str) -> str:
+        """SQL for the integer the first eight hex digits of ``column`` spell (what
+        ``int(value[:8], 16)`` gives in Python)."""
+        raise NotImplementedError
+
     def _insert_parquet(
         self, target: str, parts: list[str], cols: list[str], constants: dict[str, str]
     ) -> None:
@@ -208,6 +213,9 @@ class DuckDBWarehouse(Warehouse):
     def _sql(sql: str) -> str:
         return sql.replace("%s", "?")
 
+    def hex_prefix(self, column: str) -> str:
+        return f"cast('0x' || substr({column}, 1, 8) as ubigint)"
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.con.execute(self._sql(sql), list(params))
 
@@ -285,6 +293,9 @@ class PostgresWarehouse(Warehouse):
         with self.con.cursor() as cur:
             cur.execute(sql, tuple(params))
             return cur.fetchall() if cur.description else []
+
+    def hex_prefix(self, column: str) -> str:
+        return f"cast(cast('x' || substr({column}, 1, 8) as bit(32)) as bigint)"
 
     def df(self, sql: str, params: Sequence[Any] = ()) -> Any:
         import pandas as pd
