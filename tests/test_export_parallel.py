@@ -162,4 +162,7 @@ def test_one_pool_for_several_campaigns_writes_what_each_alone_writes(tmp_path, 
                 if p.is_file() and p.name != "manifest.json"}  # fmt: skip
 
     assert content(alone) == content(pooled)
+    with pytest.raises(ValueError, match="asked for twice"):
+        list(export_campaigns(_Wh(), ObjectStore((tmp_path / "x").as_uri()),
+                              [requests[0], requests[0]], DS, "run-1"))  # fmt: skip
     assert {p.split("/")[1] for p in content(pooled) if p.startswith("esp/")} == {"c1", "c2", "c3"}

@@ -149,6 +149,10 @@ def export_campaigns(
     given; yields each campaign's result once it committed. One pool of ``workers`` makes
     every campaign's batches (``prepare_campaigns``): while a campaign's batches are written
     and committed here, the workers make the next campaign's."""
+    twice = sorted({r.campaign_id for r in requests if
+                    sum(q.campaign_id == r.campaign_id for q in requests) > 1})  # fmt: skip
+    if twice:
+        raise ValueError(f"campaign {twice[0]!r} is asked for twice in one export")
     sent_at = sent_at or f"{run_date} 00:00:00"
     contexts = {r.campaign_id: campaign_context(wh, r, run_date, sent_at) for r in requests}
     if workers is None:
