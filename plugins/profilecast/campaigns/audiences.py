@@ -20,24 +20,36 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
     """Write ``campaign_audiences`` rows for ``run_date`` (replacing a previous attempt)."""
     import pandas as pd
 
-    members = wh.df("select customer_id, segment from customer_segments")
-    profiles = wh.df(
-        "select customer_id, is_emailable, "
-        "(email is not null and bounced_at is null and complained_at is null) as is_reachable, "
-        "last_complaint_product, last_complaint_at, email_frequency "
-        "from customer_profiles"
-    )
+    # Tuples, not frames: iterating a million profiles' text columns through pandas took
+    # most of this stage (its Arrow-backed strings box one value at a time).
+    by_segment: dict[str, set[str]] = {}
+    for cid, segment in wh.query("select customer_id, segment from customer_segments"):
+        by_segment.setdefault(segment, set()).add(cid)
     # At most one marketing email a week or a month, where the customer chose so in the
     # preference centre.
+    gaps = {f: days for f, days in FREQUENCY_DAYS.items() if days}
     chosen_gap = {
-        cid: FREQUENCY_DAYS.get(str(f), 0)
-        for cid, f in zip(profiles["customer_id"], profiles["email_frequency"], strict=True)
-        if FREQUENCY_DAYS.get(str(f), 0)
-    }
-    emailable = set(profiles.loc[profiles["is_emailable"].astype(bool), "customer_id"])
+        cid: gaps[f]
+        for cid, f in wh.query(
+            "select customer_id, email_frequency from customer_profiles "
+            f"where email_frequency in ({', '.join('%s' for _ in gaps)})",
+            tuple(gaps),
+        )
+    } if gaps else {}  # fmt: skip
+    emailable = {cid for (cid,) in wh.query(
+        "select customer_id from customer_profiles where is_emailable")}  # fmt: skip
     # Transactional mail (receipts, account notices) ignores marketing opt-outs but never
     # goes to an address that bounced or complained, or to no address at all.
-    reachable = set(profiles.loc[profiles["is_reachable"].astype(bool), "customer_id"])
+    reachable = {cid for (cid,) in wh.query(
+        "select customer_id from customer_profiles where email is not null "
+        "and bounced_at is null and complained_at is null")}  # fmt: skip
+    # Only customers with a complaint can be left out of a promotion over it.
+    complainers = None
+    if any(c.promoted_product for c in campaigns):
+        complainers = wh.df(
+            "select customer_id, last_complaint_product, last_complaint_at "
+            "from customer_profiles where last_complaint_product is not null"
+        )
     # Days from run_date to each customer's nearest send on another date, before or after:
     # a backfill or a rerun of an earlier day must respect sends made by later days too.
     # A holdout row counts as a send: the control group is capped like the people mailed,
@@ -60,7 +72,6 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             "select customer_id, topic from customer_topic_consent where not may_email"
         ):
             left_topic.setdefault(topic, set()).add(cid)
-    by_segment = members.groupby("segment")["customer_id"].apply(set).to_dict()
     taken: set[str] = set()
     rows = []
     counts = {}
@@ -75,7 +86,7 @@ def build_audiences(wh: Any, campaigns: list[Campaign], run_date: str) -> dict[s
             audience -= left_topic.get(c.topic or "", set())
         if c.promoted_product:
             audience -= complained_about(
-                profiles, c.promoted_product, run_date, c.complaint_window_days
+                complainers, c.promoted_product, run_date, c.complaint_window_days
             )
         if c.kind == "marketing" and chosen_gap:
             audience = {
