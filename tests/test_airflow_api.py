@@ -22,6 +22,7 @@ class _Airflow(ThreadingHTTPServer):
         #: the next POST stores its run, then answers 500 (the response was lost)
         self.lose_next_answer = False
         self.requests: list[str] = []
+        self.backfills: list[dict] = []
 
     @property
     def base(self) -> str:
@@ -47,6 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         s.requests.append(f"GET {self.path}")
         if s.faults:
             return self._send(s.faults.pop(0), {"detail": "Internal Server Error"})
+        if self.path.startswith("/api/v2/backfills?"):
+            return self._send(200, {"backfills": s.backfills, "total_entries": len(s.backfills)})
         run_id = self.path.rsplit("/", 1)[-1]
         if run_id in s.runs:
             return self._send(200, s.runs[run_id])
@@ -58,6 +61,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if s.faults:
             return self._send(s.faults.pop(0), {"detail": "Internal Server Error"})
+        if self.path == "/api/v2/backfills":  # Airflow's rule: one unfinished per DAG
+            if any(b["completed_at"] is None for b in s.backfills):
+                return self._send(409, {"detail": "There is already a running backfill for dag"})
+            # Airflow answers with Z where the request had an offset
+            start = body["from_date"].replace("+00:00", "Z")
+            s.backfills.append({**body, "from_date": start, "completed_at": None})
+            if s.lose_next_answer:
+                s.lose_next_answer = False
+                return self._send(503, {"detail": "Database is locked"})
+            return self._send(200, s.backfills[-1])
         run_id = body["dag_run_id"]
         if run_id in s.runs:
             return self._send(409, {"detail": f"DAG run {run_id} already exists"})
@@ -117,3 +130,34 @@ def test_client_errors_are_not_retried_and_patience_ends(airflow):
     with pytest.raises(ApiError, match="HTTP 500"):
         AirflowApi(airflow.base, patience=1)("GET", "/dags/d/dagRuns/r1")
     assert 2 <= len(airflow.requests) - 1 < 10
+
+
+def test_a_backfill_whose_answer_was_lost_is_not_an_error(airflow):
+    """Airflow committed the backfill and answered 503: the retry's 409 ("already a running
+    backfill") is this call's own backfill, found by its DAG and start date."""
+    api = AirflowApi(airflow.base, patience=30)
+    body = {"dag_id": "d", "from_date": "2026-11-01T00:00:00+00:00",
+            "to_date": "2026-11-01T00:00:00+00:00"}  # fmt: skip
+    airflow.lose_next_answer = True
+    api.create_backfill(body)
+    assert len(airflow.backfills) == 1
+    assert airflow.requests == [
+        "POST /api/v2/backfills",  # stored, answered 503
+        "POST /api/v2/backfills",  # 409: this call's own backfill
+        "GET /api/v2/backfills?dag_id=d&limit=100",
+    ]
+
+
+def test_another_running_backfill_is_an_error(airflow):
+    api = AirflowApi(airflow.base, patience=30)
+    other = {"dag_id": "d", "from_date": "2026-10-01T00:00:00+00:00",
+             "to_date": "2026-10-01T00:00:00+00:00"}  # fmt: skip
+    api.create_backfill(other)
+    with pytest.raises(ApiError, match="HTTP 409"):  # at once: the first attempt's 409
+        api.create_backfill({**other, "from_date": "2026-11-01T00:00:00+00:00"})
+    # A lost answer, then a 409 from a backfill of another date: still an error.
+    airflow.backfills.clear()
+    airflow.backfills.append({**other, "completed_at": None})
+    airflow.faults = [503]
+    with pytest.raises(ApiError, match="HTTP 409"):
+        api.create_backfill({**other, "from_date": "2026-11-01T00:00:00+00:00"})

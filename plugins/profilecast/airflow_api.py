@@ -89,3 +89,35 @@ class AirflowApi:
                         raise
                     self._once("GET", f"{path}/{run_id}", None)  # it is there
         return run_id
+
+    def create_backfill(self, body: dict[str, Any]) -> None:
+        """Create a backfill (``body``: dag_id, from_date, to_date and the rest). A retry
+        whose earlier attempt did land (Airflow committed the backfill, then answered 5xx)
+        meets HTTP 409, "already a running backfill": that is this call's own backfill when
+        an unfinished one of the DAG starts on the same date. On a first attempt, or with no
+        such backfill, the 409 is an error."""
+        for attempt in self._attempts():
+            with attempt:
+                try:
+                    self._once("POST", "/backfills", body)
+                except ApiError as exc:
+                    if exc.status != 409 or attempt.retry_state.attempt_number == 1:
+                        raise
+                    listed = self._once("GET", f"/backfills?dag_id={body['dag_id']}&limit=100",
+                                        None)  # fmt: skip
+                    if not any(
+                        b.get("completed_at") is None
+                        and _instant(b.get("from_date")) == _instant(body["from_date"])
+                        for b in (listed or {}).get("backfills", [])
+                    ):
+                        raise
+
+
+def _instant(text: Any) -> Any:
+    """An ISO timestamp as an aware datetime (``Z`` or an offset), None when absent."""
+    from datetime import UTC, datetime
+
+    if not text:
+        return None
+    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -262,7 +262,7 @@ class LocalAirflow:
         On SQLite, Airflow refuses to create a backfill while another component holds the
         database (HTTP 503, "Database is locked"): the request is retried for longer than
         others, since a backfill's creation waits for the scheduler's loop to let go."""
-        AirflowApi(self.base, patience=180)("POST", "/backfills", {
+        AirflowApi(self.base, patience=180).create_backfill({
             "dag_id": DAG_ID,
             "from_date": interval.start.isoformat(),
             "to_date": interval.start.isoformat(),
