@@ -75,42 +75,45 @@ class AirflowApi:
                 return self._once(method, path, body)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    def _create(self, path: str, body: dict[str, Any], landed: Any) -> None:
+        """POST ``body`` to ``path``, retried like any request. A retry whose earlier
+        attempt did land (Airflow committed, then answered 5xx) meets HTTP 409: that is not
+        an error when ``landed()`` finds this call's own object. A 409 on the first attempt
+        is an error (the object was there before this call)."""
+        for attempt in self._attempts():
+            with attempt:
+                try:
+                    self._once("POST", path, body)
+                except ApiError as exc:
+                    if exc.status != 409 or attempt.retry_state.attempt_number == 1:
+                        raise
+                    if not landed():
+                        raise
+
     def create_run(self, dag_id: str, run_id: str, body: dict[str, Any]) -> str:
         """Create a DAG run under ``run_id`` (``body`` holds the rest: logical date, data
         interval, conf); returns ``run_id``. A run id that was already taken before this
         call is an error, one taken by this call's own earlier attempt is not."""
         path = f"/dags/{dag_id}/dagRuns"
-        for attempt in self._attempts():
-            with attempt:
-                try:
-                    self._once("POST", path, {**body, "dag_run_id": run_id})
-                except ApiError as exc:
-                    if exc.status != 409 or attempt.retry_state.attempt_number == 1:
-                        raise
-                    self._once("GET", f"{path}/{run_id}", None)  # it is there
+        # the run is there (a 404 would raise)
+        self._create(path, {**body, "dag_run_id": run_id},
+                     lambda: self._once("GET", f"{path}/{run_id}", None) is not None)  # fmt: skip
         return run_id
 
     def create_backfill(self, body: dict[str, Any]) -> None:
-        """Create a backfill (``body``: dag_id, from_date, to_date and the rest). A retry
-        whose earlier attempt did land (Airflow committed the backfill, then answered 5xx)
-        meets HTTP 409, "already a running backfill": that is this call's own backfill when
-        an unfinished one of the DAG starts on the same date. On a first attempt, or with no
-        such backfill, the 409 is an error."""
-        for attempt in self._attempts():
-            with attempt:
-                try:
-                    self._once("POST", "/backfills", body)
-                except ApiError as exc:
-                    if exc.status != 409 or attempt.retry_state.attempt_number == 1:
-                        raise
-                    listed = self._once("GET", f"/backfills?dag_id={body['dag_id']}&limit=100",
-                                        None)  # fmt: skip
-                    if not any(
-                        b.get("completed_at") is None
-                        and _instant(b.get("from_date")) == _instant(body["from_date"])
-                        for b in (listed or {}).get("backfills", [])
-                    ):
-                        raise
+        """Create a backfill (``body``: dag_id, from_date, to_date and the rest). A retry's
+        409, "already a running backfill", is this call's own backfill when an unfinished
+        one of the DAG starts on the same date; otherwise it is an error."""
+
+        def landed() -> bool:
+            listed = self._once("GET", f"/backfills?dag_id={body['dag_id']}&limit=100", None)
+            return any(
+                b.get("completed_at") is None
+                and _instant(b.get("from_date")) == _instant(body["from_date"])
+                for b in (listed or {}).get("backfills", [])
+            )
+
+        self._create("/backfills", body, landed)
 
 
 def _instant(text: Any) -> Any:

@@ -77,12 +77,14 @@ def render_campaign(
         ledger_filter = "and a.message_key not in (select message_key from send_ledger)"
     # A shard reads only its own rows: the first eight hex digits of the key, mod shards.
     # (mod(), not %: psycopg2 reads a % in the SQL as a parameter.)
-    shard_filter = f"and mod({wh.hex_prefix('a.message_key')}, {int(shards)}) = {int(shard)}"
+    shard_filter = ""
+    if shards > 1:
+        shard_filter = f"and mod({wh.hex_prefix('a.message_key')}, {int(shards)}) = {int(shard)}"
     frame = wh.df(
         f"select a.message_key, a.customer_id, {cols} from campaign_audiences a "
         f"join customer_profiles p on p.customer_id = a.customer_id {timed} "
         f"where a.run_date = %s and a.campaign_id = %s {ledger_filter} "
-        f"{shard_filter if shards > 1 else ''} order by a.message_key",
+        f"{shard_filter} order by a.message_key",
         (run_date, campaign.campaign_id),
     )
     path = rendered_path(rendered_dir, run_date, campaign.campaign_id)

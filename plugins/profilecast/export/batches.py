@@ -21,6 +21,7 @@ customer_id, to, from, subject, subject_variant, preheader, html, text, headers,
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,8 +150,7 @@ def export_campaigns(
     given; yields each campaign's result once it committed. One pool of ``workers`` makes
     every campaign's batches (``prepare_campaigns``): while a campaign's batches are written
     and committed here, the workers make the next campaign's."""
-    twice = sorted({r.campaign_id for r in requests if
-                    sum(q.campaign_id == r.campaign_id for q in requests) > 1})  # fmt: skip
+    twice = sorted(k for k, n in Counter(r.campaign_id for r in requests).items() if n > 1)
     if twice:
         raise ValueError(f"campaign {twice[0]!r} is asked for twice in one export")
     sent_at = sent_at or f"{run_date} 00:00:00"
