@@ -303,3 +303,14 @@ def test_nested_values_keep_their_key_order_in_compact_json():
     from profilecast.sources.validation import to_text
 
     assert to_text({"b": 1, "a": [1.5, "é"]}) == '{"b":1,"a":[1.5,"é"]}'
+
+
+def test_rows_come_back_in_line_order_even_when_the_query_gives_them_out_of_order():
+    import pyarrow as pa
+    from profilecast.sources.vectorised import _in_file_order
+
+    kept = pa.table({"n": [1, 2, 5], "x": ["a", "b", "c"]})
+    assert _in_file_order(kept) is kept  # already in order: returned as it is
+    shuffled = pa.table({"n": [5, 1, 2], "x": ["c", "a", "b"]})
+    assert _in_file_order(shuffled).to_pydict() == {"n": [1, 2, 5], "x": ["a", "b", "c"]}
+    assert len(_in_file_order(kept.slice(0, 0))) == 0
