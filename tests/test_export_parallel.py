@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,33 @@ def test_one_pool_for_several_campaigns_writes_what_each_alone_writes(tmp_path, 
         list(export_campaigns(_Wh(), ObjectStore((tmp_path / "x").as_uri()),
                               [requests[0], requests[0]], DS, "run-1"))  # fmt: skip
     assert {p.split("/")[1] for p in content(pooled) if p.startswith("esp/")} == {"c1", "c2", "c3"}
+
+
+def test_the_stage_exports_the_largest_campaign_first_and_reports_by_campaign(
+    tmp_path, monkeypatch, pc_env
+):
+    """While the export commits the largest campaign, the workers make the smaller ones'
+    batches: so it goes first. The stage's results still come back by campaign id."""
+    from profilecast.export import batches, service
+    from profilecast.interval import Interval
+
+    sizes = {"cart_reminder": 40, "vip_thank_you": 400, "welcome_series": 4}
+    rendered = []
+    for cid, n in sizes.items():
+        for shard in range(2):
+            path = tmp_path / f"{cid}-{shard}.jsonl.gz"
+            _render(path, cid, range(shard * 1000, shard * 1000 + n))
+            rendered.append({"campaign_id": cid, "path": str(path), "format": "jsonl"})
+    asked = []
+
+    def fake(wh, target, requests, *args, **kwargs):
+        asked.extend(r.campaign_id for r in requests)
+        for r in requests:
+            yield {"campaign_id": r.campaign_id, "exported": 0}
+
+    monkeypatch.setattr(batches, "export_campaigns", fake)
+    monkeypatch.setattr("profilecast.flows.service.record_campaign_contacts", lambda *a: 0)
+    interval = Interval.of(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    results = service.export_rendered(rendered, interval, "run-1", pc_env)
+    assert asked == ["vip_thank_you", "cart_reminder", "welcome_series"]
+    assert [r["campaign_id"] for r in results] == sorted(sizes)

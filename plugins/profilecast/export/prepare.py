@@ -196,6 +196,11 @@ def _uncompressed_size(path: Path) -> int:
         return int.from_bytes(fh.read(4), "little")
 
 
+def rendered_bytes(paths: list[Path]) -> int:
+    """The rendered files' uncompressed size in all (as their gzip trailers give it)."""
+    return sum(_uncompressed_size(p) for p in paths)
+
+
 def jobs_for(paths: list[Path], key: str = "") -> list[Job]:
     """(campaign, file, part, parts) for every part of every rendered file, in file and
     line order."""
