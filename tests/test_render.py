@@ -49,10 +49,28 @@ def test_sandbox_blocks_attribute_escape():
         c.render({"first_name": "x"}, "0" * 32)
 
 
-@pytest.mark.parametrize("value", [None, "", "None", float("nan")])
+def _missing_values() -> list:
+    import numpy as np
+    import pandas as pd
+
+    # what pandas rows hold for a missing timestamp, nullable int or string, or float
+    return [None, "", "None", float("nan"), pd.NaT, pd.NA, np.datetime64("NaT"), np.float64("nan")]
+
+
+@pytest.mark.parametrize("value", _missing_values())
 def test_missing_names_fall_back(value):
     out = CompiledCampaign(_campaign("x")).render({"first_name": value}, "0" * 32)
     assert out["subject"] == "Hi there"
+
+
+def test_numpy_values_render_as_python_values():
+    import numpy as np
+    from profilecast.campaigns.templates import clean_value
+
+    assert clean_value(np.int64(3)) == 3 and type(clean_value(np.int64(3))) is int
+    assert type(clean_value(np.float64(1.5))) is float
+    days = np.array([1, 2])
+    assert clean_value(days) is days  # an array is a value, not a missing one
 
 
 def test_message_key_is_deterministic():

@@ -108,14 +108,22 @@ class CompiledCampaign:
         }
 
 
+#: pandas' missing-value markers (a missing timestamp, a missing nullable int or string),
+#: known by type name so that this module does not import pandas
+_PANDAS_MISSING = ("NaTType", "NAType")
+
+
 def clean_value(value: Any) -> Any:
-    """None, NaN and blank strings render as empty (so ``default(..., true)`` applies)."""
+    """None, NaN, pandas' NaT and NA, and blank strings render as empty (so
+    ``default(..., true)`` applies); a NumPy scalar becomes its Python value."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return "" if value.strip().lower() in ("", "none", "null", "nan") else value
     if isinstance(value, float) and value != value:
         return ""
-    if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "nan"):
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # a NumPy scalar
+        return clean_value(value.item())
+    if type(value).__name__ in _PANDAS_MISSING:
         return ""
-    if hasattr(value, "item"):
-        return value.item()
     return value
