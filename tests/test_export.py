@@ -293,3 +293,28 @@ def test_sendgrid_bodies_match_the_published_schema(tmp_path):
     no_sender = {k: v for k, v in bodies[0].items() if k != "from"}
     assert list(_sendgrid_validator().iter_errors(too_many))  # the check can fail
     assert list(_sendgrid_validator().iter_errors(no_sender))
+
+
+def test_the_export_reads_only_its_own_run_dates_ledger_keys(tmp_path):
+    """A message key holds its run date, so the ledger's keys of other dates (a month of
+    them, for a daily campaign) are never read: the context holds this date's, and a rerun
+    of the date still writes nothing again."""
+    from profilecast.export.batches import CampaignExport, campaign_context
+    from profilecast.export.ledger import ensure_ledger_tables
+
+    wh = _Wh()
+    ensure_ledger_tables(wh)
+    wh.execute(
+        "insert into send_ledger select md5('old' || i::varchar), 'c1', 'cus' || i::varchar, "
+        "date '2026-10-01' + cast(i % 30 as integer), 'old.gz', now() from range(3000) t(i)"
+    )
+    target = ObjectStore((tmp_path / "esp").as_uri())
+    rendered = _rendered(tmp_path, 40)
+    first = export_campaign(wh, target, "c1", DS, [rendered], "run-1")
+    assert first["exported"] == 40
+    context = campaign_context(wh, CampaignExport("c1", [rendered]), DS, f"{DS} 00:00:00")
+    today = {
+        r[0] for r in wh.query("select message_key from send_ledger where run_date = %s", (DS,))
+    }
+    assert context.exported == today and len(today) == 40
+    assert export_campaign(wh, target, "c1", DS, [rendered], "run-2")["exported"] == 0

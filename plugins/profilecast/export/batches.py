@@ -82,7 +82,9 @@ class CampaignExport:
 
 def campaign_context(wh: Any, request: CampaignExport, run_date: str, sent_at: str) -> Context:
     """What every message of the campaign's export shares, with the keys the send ledger
-    holds for it (never prepared again)."""
+    holds for it on this run date (never prepared again). A message key is made of the
+    campaign, the customer and the run date (``campaigns.message_key``), so the keys of
+    other dates can never be this date's: reading them would only cost more every day."""
     from profilecast.export.formats import spec
 
     spec(request.fmt)  # an unknown format fails before anything is read
@@ -90,7 +92,8 @@ def campaign_context(wh: Any, request: CampaignExport, run_date: str, sent_at: s
     exported = {
         r[0]
         for r in wh.query(
-            "select message_key from send_ledger where campaign_id = %s", (request.campaign_id,)
+            "select message_key from send_ledger where campaign_id = %s and run_date = %s",
+            (request.campaign_id, run_date),
         )
     }
     return Context(request.fmt, request.topic, run_date, sent_at, request.attribution_days,
