@@ -261,6 +261,34 @@ def test_render_shards_partition_the_audience(copy_of):
     assert all(int(key[:8], 16) % 3 == k for k, part in enumerate(sets) for key in part)
 
 
+def test_render_leaves_out_what_the_ledger_holds_for_the_date(copy_of):
+    """A message the send ledger holds for the run date is not rendered again (a rerun);
+    the ledger's rows of other dates are not read (a key holds its date)."""
+    import gzip
+    import json
+
+    from profilecast.export.ledger import ensure_ledger_tables
+
+    first = pipeline.render("cart_reminder", START, copy_of)
+    with gzip.open(first["path"], "rt") as fh:
+        sent = sorted(
+            m["message_key"] for m in map(json.loads, fh) if m.get("variant") != "holdout"
+        )
+    assert len(sent) > 2
+    with connect(copy_of) as wh:
+        ensure_ledger_tables(wh)
+        wh.execute(
+            "insert into send_ledger (message_key, campaign_id, customer_id, run_date) "
+            "values (%s, 'cart_reminder', 'x', %s), ('not-a-key', 'cart_reminder', 'y', %s)",
+            (sent[0], DS, "2026-10-01"),
+        )
+    again = pipeline.render("cart_reminder", START, copy_of)
+    with gzip.open(again["path"], "rt") as fh:
+        rendered = {m["message_key"] for m in map(json.loads, fh)}
+    assert sent[0] not in rendered and set(sent[1:]) <= rendered
+    assert again["rendered"] == first["rendered"] - 1
+
+
 def test_stale_data_stops_the_run_and_says_how_stale(copy_of, tmp_path, monkeypatch):
     """Freshness is critical: a run whose newest event is weeks old never reaches render."""
     monkeypatch.setenv("PROFILECAST_FRESHNESS_HOURS", "48")

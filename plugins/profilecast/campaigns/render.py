@@ -72,9 +72,13 @@ def render_campaign(
     send_from = send_from or datetime.strptime(run_date, "%Y-%m-%d").replace(
         tzinfo=UTC
     ) + timedelta(days=1)
-    ledger_filter = ""
+    # Messages the ledger holds for this date and campaign (a rerun): a key holds both, so
+    # the ledger's other rows, which grow every day, are never read.
+    ledger_filter, params = "", (run_date, campaign.campaign_id)
     if wh.table_exists("send_ledger"):
-        ledger_filter = "and a.message_key not in (select message_key from send_ledger)"
+        ledger_filter = ("and a.message_key not in (select message_key from send_ledger "
+                         "where run_date = %s and campaign_id = %s)")  # fmt: skip
+        params += params
     # A shard reads only its own rows: the first eight hex digits of the key, mod shards.
     # (mod(), not %: psycopg2 reads a % in the SQL as a parameter.)
     shard_filter = ""
@@ -85,7 +89,7 @@ def render_campaign(
         f"join customer_profiles p on p.customer_id = a.customer_id {timed} "
         f"where a.run_date = %s and a.campaign_id = %s {ledger_filter} "
         f"{shard_filter} order by a.message_key",
-        (run_date, campaign.campaign_id),
+        params,
     )
     path = rendered_path(rendered_dir, run_date, campaign.campaign_id)
     if shards > 1:
