@@ -318,3 +318,36 @@ def test_the_export_reads_only_its_own_run_dates_ledger_keys(tmp_path):
     }
     assert context.exported == today and len(today) == 40
     assert export_campaign(wh, target, "c1", DS, [rendered], "run-2")["exported"] == 0
+
+
+def test_the_duckdb_ledger_keeps_no_index_and_refuses_a_key_it_holds():
+    """An index on every key ever sent grows with each day; DuckDB's ledger keeps none (an
+    older, indexed ledger is rebuilt without it, rows kept) and the export's append refuses,
+    in its transaction, a key the ledger holds for the date or a key given twice."""
+    import pandas as pd
+    from profilecast.export.ledger import LedgerError, append_ledger, ensure_ledger_tables
+
+    wh = _Wh()
+    wh.execute(  # the ledger as earlier versions made it
+        "create table send_ledger (message_key varchar primary key, campaign_id varchar, "
+        "customer_id varchar, run_date date, batch_file varchar, exported_at timestamp)"
+    )
+    wh.execute("insert into send_ledger values ('k1', 'c1', 'cus1', '2026-10-31', 'b0', now())")
+    ensure_ledger_tables(wh)
+    constraints = "select count(*) from duckdb_constraints() where table_name = 'send_ledger'"
+    assert wh.query(constraints)[0][0] == 0
+    assert wh.query("select message_key, customer_id from send_ledger") == [("k1", "cus1")]
+
+    def rows(*keys):
+        ledger = pd.DataFrame({"message_key": list(keys), "campaign_id": "c1",
+                               "customer_id": "x", "run_date": DS, "batch_file": "b1"})  # fmt: skip
+        batches = pd.DataFrame([{"campaign_id": "c1", "run_date": DS, "batch_file": "b1"}])
+        return ledger, batches
+
+    append_ledger(wh, "c1", DS, *rows("k2", "k3"))
+    for keys, which in ((("k4", "k1"), "k1"), (("k5", "k5"), "k5")):
+        with pytest.raises(LedgerError, match=which):
+            append_ledger(wh, "c1", DS, *rows(*keys))
+    kept = sorted(r[0] for r in wh.query("select message_key from send_ledger"))
+    assert kept == ["k1", "k2", "k3"]
+    assert wh.query("select count(*) from export_batches")[0][0] == 1

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from profilecast.export.ledger import (
+    append_ledger,
     build_manifest,
     ensure_ledger_tables,
     pd_frame,
@@ -218,7 +219,7 @@ def _commit_campaign(
             frame.insert(1, "campaign_id", campaign_id)
             frame.insert(3, "run_date", run_date)
             frame["exported_at"] = now
-            wh.insert_frames({"send_ledger": frame, "export_batches": pd_frame(batch_rows)})
+            append_ledger(wh, campaign_id, run_date, frame, pd_frame(batch_rows))
             committed.update(b["batch_file"] for b in batch_rows)
             for column in ledger.values():
                 column.clear()
