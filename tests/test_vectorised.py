@@ -307,7 +307,7 @@ def test_nested_values_keep_their_key_order_in_compact_json():
 
 def test_rows_come_back_in_line_order_even_when_the_query_gives_them_out_of_order():
     import pyarrow as pa
-    from profilecast.sources.vectorised import _in_file_order
+    from profilecast.sources.ordinary import _in_file_order
 
     kept = pa.table({"n": [1, 2, 5], "x": ["a", "b", "c"]})
     assert _in_file_order(kept) is kept  # already in order: returned as it is

@@ -179,30 +179,45 @@ def _explode(path: str, n: int, obj: Any, line: str | None) -> Iterator[RawRecor
 def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
     with _open_text(path) as fh:
         reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
+        header = csv_header(reader, path, spec)
+        if header is None:
             return
-        mapped = normalize(spec.dialect, {h: h for h in header})
-        missing = [c for c in spec.required_columns if c not in header and c not in mapped]
-        if missing:
-            raise SourceError(
-                f"{path}: required column(s) {', '.join(missing)} missing from the header "
-                f"(found: {', '.join(header)})"
-            )
         for values in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                yield RawRecord(
-                    path,
-                    line,
-                    error=f"row has {len(values)} fields, header has {len(header)}",
-                    payload=json.dumps(values, ensure_ascii=False),
-                )
-                continue
-            yield RawRecord(path, line, record=dict(zip(header, values, strict=True)))
+            raw = csv_record(path, header, values, reader.line_num)
+            if raw is not None:
+                yield raw
+
+
+def csv_header(reader: Any, path: str, spec: EntitySpec) -> list[str] | None:
+    """The CSV file's header, its names stripped (None: an empty file); SourceError when a
+    required column is missing."""
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return None
+    mapped = normalize(spec.dialect, {h: h for h in header})
+    missing = [c for c in spec.required_columns if c not in header and c not in mapped]
+    if missing:
+        raise SourceError(
+            f"{path}: required column(s) {', '.join(missing)} missing from the header "
+            f"(found: {', '.join(header)})"
+        )
+    return header
+
+
+def csv_record(path: str, header: list[str], values: list[str], line: int) -> RawRecord | None:
+    """One CSV row as a record (None: a blank row; a parse error when its field count is
+    not the header's)."""
+    if not any(v.strip() for v in values):
+        return None
+    if len(values) != len(header):
+        return RawRecord(
+            path,
+            line,
+            error=f"row has {len(values)} fields, header has {len(header)}",
+            payload=json.dumps(values, ensure_ascii=False),
+        )
+    return RawRecord(path, line, record=dict(zip(header, values, strict=True)))
 
 
 #: Bytes line_chunks reads at once; a chunk ends at a line break.

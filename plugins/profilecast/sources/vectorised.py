@@ -21,7 +21,9 @@ Known difference, kept: a nested object's duplicated key stays twice in its text
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING
 
 from profilecast.sources.catalog import EntitySpec
 from profilecast.sources.validation import SEGMENT_REQUIRED, format_timestamp
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from profilecast.sources.landing import _BatchWriter
+    from profilecast.sources.readers import RawRecord
     from profilecast.sources.window import FileRead, Window
 
 #: DuckDB threads for the checks (a parallel extraction worker sets 1: one core each).
@@ -43,20 +46,25 @@ _EMAIL = (
 )
 #: A trailing comma (DuckDB's reader accepts one, Python's does not); may match in strings.
 _TRAILING_COMMA = r",\s*[}\]]"
-#: A number in DuckDB's text of a nested value that Python may write differently. Both
-#: write the shortest round-trip digits, but Python switches to an exponent below 1e-4 and
-#: from 1e16 (1e+16), DuckDB at other bounds (100000000000000000000.0, 1e-7); NaN, Infinity
-#: and negative zero differ too. Checked on 60,000 random doubles: the others agree. It may
-#: match inside strings as well (such lines go to Python).
-_NESTED_NUMBER = (
-    r"[:,\[]-?[0-9]+(\.[0-9]+)?[eE]|[:,\[]-?[0-9]{16,}\.|[:,\[]-?0\.0000"
-    r"|[:,\[]-0(\.0+)?[,}\]]|NaN|Infinity"
+#: A number in the line that Python and DuckDB may write differently (a value nested in an
+#: object or array is written again; a top-level DOUBLE is never ordinary). Both write the
+#: shortest round-trip digits, but Python switches to an exponent below 1e-4 and from 1e16
+#: (1e+16), DuckDB at other bounds (100000000000000000000.0, 1e-7); NaN, Infinity and
+#: negative zero differ too. Checked on 60,000 random doubles: the others agree. Read in the
+#: raw line (JSON allows whitespace around a value), so it may match inside strings as well
+#: (such lines go to Python).
+_NUMBERS = (
+    r"[:,\[]\s*-?[0-9]+(\.[0-9]+)?[eE]|[:,\[]\s*-?[0-9]{16,}|[:,\[]\s*-?0\.0000"
+    r"|[:,\[]\s*-0(\.0+)?\s*[,}\]]|NaN|Infinity"
 )
 _ISO = (
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])"
     r"(\.[0-9]{1,6})?(Z|z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?"
 )
 _INTEGER = r"0|-?[1-9][0-9]*"
+#: The JSON types a column's value may have on the vectorised path (DOUBLE never: a float's
+#: text is Python's to write; a missing key is NULL).
+_TYPES = "['NULL', 'VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT', 'OBJECT', 'ARRAY']"
 #: Keys that change what a record is (a batch envelope, Segment's legacy name for type, a
 #: Snowplow event): the Python path reads such a line.
 _MEANINGFUL_KEYS = ("batch", "action", "event_id")
@@ -126,16 +134,15 @@ def _timestamp(t: str) -> str:
     )
 
 
-def _query(spec: EntitySpec, window: Window, person: bool) -> str:
-    """One query over a chunk ``lines(n, line)``: every line with ``ordinary``, and for the
-    ordinary ones the converted columns, the record time and where it falls."""
+def _query(spec: EntitySpec, window: Window, person: bool, typed: str | None = None) -> str:
+    """One query over a chunk ``lines(n, line)``: the ordinary lines, with the converted
+    columns, the record time and where it falls. ``typed``: the CTEs ending in ``typed``
+    (per record: n, keys_ok, types_ok, _extra, then per column its JSON type t<i> and text
+    x<i>, and pt<k>/px<k>/pp<k> for the person fields), by default :func:`_json_typed`'s."""
     cols = list(spec.columns)
-    names = ", ".join(_q(c) for c in cols)
-    paths = ", ".join(_q(f'$."{c}"') for c in cols)
     t = {c: f"t{i}" for i, c in enumerate(cols)}
     x = {c: f"x{i}" for i, c in enumerate(cols)}
-    typed = ", ".join(f"ty[{i + 1}] as t{i}, xs[{i + 1}] as x{i}" for i in range(len(cols)))
-    checks = ["keys_ok"]
+    checks = ["keys_ok", "types_ok"]
     out = []
     for c in cols:
         tc, xc = t[c], x[c]
@@ -147,11 +154,10 @@ def _query(spec: EntitySpec, window: Window, person: bool) -> str:
                 f" as {_qi(c)}"
             )
             continue
-        checks.append(
-            f"({tc} is null or {tc} in ('NULL', 'VARCHAR', 'BOOLEAN')"
-            f" or ({tc} in {_INTS} and regexp_full_match({xc}, {_q(_INTEGER)}))"
-            f" or ({tc} in ('OBJECT', 'ARRAY') and not regexp_matches({xc}, {_q(_NESTED_NUMBER)})))"
-        )
+        if c in spec.dates:  # what parse_date keeps as it is: YYYY-MM-DD, a real date
+            checks.append(f"({empty} or ({tc} = 'VARCHAR' and regexp_full_match({xc},"
+                          f" '[1-9][0-9]{{3}}-[0-9]{{2}}-[0-9]{{2}}') and try_cast({xc} as date)"
+                          " is not null))")  # fmt: skip
         if c in spec.email_fields:
             checks.append(
                 f"({empty} or ({tc} = 'VARCHAR' and strlen({xc}) <= 254"
@@ -171,28 +177,10 @@ def _query(spec: EntitySpec, window: Window, person: bool) -> str:
     ts_cols = "".join(f", {_timestamp(t[c])} as ts_{t[c]}" for c in spec.timestamps)
     start = f"r >= {_q(format_timestamp(window.start))}::timestamp" if window.start else "true"
     end = _q(format_timestamp(window.end))
-    persons = "".join(
-        f", json_type(line, {_q(_json_path(p))}) as pt{k}, line ->> {_q(_json_path(p))} as px{k}"
-        + (f", json_type(line, {_q(_json_path(p.rsplit('.', 1)[0]))}) as pp{k}" if "." in p else "")
-        for k, p in enumerate(spec.person_fields)
-    ) if person else ""  # fmt: skip
+    persons = "".join(f", pt{k}, px{k}" + (f", pp{k}" if "." in p else "")
+                      for k, p in enumerate(spec.person_fields)) if person else ""  # fmt: skip
     return f"""
-        with shaped as (
-            select n, line, json_type(line, [{paths}]) as ty,
-                json_extract_string(line, [{paths}]) as xs, json_keys(line) as k
-            from lines
-            where starts_with(line, '{{') and ends_with(line, '}}') and json_valid(line)
-              and not regexp_matches(line, {_q(_TRAILING_COMMA + "|" + _CONTROL)})
-        ),
-        extra as (
-            select *, list_filter(k, lambda e: not list_contains([{names}], e)) as extras
-            from shaped
-        ),
-        typed as materialized (
-            select n, {"line, " if person else ""}{_keys_ok("extras")} as keys_ok,
-                {_extra_text("extras")} as _extra, {typed}
-            from extra
-        ),
+        with {typed or _json_typed(spec, person)},
         parted as (select *{parts} from typed),
         stamped as materialized (select *{ts_cols} from parted),
         checked as (
@@ -204,6 +192,36 @@ def _query(spec: EntitySpec, window: Window, person: bool) -> str:
             r is null or r >= {end}::timestamp as reread{persons}
         from checked
     """
+
+
+def _json_typed(spec: EntitySpec, person: bool) -> str:
+    """The CTEs ending in ``typed`` (see :func:`_query`) of JSON lines ``lines(n, line)``."""
+    cols = list(spec.columns)
+    names = ", ".join(_q(c) for c in cols)
+    paths = ", ".join(_q(f'$."{c}"') for c in cols)
+    typed = ", ".join(f"ty[{i + 1}] as t{i}, xs[{i + 1}] as x{i}" for i in range(len(cols)))
+    persons = "".join(
+        f", json_type(line, {_q(_json_path(p))}) as pt{k}, line ->> {_q(_json_path(p))} as px{k}"
+        + (f", json_type(line, {_q(_json_path(p.rsplit('.', 1)[0]))}) as pp{k}" if "." in p else "")
+        for k, p in enumerate(spec.person_fields)
+    ) if person else ""  # fmt: skip
+    return f"""shaped as (
+            select n, line, json_type(line, [{paths}]) as ty,
+                json_extract_string(line, [{paths}]) as xs, json_keys(line) as k
+            from lines
+            where starts_with(line, '{{') and ends_with(line, '}}') and json_valid(line)
+              and not regexp_matches(line, {_q(_TRAILING_COMMA + "|" + _CONTROL + "|" + _NUMBERS)})
+        ),
+        extra as (
+            select *, case when len(k) = list_aggregate(ty, 'count') then []::varchar[]
+                else list_filter(k, lambda e: not list_contains([{names}], e)) end as extras
+            from shaped
+        ),
+        typed as materialized (
+            select n, {_keys_ok("extras")} as keys_ok, list_has_all({_TYPES}, ty) as types_ok,
+                {_extra_text("extras")} as _extra, {typed}{persons}
+            from extra
+        )"""
 
 
 def _at(fn: str) -> str:
@@ -220,10 +238,12 @@ def _keys_ok(extras: str) -> str:
         f" and ({_at('json_type')} in ('VARCHAR', 'BOOLEAN', 'NULL') or ({_at('json_type')} in"
         f" {_INTS} and regexp_full_match({_at('json_extract_string')}, {_q(_INTEGER)})))"
     )
+    # (CASE, not OR: DuckDB works out only the branch a row takes; most rows have no extras)
     return (
-        f"(len(k) = list_aggregate(ty, 'count') + len({extras})"
-        f" and (len({extras}) = 0 or (len({extras}) = len(list_distinct({extras}))"
-        f" and list_bool_and(list_transform({extras}, lambda e: {scalar})))))"
+        f"case when len({extras}) = 0 then len(k) = list_aggregate(ty, 'count')"
+        f" else len(k) = list_aggregate(ty, 'count') + len({extras})"
+        f" and len({extras}) = len(list_distinct({extras}))"
+        f" and list_bool_and(list_transform({extras}, lambda e: {scalar})) end"
     )
 
 
@@ -261,10 +281,9 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     the rest by the Python path; the batch's parts hold them in file order."""
     import duckdb
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    from profilecast.sources import readers
-    from profilecast.sources.readers import line_chunks, parse_line, split_lines
+    from profilecast.sources import ordinary, readers
+    from profilecast.sources.readers import line_chunks, split_lines
 
     con = duckdb.connect()
     if THREADS:
@@ -284,21 +303,10 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
             lines, broken = split_lines(chunk, read.path, next_line)
             numbers = pa.array(range(next_line, next_line + len(lines)), pa.int64())
             con.register("lines", pa.table({"n": numbers, "line": lines}))
-            fast = _in_file_order(con.sql(sql).to_arrow_table())
+            fast = con.sql(sql).to_arrow_table()
             con.unregister("lines")
-            if person:
-                fast = _without_forgotten(writer, fast)
-            taken = _count(writer, read, fast)
-            rows: list[dict[str, Any]] = []
-            rest = pc.indices_nonzero(pc.invert(pc.is_in(numbers, fast.column("n"))))
-            for k in rest.to_pylist():
-                n = next_line + k
-                text = lines[k].as_py() + ("\n" if broken[k] else "")
-                for raw in parse_line(read.path, n, text):
-                    row = writer.check(raw, window, read)
-                    if row is not None:
-                        rows.append(row)
-            writer.add_table(_merge(writer, taken, rows, read.path))
+            records_at = partial(_line_records, read.path, lines, broken, next_line)
+            ordinary.take_chunk(writer, read, window, fast, numbers, records_at)
             for n, at in readers.line_starts(read.rereads_since(marked), chunk, lines, next_line):
                 if at is None:
                     read.offsets_unknown()
@@ -310,91 +318,9 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
         con.close()
 
 
-def _in_file_order(fast: pa.Table) -> pa.Table:
-    """The rows by line number: DuckDB keeps the scan's order without ORDER BY (its default
-    preserve_insertion_order), so this checks, cheaper than the query sorting; and sorts."""
-    import pyarrow.compute as pc
+def _line_records(path: str, lines: pa.Array, broken: list[bool], first: int, k: int
+                  ) -> Iterator[RawRecord]:  # fmt: skip
+    """The records of a chunk's ``k``-th line (its first being line ``first``)."""
+    from profilecast.sources.readers import parse_line
 
-    n = fast.column("n")
-    if len(n) < 2 or pc.all(pc.greater(n.slice(1), n.slice(0, len(n) - 1))).as_py():
-        return fast
-    return fast.sort_by("n")
-
-
-def _without_forgotten(writer: _BatchWriter, fast: pa.Table) -> pa.Table:
-    """``fast`` without the lines naming an erased person (the Python path counts them).
-    Each distinct value is tested against the digests once."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    gone = writer.forgotten
-    assert gone is not None
-    seen: dict[str, bool] = {}
-
-    def erased(text: str) -> bool:
-        if text not in seen:
-            seen[text] = gone.has(text)
-        return seen[text]
-
-    keep = pa.array([True] * len(fast))
-    extra: list[str] = []
-    for k, _ in enumerate(writer.spec.person_fields):
-        extra += [f"pt{k}", f"px{k}"]
-        kinds, texts = fast.column(f"pt{k}").to_pylist(), fast.column(f"px{k}").to_pylist()
-        parents = None
-        if f"pp{k}" in fast.column_names:
-            extra.append(f"pp{k}")
-            parents = fast.column(f"pp{k}").to_pylist()
-        hits = []
-        for i, (kind, text) in enumerate(zip(kinds, texts, strict=True)):
-            if parents is not None and parents[i] not in (None, "NULL", "OBJECT"):
-                hits.append(True)  # a JSON string to parse: Python decides
-            elif kind == "BOOLEAN":
-                hits.append(erased("True" if text == "true" else "False"))
-            else:
-                hits.append(kind in ("VARCHAR", "BIGINT", "UBIGINT") and erased(text))
-        keep = pc.and_(keep, pc.invert(pa.array(hits, pa.bool_())))
-    return fast.filter(keep).drop_columns(extra)
-
-
-def _count(writer: _BatchWriter, read: FileRead, fast: pa.Table) -> pa.Table:
-    """Count the ordinary lines as loaded or outside the window; the loaded ones."""
-    import pyarrow.compute as pc
-
-    inside = fast.filter(fast.column("in_window"))
-    outside = fast.filter(pc.invert(fast.column("in_window")))
-    late = outside.filter(outside.column("late"))
-    result = writer.result
-    result.rows_loaded += len(inside)
-    result.rows_read += len(inside)
-    read.rows_read += len(inside)
-    result.rows_outside_window += len(outside)
-    read.rows_later += len(late)
-    for n in fast.filter(fast.column("reread")).column("n").to_pylist():
-        read.reread(n)
-    return inside
-
-
-def _merge(
-    writer: _BatchWriter, taken: pa.Table, rows: list[dict[str, Any]], path: str
-) -> pa.Table:
-    """The chunk's loaded rows, ordinary and Python-checked, in file order."""
-    import pyarrow as pa
-
-    from profilecast.sources.landing import _rows_table
-
-    n = len(taken)
-    cols = {c: taken.column(c).cast(pa.string()) for c in writer.spec.columns}
-    cols["_extra"] = taken.column("_extra").cast(pa.string())
-    cols["_flags"] = pa.nulls(n, pa.string())
-    cols["_record_ts"] = taken.column("_record_ts").cast(pa.string())
-    cols["_source_file"] = pa.array([path] * n, pa.string())
-    cols["_line"] = taken.column("n").cast(pa.string())
-    fast = pa.table({c: cols[c] for c in writer.columns})
-    if not rows:
-        return fast
-    slow = _rows_table(rows, writer.columns)
-    order = pa.concat_arrays([taken.column("n").combine_chunks(),
-                              pa.array([int(r["_line"]) for r in rows], pa.int64())])  # fmt: skip
-    both = pa.concat_tables([fast, slow]).append_column("_n", order)
-    return both.sort_by("_n").drop_columns(["_n"])
+    return parse_line(path, first + k, lines[k].as_py() + "\n" * broken[k])
