@@ -314,3 +314,125 @@ def test_rows_come_back_in_line_order_even_when_the_query_gives_them_out_of_orde
     shuffled = pa.table({"n": [5, 1, 2], "x": ["c", "a", "b"]})
     assert _in_file_order(shuffled).to_pydict() == {"n": [1, 2, 5], "x": ["a", "b", "c"]}
     assert len(_in_file_order(kept.slice(0, 0))) == 0
+
+
+CONTACTS = spec_for("crm", "contacts")
+CSV_HEADER = list(CONTACTS.columns) + ["lead_source"]
+
+
+def _contact(k: int, **over) -> dict:
+    rec = dict.fromkeys(CSV_HEADER, "")
+    rec.update(contact_id=str(1000 + k), email=f"person.{k}@example.com", first_name="Ann",
+               last_name="Lee", company="Acme", birth_date="1980-02-21", country="US",
+               created_at="2026-10-29T07:17:35.422Z", updated_at="2026-10-30T09:00:00Z",
+               email_opt_in="true", email_opt_in_at="2026-10-29T07:17:35.422Z",
+               lead_source="Web")  # fmt: skip
+    rec.update(over)
+    return rec
+
+
+#: Rows the SQL must leave to Python, or convert exactly.
+CSV_CASES = [
+    _contact(1, email="not-an-email"),  # cleaned: loads without the address, flagged
+    _contact(2, contact_id="", email="broken@"),  # nothing else identifies it: quarantined
+    _contact(3, contact_id=""),  # the id is derived
+    _contact(4, first_name="Bad\x07Bell"),  # control character
+    _contact(5, lead_source='say "hi" \\ there'),  # an extra value JSON must escape
+    _contact(6, birth_date="1990-02-30"),
+    _contact(7, birth_date="19900101"),
+    _contact(8, birth_date=" 1990-01-01"),
+    _contact(9, birth_date="1990-01-01T00:00"),
+    _contact(10, birth_date="0999-01-01"),
+    _contact(11, updated_at="2026-13-01T00:00:00Z"),
+    _contact(12, updated_at="1761814800", created_at="1761814800000"),
+    _contact(13, updated_at="2026-10-30T12:00:00+02:00", created_at="2026-10-29 08:00:00z"),
+    _contact(14, email=ERASED),
+    _contact(15, updated_at="2026-10-31T00:00:00Z"),  # after the window: read again later
+    _contact(16, updated_at="2026-10-01T00:00:00Z", created_at="2026-10-01T00:00:00Z"),
+    _contact(17, street="1 Long Rd\nFlat 2", city="Kraków \u00e9"),  # a field over two lines
+    _contact(18, updated_at="", created_at=""),  # undated
+    _contact(19, updated_at=" 2026-10-30T09:00:00Z"),
+    _contact(20, email=" padded@example.com "),
+    _contact(21, email_opt_in_at="2026-10-30T09:00:00.1234567Z"),
+    _contact(22, contact_id="   ", email=""),  # no identifier
+    _contact(23, phone="\u2028sep"),
+]
+
+
+def _contacts_csv(path: Path, header: list[str], rows: list[dict], extra_lines=()) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    out = csv.writer(buf)
+    out.writerow(header)
+    for k, row in enumerate(rows):
+        out.writerow([row.get(h, "") for h in header])
+        if k == 10:
+            for line in extra_lines:
+                buf.write(line)
+    path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [CSV_HEADER, [h for h in CSV_HEADER if h != "phone"], ["property_email", *CSV_HEADER[2:]],
+     [*CSV_HEADER, "lead_source"]],
+    ids=["ours", "a-column-missing", "hubspot-export", "a-name-twice"],
+)  # fmt: skip
+def test_a_csv_file_lands_the_same_as_the_python_path(tmp_path, monkeypatch, gone, header):
+    """Every rule above, across several chunks, and headers the SQL must leave to Python."""
+    from profilecast.sources import vectorised_csv
+
+    monkeypatch.setattr(vectorised_csv, "CHUNK_ROWS", 40)
+    rng = random.Random(3)
+    rows = CSV_CASES + [
+        _contact(100 + k, updated_at=(datetime(2026, 10, 29, tzinfo=UTC) + timedelta(
+            seconds=rng.randrange(3 * 86400))).isoformat(timespec="milliseconds"))
+        for k in range(200)
+    ]  # fmt: skip
+    rng.shuffle(rows)
+    path = tmp_path / "contacts.csv"
+    _contacts_csv(path, header, rows, extra_lines=["\n", "1,2,3\n", " , ,\n"])
+    python = _land(tmp_path, CONTACTS, path, "false", monkeypatch, gone)
+    fast = _land(tmp_path, CONTACTS, path, "true", monkeypatch, gone)
+    assert fast[0] == {**python[0], "landing_dir": fast[0]["landing_dir"]}
+    assert fast[1] == python[1]
+    assert fast[2] == python[2]
+    assert fast[3] == python[3]
+    result = python[0]
+    assert result["rows_read"] == (
+        result["rows_loaded"] + result["rows_quarantined"] + result["rows_erased"]
+    )
+    assert result["rows_loaded"] + result["rows_quarantined"] > 50
+    if header == CSV_HEADER:
+        assert result["rows_loaded"] > 50 and result["rows_quarantined"] > 0
+        assert result["rows_erased"] == 1 and result["rows_outside_window"] > 0
+        flags = {r["_flags"] for r in python[2]}
+        assert {"email:invalid_email", "birth_date:invalid_date"} <= {
+            f for fs in flags if fs for f in fs.split(",")
+        }
+
+
+def test_most_of_a_generated_csv_takes_the_vectorised_path(tmp_path, sample_dir):
+    """The generated world's contacts are ordinary: the SQL takes all but the broken ones."""
+    import csv
+
+    import duckdb
+    from profilecast.sources import vectorised, vectorised_csv
+    from profilecast.sources.readers import _open_text, csv_header
+
+    path = str(sample_dir / "crm" / "contacts.csv")
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        header = csv_header(reader, path, CONTACTS)
+        assert vectorised_csv.ordinary_header(CONTACTS, header)
+        typed = vectorised_csv.typed_ctes(CONTACTS, header, person=False)
+        sql = vectorised._query(CONTACTS, Window(None, WINDOW.end), False, typed)
+        con = duckdb.connect()
+        total = taken = 0
+        for numbers, rows in vectorised_csv._chunks(reader, header):
+            con.register("rows", vectorised_csv._rows_table(numbers, rows, len(header)))
+            taken += len(con.sql(sql).to_arrow_table())
+            total += len(rows)
+    assert total > 300 and taken >= 0.97 * total, (taken, total)

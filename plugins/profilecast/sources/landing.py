@@ -229,10 +229,9 @@ def read_file(
     file_window: Window | None,
     lines: dict[int, int | None] | None,
 ) -> None:
-    """Every record of one planned file through ``writer`` (ordinary JSON lines of a local
-    file checked by DuckDB in bulk: sources/vectorised.py; a "rest" read of lines whose
-    offsets are known seeks to them)."""
-    from profilecast.sources import vectorised
+    """Every record of one planned file through ``writer`` (ordinary records of a local file
+    checked by DuckDB in bulk: vectorised.py, vectorised_csv.py; a "rest" read seeks)."""
+    from profilecast.sources import vectorised, vectorised_csv
 
     if file_window is None:
         return
@@ -244,6 +243,8 @@ def read_file(
             writer.take(raw, file_window, read)
     elif vectorised.applies(writer.spec, read.path, lines):
         vectorised.read_file(writer, read, file_window)
+    elif vectorised_csv.applies(writer.spec, read.path, lines):
+        vectorised_csv.read_file(writer, read, file_window)
     else:
         for raw in read_records(read.path, writer.spec, lines):
             writer.take(raw, file_window, read)
@@ -251,8 +252,7 @@ def read_file(
 
 def parallel_workers(files: list[str]) -> int:
     """Processes for one entity's files: one per file up to PROFILECAST_EXTRACT_WORKERS (the
-    cores this process may use), and one when the files are smaller in all than
-    PROFILECAST_EXTRACT_PARALLEL_MIN_MB."""
+    cores), and one when the files are smaller in all than PROFILECAST_EXTRACT_PARALLEL_MIN_MB."""
     from profilecast.config import extract_parallel_min_bytes, extract_workers
     from profilecast.sources.parallel import total_bytes
 
