@@ -61,6 +61,11 @@ _ISO = (
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])"
     r"(\.[0-9]{1,6})?(Z|z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))?"
 )
+#: An _ISO text in UTC without an offset or with Z, which DuckDB casts as Python reads it (a
+#: date that does not exist casts to NULL: Python decides).
+_ISO_UTC = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z?"
+)
 _INTEGER = r"0|-?[1-9][0-9]*"
 #: The JSON types a column's value may have on the vectorised path (DOUBLE never: a float's
 #: text is Python's to write; a missing key is NULL).
@@ -102,14 +107,17 @@ def _present(t: str, x: str) -> str:
 
 
 def _stamp_parts(t: str, x: str) -> str:
-    """SQL columns ``d_<t>`` (the value as Unix digits) and ``g_<t>`` (the parts of an ISO
-    text), for :func:`_timestamp`."""
+    """SQL columns ``d_<t>`` (the value as Unix digits), ``u_<t>`` (a UTC text's timestamp:
+    the common case, cast at a third of the cost of the parts) and ``g_<t>`` (the parts of
+    another ISO text), for :func:`_timestamp`."""
     digits = f"({t} in {_INTS} or {t} = 'VARCHAR') and regexp_full_match({x}, '[0-9]{{1,13}}')"
     names = "['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sign', 'oh', 'om']"
+    utc = f"{t} = 'VARCHAR' and regexp_full_match({x}, {_q(_ISO_UTC)})"
     return (
         f"case when {digits} then try_cast({x} as bigint) end as d_{t}, "
-        f"case when {t} = 'VARCHAR' then regexp_extract({x}, {_q('^' + _ISO + '$')}, {names}) end"
-        f" as g_{t}"
+        f"case when {utc} then try_cast(rtrim({x}, 'Z') as timestamp) end as u_{t}, "
+        f"case when {t} = 'VARCHAR' and not ({utc}) then"
+        f" regexp_extract({x}, {_q('^' + _ISO + '$')}, {names}) end as g_{t}"
     )
 
 
@@ -130,7 +138,7 @@ def _timestamp(t: str) -> str:
     return (
         f"case when {d} <= 100000000000 then make_timestamp({d} * 1000000)"
         f" when {d} < 4000000000000 then make_timestamp({d} * 1000)"
-        f" when {g}.y <> '' then make_timestamp(epoch_us({civil}) + {frac} - {offset}) end"
+        f" when u_{t} is not null then u_{t} when {g}.y <> '' then make_timestamp(epoch_us({civil}) + {frac} - {offset}) end"
     )
 
 
