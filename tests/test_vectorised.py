@@ -431,7 +431,7 @@ def test_most_of_a_generated_csv_takes_the_vectorised_path(tmp_path, sample_dir)
         sql = vectorised._query(CONTACTS, Window(None, WINDOW.end), False, typed)
         con = duckdb.connect()
         total = taken = 0
-        for numbers, rows in vectorised_csv._chunks(reader, header):
+        for numbers, rows in vectorised_csv._chunks(reader):
             con.register("rows", vectorised_csv._rows_table(numbers, rows, len(header)))
             taken += len(con.sql(sql).to_arrow_table())
             total += len(rows)

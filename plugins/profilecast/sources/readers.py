@@ -180,12 +180,21 @@ def _read_csv(path: str, spec: EntitySpec) -> Iterator[RawRecord]:
     with _open_text(path) as fh:
         reader = csv.reader(fh)
         header = csv_header(reader, path, spec)
-        if header is None:
-            return
-        for values in reader:
-            raw = csv_record(path, header, values, reader.line_num)
-            if raw is not None:
-                yield raw
+        if header is not None:
+            yield from csv_records(reader, path, header)
+
+
+def csv_records(reader: Any, path: str, header: list[str]) -> Iterator[RawRecord]:
+    """The records of the rows ``reader`` has left (after the header)."""
+    for values in reader:
+        raw = csv_record(path, header, values, reader.line_num)
+        if raw is not None:
+            yield raw
+
+
+def blank_row(values: list[str]) -> bool:
+    """A row of nothing but blanks: no record."""
+    return not (values and (values[0].strip() or any(v.strip() for v in values)))
 
 
 def csv_header(reader: Any, path: str, spec: EntitySpec) -> list[str] | None:
@@ -208,7 +217,7 @@ def csv_header(reader: Any, path: str, spec: EntitySpec) -> list[str] | None:
 def csv_record(path: str, header: list[str], values: list[str], line: int) -> RawRecord | None:
     """One CSV row as a record (None: a blank row; a parse error when its field count is
     not the header's)."""
-    if not any(v.strip() for v in values):
+    if blank_row(values):
         return None
     if len(values) != len(header):
         return RawRecord(

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 THREADS: int | None = None
 
 # RE2 versions of validation's patterns (RE2 has no lookaround; \x{..} is a code point).
-_CONTROL = r"\\u00[01789][0-9a-fA-F]|\\[bf]|[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}]"
+#: A control character as validation's _CONTROL has it (a CSV value is checked for these).
+CONTROL_CHARS = r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}]"
+_CONTROL = r"\\u00[01789][0-9a-fA-F]|\\[bf]|" + CONTROL_CHARS
 _EMAIL = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 #: Rows per chunk handed to DuckDB.
 CHUNK_ROWS = 50_000
-_CONTROL = r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}]"
 #: A value json.dumps writes as it is between quotes (ensure_ascii=False).
 _PLAIN = r'[^"\\\x{00}-\x{1f}]*'
 
@@ -69,7 +68,7 @@ def ordinary_header(spec: EntitySpec, header: list[str]) -> bool:
 def typed_ctes(spec: EntitySpec, header: list[str], person: bool) -> str:
     """The CTEs ending in ``typed`` (vectorised._query) of a chunk ``rows(n, c0, c1, ...)``,
     ``c<j>`` being the header's ``j``-th column."""
-    from profilecast.sources.vectorised import _q
+    from profilecast.sources.vectorised import CONTROL_CHARS, _q
 
     at = {h: f"c{j}" for j, h in enumerate(header)}
     values = ", ".join(at.values())
@@ -90,7 +89,7 @@ def typed_ctes(spec: EntitySpec, header: list[str], person: bool) -> str:
     )
     extra = f"'{{' || {text} || '}}'" if extras else "null::varchar"
     return f"""typed as materialized (
-            select n, (not regexp_matches(concat_ws(' ', {values}), {_q(_CONTROL)})
+            select n, (not regexp_matches(concat_ws(' ', {values}), {_q(CONTROL_CHARS)})
                 and {plain}) as keys_ok, true as types_ok, {extra} as _extra,
                 {", ".join(cols)}{persons}
             from rows
@@ -105,7 +104,7 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
     import duckdb
 
     from profilecast.sources import ordinary, vectorised
-    from profilecast.sources.readers import _open_text, csv_header, csv_record
+    from profilecast.sources.readers import _open_text, csv_header, csv_records
 
     spec, path = writer.spec, read.path
     with _open_text(path) as fh:
@@ -114,10 +113,8 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
         if header is None:
             return
         if not ordinary_header(spec, header):
-            for values in reader:
-                raw = csv_record(path, header, values, reader.line_num)
-                if raw is not None:
-                    writer.take(raw, window, read)
+            for raw in csv_records(reader, path, header):
+                writer.take(raw, window, read)
             return
         con = duckdb.connect()
         if vectorised.THREADS:
@@ -125,7 +122,7 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
         typed = typed_ctes(spec, header, bool(writer.forgotten))
         sql = vectorised._query(spec, window, bool(writer.forgotten), typed)
         try:
-            for numbers, rows in _chunks(reader, header):
+            for numbers, rows in _chunks(reader):
                 table = _rows_table(numbers, rows, len(header))
                 con.register("rows", table)
                 fast = con.sql(sql).to_arrow_table()
@@ -136,14 +133,15 @@ def read_file(writer: _BatchWriter, read: FileRead, window: Window) -> None:
             con.close()
 
 
-def _chunks(reader: Iterator[list[str]], header: list[str]
-            ) -> Iterator[tuple[list[int], list[list[str]]]]:  # fmt: skip
+def _chunks(reader: Iterator[list[str]]) -> Iterator[tuple[list[int], list[list[str]]]]:
     """The file's non-blank rows in chunks, with their line numbers (where each ends)."""
+    from profilecast.sources.readers import blank_row
+
     numbers: list[int] = []
     rows: list[list[str]] = []
     for values in reader:
-        if not (values and (values[0].strip() or any(v.strip() for v in values))):
-            continue  # a blank row is no record (csv_record)
+        if blank_row(values):
+            continue
         numbers.append(reader.line_num)  # type: ignore[attr-defined]
         rows.append(values)
         if len(rows) >= CHUNK_ROWS:
