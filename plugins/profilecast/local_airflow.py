@@ -14,87 +14,23 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from profilecast.airflow_api import AirflowApi, AirflowError, ApiError
+from profilecast.airflow_setup import airflow_bin, airflow_env, ensure_airflow
 from profilecast.config import (
     DAG_ID,
     POOLS_FILE,
     Settings,
     pool_wait_seconds,
-    process_env,
-    user_airflow,
-    wake_url,
 )
 from profilecast.interval import Interval, utc
 
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 TERMINAL = {"success", "failed"}
-
-
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """The environment Airflow runs with: the project's DAGs, the user's Airflow home,
-    metadata database and executor when they set them, else SQLite under the project's home
-    and the LocalExecutor."""
-    env = process_env()
-    home = settings.airflow_home
-    # Airflow starts its components as `airflow ...` from PATH (standalone, the executor):
-    # put this interpreter's scripts first, so nothing needs an activated virtualenv.
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep)
-                                              if p and p != bin_dir)])  # fmt: skip
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "PROFILECAST_HOME": str(settings.home),
-            "PROFILECAST_SOURCES": settings.sources,
-            "PROFILECAST_EXPORT_URL": settings.export_url,
-            "PROFILECAST_DBT_TARGET": settings.dbt_target,
-            # The collector's wake-ups reach the triggerer through this connection.
-            "AIRFLOW_CONN_PROFILECAST_REDIS": wake_url() or "redis://127.0.0.1:6379/0",
-            "GX_ANALYTICS_ENABLED": "false",
-            "NO_COLOR": "1",
-        }
-    )
-    env.update(user_airflow())
-    return env
-
-
-def airflow_bin() -> str:
-    candidate = Path(sys.executable).with_name("airflow")
-    return str(candidate) if candidate.exists() else "airflow"
-
-
-def ensure_airflow(settings: Settings) -> dict[str, str]:
-    """Migrate Airflow's metadata database and import the project's pools (once per
-    database: the marker is named after the connection)."""
-    import hashlib
-
-    env = airflow_env(settings)
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    digest = hashlib.sha256(conn.encode()).hexdigest()[:12]
-    marker = settings.airflow_home / f".profilecast-initialised-{digest}"
-    if not marker.exists():
-        subprocess.run([airflow_bin(), "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([airflow_bin(), "pools", "import", str(POOLS_FILE)], env=env,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        marker.write_text(datetime.now().isoformat())
-    return env
 
 
 @dataclass

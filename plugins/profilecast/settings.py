@@ -81,6 +81,15 @@ class Settings:
         return Path(raw) if raw else None
 
     @property
+    def airflow_db_seed(self) -> Path | None:
+        """An Airflow SQLite metadata database that profilecast set up with this install
+        (PROFILECAST_AIRFLOW_DB_SEED): a home without one starts from a copy instead of
+        migrating a new database and importing the pools. Used only when the marker
+        profilecast wrote beside it names the installed Airflow version."""
+        raw = _env("PROFILECAST_AIRFLOW_DB_SEED", "").strip()
+        return Path(raw) if raw else None
+
+    @property
     def fresh_path(self) -> Path:
         """The fresh-facts store the collector writes and every render reads (SQLite)."""
         return self.home / "fresh" / "facts.sqlite"
