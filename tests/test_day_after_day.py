@@ -297,54 +297,6 @@ def test_airflow_env_finds_airflow_without_an_activated_virtualenv(pc_env):
     assert found and os.path.dirname(found) == os.path.dirname(sys.executable)
 
 
-def test_a_new_home_starts_from_a_valid_airflow_seed_and_migrates_otherwise(
-    pc_env, tmp_path, monkeypatch, airflow_db_seed
-):
-    """A home without a metadata database copies the seed (migrated, with the pools) when
-    profilecast's marker beside the seed names the installed Airflow; otherwise, or for a
-    database the user configured, it runs `db migrate` and `pools import` as before."""
-    import json
-    import subprocess
-
-    from profilecast import airflow_setup
-    from profilecast.config import load_settings
-
-    calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: calls.append(argv[1:3]))
-    airflow_setup.ensure_airflow(pc_env)
-    assert calls == []  # copied, nothing migrated
-    con = sqlite3.connect(pc_env.airflow_home / "airflow.db")
-    pools = {r[0] for r in con.execute("select pool from slot_pool")}
-    con.close()
-    assert "profilecast_warehouse" in pools
-    # ... and the config file its components share, with secrets of its own
-    config = (pc_env.airflow_home / "airflow.cfg").read_text()
-    assert "jwt_secret = " in config and "fernet_key = " in config
-    assert config != (airflow_db_seed.parent / "airflow.cfg").read_text()
-
-    # A seed whose marker names another Airflow version is not used.
-    stale = tmp_path / "stale"
-    shutil.copytree(airflow_db_seed.parent, stale)
-    (marker,) = stale.glob(".profilecast-initialised-*")
-    marker.unlink()
-    made = airflow_setup._marker(stale, f"sqlite:///{stale / 'airflow.db'}")
-    made.write_text(json.dumps({"airflow": "2.0.0"}))
-    monkeypatch.setenv("PROFILECAST_AIRFLOW_DB_SEED", str(stale / "airflow.db"))
-    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "other"))
-    airflow_setup.ensure_airflow(load_settings())
-    assert calls == [["db", "migrate"], ["pools", "import"]]
-    assert not (tmp_path / "other" / "airflow" / "airflow.db").exists()
-
-    # The user's own metadata database is never replaced by the seed.
-    calls.clear()
-    monkeypatch.setenv("PROFILECAST_AIRFLOW_DB_SEED", str(airflow_db_seed))
-    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "theirs"))
-    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path}/theirs.db")
-    airflow_setup.ensure_airflow(load_settings())
-    assert calls == [["db", "migrate"], ["pools", "import"]]
-    assert not (tmp_path / "theirs.db").exists()
-
-
 def test_a_second_run_of_the_same_interval_is_refused_with_the_holder(pc_env):
     from profilecast.runner import IntervalBusy, interval_lock
 

@@ -14,13 +14,19 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from profilecast.airflow_api import AirflowApi, AirflowError, ApiError
-from profilecast.airflow_setup import airflow_bin, airflow_env, ensure_airflow
+from profilecast.airflow_setup import (
+    airflow_bin,
+    airflow_env,
+    ensure_airflow,
+    write_local_settings,
+)
 from profilecast.config import (
     DAG_ID,
     POOLS_FILE,
@@ -102,8 +108,12 @@ class LocalAirflow:
         self.stop()
 
     def start(self, timeout: float = 180, unpause: tuple[str, ...] = (DAG_ID,)) -> None:
-
+        """Start the components and wait until the scheduler is healthy and the DAGs are
+        parsed. The task-execution API builds its versioned routes on its first request
+        (about 8 s here): one request while the DAGs are parsed, so the first tasks do not
+        wait for it."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        write_local_settings(self.settings.airflow_home)  # the libraries the tasks fork with
         commands = {name: ([airflow_bin(), name], self.env) for name in COMPONENTS}
         for k in range(1, self.workers + 1):
             name = f"worker-{k}"
@@ -123,10 +133,13 @@ class LocalAirflow:
             )
         deadline = time.monotonic() + timeout
         probe = AirflowApi(self.base, patience=0, timeout=10)  # a server still starting
+        warm = threading.Thread(target=self._warm_execution_api, args=(deadline,), daemon=True)
         while time.monotonic() < deadline:
             self._check_alive()
             try:
                 health = probe("GET", "/monitor/health")
+                if not warm.is_alive() and warm.ident is None:
+                    warm.start()
                 dags = [probe("GET", f"/dags/{d}") for d in unpause or (DAG_ID,)]
                 if health.get("scheduler", {}).get("status") == "healthy" and all(dags):
                     break
@@ -139,6 +152,18 @@ class LocalAirflow:
             )
         for dag_id in unpause:
             self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        if warm.ident is not None:
+            warm.join(max(0.0, deadline - time.monotonic()))
+
+    def _warm_execution_api(self, deadline: float) -> None:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.port}/execution/health"
+        try:
+            with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())):
+                pass
+        except OSError:
+            pass  # only a warm-up: the tasks' own requests report a real failure
 
     def stop(self) -> None:
         """SIGTERM every component's process group, then SIGKILL what is left of it (the
