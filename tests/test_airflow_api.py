@@ -23,6 +23,9 @@ class _Airflow(ThreadingHTTPServer):
         self.lose_next_answer = False
         self.requests: list[str] = []
         self.backfills: list[dict] = []
+        #: the next backfill POST answers 409 for a backfill that is then deleted (Airflow's
+        #: clean-up of a backfill it could not finish creating on a locked database)
+        self.vanishing_conflict = False
 
     @property
     def base(self) -> str:
@@ -61,6 +64,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if s.faults:
             return self._send(s.faults.pop(0), {"detail": "Internal Server Error"})
+        if self.path == "/api/v2/backfills" and s.vanishing_conflict:
+            s.vanishing_conflict = False
+            return self._send(409, {"detail": "There is already a running backfill for dag"})
         if self.path == "/api/v2/backfills":  # Airflow's rule: one unfinished per DAG
             if any(b["completed_at"] is None for b in s.backfills):
                 return self._send(409, {"detail": "There is already a running backfill for dag"})
@@ -161,3 +167,21 @@ def test_another_running_backfill_is_an_error(airflow):
     airflow.faults = [503]
     with pytest.raises(ApiError, match="HTTP 409"):
         api.create_backfill({**other, "from_date": "2026-11-01T00:00:00+00:00"})
+
+
+def test_a_conflicting_backfill_that_is_gone_is_retried(airflow):
+    """A lost answer, then a 409 for a backfill Airflow deleted meanwhile (no unfinished one
+    is listed): the POST is tried again and creates the backfill, once."""
+    api = AirflowApi(airflow.base, patience=30)
+    body = {"dag_id": "d", "from_date": "2026-11-01T00:00:00+00:00",
+            "to_date": "2026-11-01T00:00:00+00:00"}  # fmt: skip
+    airflow.faults = [503]
+    airflow.vanishing_conflict = True
+    api.create_backfill(body)
+    assert [b["from_date"] for b in airflow.backfills] == ["2026-11-01T00:00:00Z"]
+    assert airflow.requests == [
+        "POST /api/v2/backfills",  # 503
+        "POST /api/v2/backfills",  # 409, and the conflicting backfill is deleted
+        "GET /api/v2/backfills?dag_id=d&limit=100",  # nothing unfinished: try again
+        "POST /api/v2/backfills",
+    ]

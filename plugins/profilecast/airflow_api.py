@@ -103,15 +103,19 @@ class AirflowApi:
     def create_backfill(self, body: dict[str, Any]) -> None:
         """Create a backfill (``body``: dag_id, from_date, to_date and the rest). A retry's
         409, "already a running backfill", is this call's own backfill when an unfinished
-        one of the DAG starts on the same date; otherwise it is an error."""
+        one of the DAG starts on the same date; otherwise it is an error. When no unfinished
+        backfill is left by the time it is looked for, the POST is tried again: Airflow
+        deletes a backfill it could not finish creating on a locked database (seen under
+        the scheduler: 503, 500, then a 409 for a backfill that was gone a moment later)."""
 
         def landed() -> bool:
             listed = self._once("GET", f"/backfills?dag_id={body['dag_id']}&limit=100", None)
-            return any(
-                b.get("completed_at") is None
-                and _instant(b.get("from_date")) == _instant(body["from_date"])
-                for b in (listed or {}).get("backfills", [])
-            )
+            active = [
+                b for b in (listed or {}).get("backfills", []) if b.get("completed_at") is None
+            ]
+            if not active:
+                raise ApiError("POST", "/backfills", 503, "the conflicting backfill is gone")
+            return any(_instant(b.get("from_date")) == _instant(body["from_date"]) for b in active)
 
         self._create("/backfills", body, landed)
 
