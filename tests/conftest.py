@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,24 @@ SHARED_EXTERNAL = REPO.parent / "shared" / "external"
 # The gate's GX Data Docs cost about half of a small gate; the in-process tests do not read
 # them (test_gx_data_docs_are_rendered and the end-to-end run do, with them on).
 os.environ.setdefault("PROFILECAST_DATA_DOCS", "false")
+
+
+@contextmanager
+def environment(**changes: str | None) -> Iterator[None]:
+    """This process's environment with ``changes`` (None removes a variable), restored on
+    exit: for session fixtures, which cannot use monkeypatch."""
+    saved = {k: os.environ.get(k) for k in changes}
+    try:
+        for k, v in changes.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +53,9 @@ def dbt_parse_seed(tmp_path_factory):
     from profilecast.warehouse.dbt import run_dbt
 
     home = tmp_path_factory.mktemp("dbt-seed")
-    saved = os.environ.get("PROFILECAST_HOME")
-    os.environ["PROFILECAST_HOME"] = str(home)
-    try:
+    with environment(PROFILECAST_HOME=str(home)):
         settings = load_settings()
         run_dbt(settings, "parse", [], pipeline.build_vars(settings))
-    finally:
-        if saved is None:
-            os.environ.pop("PROFILECAST_HOME", None)
-        else:
-            os.environ["PROFILECAST_HOME"] = saved
     seed = home / "dbt" / "target" / "partial_parse.msgpack"
     os.environ["PROFILECAST_DBT_PARSE_SEED"] = str(seed)
     return seed
@@ -58,18 +71,9 @@ def airflow_db_seed(tmp_path_factory):
     from profilecast.config import load_settings
 
     home = tmp_path_factory.mktemp("airflow-seed")
-    saved = {
-        k: os.environ.pop(k, None) for k in ("PROFILECAST_HOME", "PROFILECAST_AIRFLOW_DB_SEED")
-    }
-    os.environ["PROFILECAST_HOME"] = str(home)
-    try:
+    with environment(PROFILECAST_HOME=str(home), PROFILECAST_AIRFLOW_DB_SEED=None):
         settings = load_settings()
         ensure_airflow(settings)
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None)
-            if v is not None:
-                os.environ[k] = v
     seed = settings.airflow_home / "airflow.db"
     os.environ["PROFILECAST_AIRFLOW_DB_SEED"] = str(seed)
     return seed

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from profilecast_dev.generate import generate
 
-from .conftest import clean_env, venv_bin
+from .conftest import clean_env, environment, venv_bin
 from .esp_formats import messages_in
 
 pytestmark = pytest.mark.e2e
@@ -146,17 +146,9 @@ def test_a_missing_pool_is_named_with_its_fix(airflow_home, tmp_path):
     home = airflow_home / "nopool"
     env = clean_env(PROFILECAST_HOME=str(home), PROFILECAST_SOURCES=str(drop),
                     PROFILECAST_POOL_WAIT_SECONDS="5")  # fmt: skip
-    import os
 
-    saved = os.environ.get("PROFILECAST_HOME")
-    os.environ["PROFILECAST_HOME"] = str(home)
-    try:
+    with environment(PROFILECAST_HOME=str(home)):
         af_env = ensure_airflow(load_settings())
-    finally:
-        if saved is None:
-            os.environ.pop("PROFILECAST_HOME")
-        else:
-            os.environ["PROFILECAST_HOME"] = saved
     subprocess.run([airflow_bin(), "pools", "delete", "profilecast_warehouse"], env=af_env,
                    check=True, capture_output=True)  # fmt: skip
     result = subprocess.run([venv_bin("profilecast"), "run", "--date", DATE], env=env,

@@ -1,6 +1,8 @@
 """The Airflow this machine runs for profilecast: its environment (the user's metadata
-database and executor, or SQLite under the project's home and the LocalExecutor) and its
-one-time set-up (the metadata database migrated, the project's pools imported)."""
+database and executor, or SQLite under the project's home and the LocalExecutor), its
+one-time set-up (the metadata database migrated, or copied from a seed, and the project's
+pools imported), and the settings module that has the forking processes preload what the
+tasks import."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ class LocalAirflow:
             self._check_alive()
             try:
                 health = probe("GET", "/monitor/health")
-                if not warm.is_alive() and warm.ident is None:
+                if warm.ident is None:  # not started yet
                     warm.start()
                 dags = [probe("GET", f"/dags/{d}") for d in unpause or (DAG_ID,)]
                 if health.get("scheduler", {}).get("status") == "healthy" and all(dags):
