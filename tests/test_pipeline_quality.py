@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -332,3 +333,41 @@ def test_an_opt_in_country_customer_without_opt_in_gets_no_marketing(copy_of):
         assert reasons <= {f"has no opt-in for {t} ({c} is opt_in)"
                            for t in ("newsletter", "promotions", "product_updates")
                            for c in ("DE", "AT", "CA")}, reasons  # fmt: skip
+
+
+def _dbt_test_failures(settings, selection: str) -> set[str]:
+    """The data tests of `selection` that fail on the warehouse, as of END."""
+    from profilecast.warehouse.connection import WarehouseError
+    from profilecast.warehouse.dbt import run_dbt
+
+    dbt_vars = {"as_of": AS_OF, "run_date": DS, **pipeline.build_vars(settings)}
+    try:
+        run_dbt(settings, "test", ["--select", selection, "--exclude-resource-type",
+                                   "unit_test"], dbt_vars)  # fmt: skip
+    except WarehouseError as exc:
+        return set(re.findall(r"Failure in test (\S+)", str(exc)))
+    return set()
+
+
+def test_the_large_incremental_tables_are_tested_on_the_rows_the_build_wrote(copy_of):
+    """The identified event tables are tested on the rows written as of the build's as_of,
+    the fuzzy pairs on those of the newest comparison (macros/test_scope.sql): a doubled
+    key among them fails; one among rows an earlier build wrote is not read."""
+    web, pairs = "int_web_events_identified", "int_identity_pairs_compared"
+    selection = f"{web} {pairs}"
+    assert _dbt_test_failures(copy_of, selection) == set()
+    newest = f"(select max(_compared_at) from {pairs})"
+    with connect(copy_of) as wh:  # written by this build: both tests must fail
+        wh.execute(f"insert into {web} select * from {web} limit 1")
+        wh.execute(f"insert into {pairs} select * from {pairs} where _compared_at = {newest} "
+                   "limit 1")  # fmt: skip
+    failed = _dbt_test_failures(copy_of, selection)
+    assert any(f"unique_{web}_event_id" in t for t in failed), failed
+    assert any(f"unique_combination_{pairs}" in t for t in failed), failed
+    with connect(copy_of) as wh:  # the same doubles, as if an earlier build wrote them
+        wh.execute(f"update {web} set _as_of = _as_of - interval 1 day where event_id in "
+                   f"(select event_id from {web} group by 1 having count(*) > 1)")  # fmt: skip
+        wh.execute(f"update {pairs} set _compared_at = _compared_at - interval 1 day "
+                   f"where (node_a, node_b) in (select node_a, node_b from {pairs} "
+                   "group by all having count(*) > 1)")  # fmt: skip
+    assert _dbt_test_failures(copy_of, selection) == set()
