@@ -345,7 +345,10 @@ def _dbt_test_failures(settings, selection: str) -> set[str]:
         run_dbt(settings, "test", ["--select", selection, "--exclude-resource-type",
                                    "unit_test"], dbt_vars)  # fmt: skip
     except WarehouseError as exc:
-        return set(re.findall(r"Failure in test (\S+)", str(exc)))
+        failed = set(re.findall(r"Failure in test (\S+)", str(exc)))
+        if not failed:  # dbt failed otherwise (a compile error): not a test's finding
+            raise
+        return failed
     return set()
 
 
