@@ -89,3 +89,19 @@ def test_the_local_settings_preload_the_task_libraries_in_the_forking_processes_
     path.write_text(mine)
     assert not airflow_setup.write_local_settings(home)
     assert path.read_text() == mine
+
+
+def test_airflow_standalone_gets_the_preloading_settings(tmp_path, monkeypatch):
+    """`make airflow` (profilecast airflow-standalone): its scheduler, a child `airflow
+    scheduler`, forks the tasks, so the home gets the local settings before it starts."""
+    from profilecast import cli
+
+    monkeypatch.setenv("PROFILECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+    started: list[list[str]] = []
+    monkeypatch.setattr(cli, "ensure_airflow", lambda settings: {"AIRFLOW_HOME": "x"})
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, env: started.append(cmd) or 0)
+    assert cli.main(["airflow-standalone"]) == 0
+    assert started and started[0][-1] == "standalone"
+    written = tmp_path / "home" / "airflow" / "config" / "airflow_local_settings.py"
+    assert written.read_text() == airflow_setup.LOCAL_SETTINGS

@@ -81,3 +81,41 @@ def test_compose_takes_every_secret_from_the_environment():
             # a connection string may embed a password, only as a reference
             if "://" in str(value) and "@" in str(value):
                 assert re.search(r"://[^:@/]+:\$\{[A-Z_]+", str(value)), (name, key, value)
+
+
+def _preloaded(argv: list[str]) -> set[str]:
+    """The modules profilecast's airflow_local_settings.py imports in a process started as
+    ``argv``: its code run with that sys.argv and an import that only records."""
+    import builtins
+    import types
+
+    from profilecast.airflow_setup import LOCAL_SETTINGS
+
+    imported: set[str] = set()
+    fake_sys = types.SimpleNamespace(argv=argv)
+
+    def record(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if name == "sys":
+            return fake_sys
+        imported.add(name)
+        return types.SimpleNamespace()
+
+    exec(LOCAL_SETTINGS, {"__builtins__": {**vars(builtins), "__import__": record}})
+    return imported
+
+
+def test_the_image_preloads_the_task_libraries_in_the_scheduler_and_the_workers():
+    """The image writes profilecast's airflow_local_settings.py into its Airflow home once
+    the package is installed, and the compose file starts the scheduler and the Celery
+    workers with the commands that file preloads in (and the API server with one it does
+    not)."""
+    lines = (ROOT / "docker" / "Dockerfile").read_text().splitlines()
+    install = lines.index("RUN pip install --no-cache-dir --no-deps -e .")
+    writes = [n for n, line in enumerate(lines)
+              if line.startswith("RUN ") and "write_local_settings(" in line]  # fmt: skip
+    assert writes and writes[0] > install, "the Dockerfile does not write the local settings"
+    assert "os.environ['AIRFLOW_HOME']" in lines[writes[0]]
+    services = _compose()["services"]
+    for name in ("scheduler", "worker"):
+        assert "profilecast.pipeline" in _preloaded(services[name]["command"]), name
+    assert _preloaded(services["api-server"]["command"]) == set()

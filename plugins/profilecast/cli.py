@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from profilecast import pipeline
+from profilecast.airflow_setup import write_local_settings
 from profilecast.config import (
     DAG_ID,
     EVENTS_DAG_ID,
@@ -248,6 +249,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_airflow_standalone(args: argparse.Namespace) -> int:
     settings = load_settings()
     env = ensure_airflow(settings)
+    write_local_settings(settings.airflow_home)  # its scheduler forks tasks with them loaded
     print(f"AIRFLOW_HOME={settings.airflow_home}; the admin password is printed below")
     return subprocess.call([airflow_bin(), "standalone"], env=env)
 
