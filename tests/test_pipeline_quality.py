@@ -353,23 +353,29 @@ def _dbt_test_failures(settings, selection: str) -> set[str]:
 
 
 def test_the_large_incremental_tables_are_tested_on_the_rows_the_build_wrote(copy_of):
-    """The identified event tables are tested on the rows written as of the build's as_of,
-    the fuzzy pairs on those of the newest comparison (macros/test_scope.sql): a doubled
-    key among them fails; one among rows an earlier build wrote is not read."""
-    web, pairs = "int_web_events_identified", "int_identity_pairs_compared"
-    selection = f"{web} {pairs}"
+    """The identified event tables (web and ESP) are tested on the rows written as of the
+    build's as_of, the fuzzy pairs on those of the newest comparison
+    (macros/test_scope.sql): a doubled key among them fails; one among rows an earlier
+    build wrote is not read."""
+    web, esp = "int_web_events_identified", "int_esp_events_identified"
+    pairs = "int_identity_pairs_compared"
+    selection = f"{web} {esp} {pairs}"
     assert _dbt_test_failures(copy_of, selection) == set()
     newest = f"(select max(_compared_at) from {pairs})"
     with connect(copy_of) as wh:  # written by this build: both tests must fail
         wh.execute(f"insert into {web} select * from {web} limit 1")
+        wh.execute(f"insert into {esp} select * from {esp} limit 1")
         wh.execute(f"insert into {pairs} select * from {pairs} where _compared_at = {newest} "
                    "limit 1")  # fmt: skip
     failed = _dbt_test_failures(copy_of, selection)
     assert any(f"unique_{web}_event_id" in t for t in failed), failed
+    assert any(f"unique_{esp}_esp_event_id" in t for t in failed), failed
     assert any(f"unique_combination_{pairs}" in t for t in failed), failed
     with connect(copy_of) as wh:  # the same doubles, as if an earlier build wrote them
         wh.execute(f"update {web} set _as_of = _as_of - interval 1 day where event_id in "
                    f"(select event_id from {web} group by 1 having count(*) > 1)")  # fmt: skip
+        wh.execute(f"update {esp} set _as_of = _as_of - interval 1 day where esp_event_id in "
+                   f"(select esp_event_id from {esp} group by 1 having count(*) > 1)")  # fmt: skip
         wh.execute(f"update {pairs} set _compared_at = _compared_at - interval 1 day "
                    f"where (node_a, node_b) in (select node_a, node_b from {pairs} "
                    "group by all having count(*) > 1)")  # fmt: skip
