@@ -354,15 +354,25 @@ def _dbt_test_failures(settings, selection: str) -> set[str]:
 
 def test_the_large_incremental_tables_are_tested_on_the_rows_the_build_wrote(copy_of):
     """The identified event tables (web and ESP) are tested on the rows written as of the
-    build's as_of, the fuzzy pairs on those of the newest comparison
-    (macros/test_scope.sql): a doubled key among them fails; one among rows an earlier
-    build wrote is not read."""
+    build's as_of, the fuzzy pairs on those of the newest comparison, the staged events
+    and sent messages on those the newest build staged (macros/test_scope.sql): a doubled
+    key among them fails; one among rows an earlier build wrote is not read."""
     web, esp = "int_web_events_identified", "int_esp_events_identified"
     pairs = "int_identity_pairs_compared"
-    selection = f"{web} {esp} {pairs}"
+    #: staging table -> its key
+    staged = {"stg_web__events": "event_id", "stg_esp__events": "esp_event_id",
+              "stg_sends__messages": "message_key"}  # fmt: skip
+    selection = f"{web} {esp} {pairs} {' '.join(staged)}"
     assert _dbt_test_failures(copy_of, selection) == set()
     newest = f"(select max(_compared_at) from {pairs})"
-    with connect(copy_of) as wh:  # written by this build: both tests must fail
+    with connect(copy_of) as wh:  # written by this build: every test must fail
+        # Nothing was sent before this warehouse's build: two messages, staged now.
+        wh.execute("insert into stg_sends__messages (message_key, status, _staged_at) values "
+                   "('scope-a', 'sent', current_timestamp), ('scope-b', 'sent', current_timestamp)")  # fmt: skip
+        for table in staged:
+            assert wh.query(f"select count(*) from {table}")[0][0] > 0, table
+            wh.execute(f"insert into {table} select * from {table} "
+                       f"where _staged_at = (select max(_staged_at) from {table}) limit 1")  # fmt: skip
         wh.execute(f"insert into {web} select * from {web} limit 1")
         wh.execute(f"insert into {esp} select * from {esp} limit 1")
         wh.execute(f"insert into {pairs} select * from {pairs} where _compared_at = {newest} "
@@ -371,6 +381,8 @@ def test_the_large_incremental_tables_are_tested_on_the_rows_the_build_wrote(cop
     assert any(f"unique_{web}_event_id" in t for t in failed), failed
     assert any(f"unique_{esp}_esp_event_id" in t for t in failed), failed
     assert any(f"unique_combination_{pairs}" in t for t in failed), failed
+    for table, key in staged.items():
+        assert any(f"unique_{table}_{key}" in t for t in failed), (table, failed)
     with connect(copy_of) as wh:  # the same doubles, as if an earlier build wrote them
         wh.execute(f"update {web} set _as_of = _as_of - interval 1 day where event_id in "
                    f"(select event_id from {web} group by 1 having count(*) > 1)")  # fmt: skip
@@ -379,4 +391,8 @@ def test_the_large_incremental_tables_are_tested_on_the_rows_the_build_wrote(cop
         wh.execute(f"update {pairs} set _compared_at = _compared_at - interval 1 day "
                    f"where (node_a, node_b) in (select node_a, node_b from {pairs} "
                    "group by all having count(*) > 1)")  # fmt: skip
+        for table, key in staged.items():
+            wh.execute(f"update {table} set _staged_at = _staged_at - interval 1 day "
+                       f"where {key} in (select {key} from {table} group by 1 "
+                       "having count(*) > 1)")  # fmt: skip
     assert _dbt_test_failures(copy_of, selection) == set()

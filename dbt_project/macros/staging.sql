@@ -121,6 +121,13 @@ source as (
     cast(_ingested_at as timestamp) as _ingested_at
 {%- endmacro %}
 
+{#- When the build that wrote the row ran (its transaction's time, the same on every row it
+    stages): the large staging tables' data tests read only the newest build's rows
+    (macros/test_scope.sql). -#}
+{% macro staged_at() -%}
+    cast(current_timestamp as timestamp) as _staged_at
+{%- endmacro %}
+
 {#- When each event was first ingested, for the incremental models that must tell a new event
     from a re-delivered one: the staged row's own time when an earlier build staged it (a
     rerun that replaced the event's batch loaded it again, later), else its oldest loaded

@@ -3,11 +3,16 @@
 -- group unsubscribe that no declared topic claims makes the customer not emailable for
 -- marketing (customer_profiles combines this with email validity into is_emailable); a
 -- group unsubscribe a topic claims only leaves that topic (customer_topic_consent).
+--
+-- One row per customer with at least one of those events or a frequency choice: the few
+-- events that carry consent are picked before grouping (the rest, sends, opens and clicks,
+-- would only add rows of nulls, and customer_profiles left-joins this table).
 with
 
 events as (
 
     select * from {{ ref('int_esp_events_identified') }}
+    where event_type in ('unsubscribe', 'bounce', 'spamreport', 'group_unsubscribe', 'dropped', 'preference')
 
 ),
 

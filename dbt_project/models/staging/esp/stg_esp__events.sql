@@ -28,6 +28,7 @@ renamed as (
         coalesce(lower(sg_machine_open) in ('true', '1'), false) as is_machine_open,
         cast("timestamp" as timestamp) as occurred_at,
         {{ ingested_at() }},
+        {{ staged_at() }},
         {{ first_ingested_at('sg_event_id') }},
         {{ version_rank('sg_event_id') }}
     from source

@@ -24,6 +24,7 @@ renamed as (
         cast(nullif(send_at, '') as timestamp) as send_at,
         cast(attribution_days as integer) as attribution_days,
         {{ ingested_at() }},
+        {{ staged_at() }},
         {{ version_rank('message_key') }}
     from source
 

@@ -31,6 +31,7 @@ renamed as (
         cast("timestamp" as timestamp) as occurred_at,
         cast("receivedAt" as timestamp) as received_at,
         {{ ingested_at() }},
+        {{ staged_at() }},
         {{ first_ingested_at('"messageId"') }},
         {{ version_rank('"messageId"') }}
     from source
