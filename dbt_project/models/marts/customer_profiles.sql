@@ -4,7 +4,8 @@ with
 
 customers as (
 
-    select distinct customer_id from {{ ref('int_identities_resolved') }}
+    -- one row per customer of the identity map
+    select customer_id from {{ ref('int_customers_fingerprinted') }}
 
 ),
 

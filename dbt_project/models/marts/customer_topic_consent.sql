@@ -13,12 +13,13 @@ choices as (
 
 customers as (
 
-    select distinct
-        identities.customer_id,
+    -- one row per customer of the identity map
+    select
+        fingerprinted.customer_id,
         survived.country
-    from {{ ref('int_identities_resolved') }} as identities
+    from {{ ref('int_customers_fingerprinted') }} as fingerprinted
     left join {{ ref('int_customers_identity_survived') }} as survived
-        on survived.customer_id = identities.customer_id
+        on survived.customer_id = fingerprinted.customer_id
 
 ),
 
