@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,6 +179,17 @@ def built(tmp_path_factory, sample_dir):
             else:
                 os.environ[k] = v
     return settings
+
+
+@pytest.fixture()
+def copy_of(built, tmp_path):
+    """A private copy of the built warehouse that a test may corrupt."""
+    from dataclasses import replace
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built.warehouse_path, home / "warehouse.duckdb")
+    return replace(built, home=home)
 
 
 #: The longest tests, longest first. `make test` runs the suite on two workers (pytest-xdist,

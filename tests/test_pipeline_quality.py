@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,15 +17,6 @@ START = datetime(2026, 10, 31, tzinfo=UTC)
 END = START + timedelta(days=1)
 DS = "2026-10-31"
 AS_OF = "2026-11-01 00:00:00"
-
-
-@pytest.fixture()
-def copy_of(built, tmp_path):
-    """A private copy of the built warehouse that a test may corrupt."""
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built.warehouse_path, home / "warehouse.duckdb")
-    return replace(built, home=home)
 
 
 def _gate(settings, tmp_path):

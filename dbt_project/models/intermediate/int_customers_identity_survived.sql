@@ -81,7 +81,7 @@ fresh_records as (
 -- CRM email whatever the ESP says.
 fresh_addresses as (
 
-    select distinct lower(trim(email)) as address
+    select distinct email_key as address
     from {{ ref('stg_esp__events') }}
     where _ingested_at > (select ingested_at from watermark) and email is not null
 

@@ -17,7 +17,7 @@ events as (
 
     select * from {{ ref('stg_esp__events') }}
     where occurred_at < {{ as_of() }}
-    {{ events_to_relink('esp_event_id', [('esp', 'lower(trim(email))')]) }}  -- noqa: LT02
+    {{ events_to_relink('esp_event_id', [('esp', 'email_key')]) }}  -- noqa: LT02
 
 ),
 
@@ -42,7 +42,7 @@ linked as (
     from events
     -- incremental: kept unlinked, so the merge replaces the old row and the post-hook drops it
     {{ 'left' if is_incremental() else 'inner' }} join identities
-        on identities.source_record_id = lower(trim(events.email))
+        on identities.source_record_id = events.email_key
 
 ),
 

@@ -23,7 +23,7 @@
 -- The incremental branch reads the staged events where it needs them instead of through a
 -- shared CTE: DuckDB materializes a CTE read twice, which cost a pass over every event.
 {%- set web_columns = 'user_id, anonymous_id, email, first_name, last_name, occurred_at, _ingested_at' %}
-{%- set esp_columns = 'lower(trim(email)) as address, email, occurred_at, _ingested_at' %}
+{%- set esp_columns = 'email_key as address, email, occurred_at, _ingested_at' %}
 with
 
 {% if is_incremental() -%}
@@ -114,7 +114,7 @@ address_events as (
 
     select {{ esp_columns }}
     from {{ ref('stg_esp__events') }}
-    where email is not null and lower(trim(email)) in (select id from fresh_identities where source = 'esp' and is_replayed)
+    where email_key in (select id from fresh_identities where source = 'esp' and is_replayed)
     union all
     select address, email, occurred_at, _ingested_at
     from fresh_esp
