@@ -111,6 +111,19 @@
         or stored.fingerprint <> fuzzy.fingerprint
 {%- endmacro %}
 
+{#- The pairs (node_a < node_b) of each changed record (the CTE `changed`) with the other
+    members of its blocks in `members` (record_key, block_key). -#}
+{% macro identity_pairs_of_changed(members) -%}
+    select distinct
+        least(changed_blocks.record_key, members.record_key) as node_a,
+        greatest(changed_blocks.record_key, members.record_key) as node_b
+    from {{ members }} as changed_blocks
+    inner join changed on changed.record_key = changed_blocks.record_key
+    inner join {{ members }} as members
+        on members.block_key = changed_blocks.block_key
+        and members.record_key <> changed_blocks.record_key
+{%- endmacro %}
+
 {#- CTEs `changed` .. `pairs` for the model when the state is ready: `pairs` holds today's
     pairs to compare (added, new or with a changed record) and `removed` the stored pairs
     no longer blocked. Reads the CTE `fuzzy_records` and `{{ this }}`. -#}
@@ -230,28 +243,14 @@ usable_old_members as materialized (
 -- blocks usable now.
 added as materialized (
 
-    select distinct
-        least(changed_blocks.record_key, members.record_key) as node_a,
-        greatest(changed_blocks.record_key, members.record_key) as node_b
-    from usable_new_members as changed_blocks
-    inner join changed on changed.record_key = changed_blocks.record_key
-    inner join usable_new_members as members
-        on members.block_key = changed_blocks.block_key
-        and members.record_key <> changed_blocks.record_key
+    {{ identity_pairs_of_changed('usable_new_members') }}
 
 ),
 
 -- The stored pairs with a changed record: the same over the blocks as they were.
 recheck as (
 
-    select distinct
-        least(changed_blocks.record_key, members.record_key) as node_a,
-        greatest(changed_blocks.record_key, members.record_key) as node_b
-    from usable_old_members as changed_blocks
-    inner join changed on changed.record_key = changed_blocks.record_key
-    inner join usable_old_members as members
-        on members.block_key = changed_blocks.block_key
-        and members.record_key <> changed_blocks.record_key
+    {{ identity_pairs_of_changed('usable_old_members') }}
 
 ),
 
