@@ -20,7 +20,7 @@ labels as materialized (
 
 edges as (
 
-    select * from {{ ref('int_identity_edges_scored') }}
+    select * from {{ ref('int_identity_edges_unioned') }}
     where is_accepted
 
 ),

@@ -20,6 +20,12 @@ deterministic as (
 
 edges as (
 
+    select * from {{ ref('int_identity_edges_unioned') }}
+
+),
+
+fuzzy_edges as (
+
     select * from {{ ref('int_identity_edges_scored') }}
 
 ),
@@ -31,11 +37,10 @@ cluster_edges as (
     select distinct
         da.deterministic_label as node_a,
         db.deterministic_label as node_b
-    from edges
-    inner join deterministic as da on da.record_key = edges.node_a
-    inner join deterministic as db on db.record_key = edges.node_b
-    where edges.is_accepted
-        and edges.rule = 'fuzzy'
+    from fuzzy_edges
+    inner join deterministic as da on da.record_key = fuzzy_edges.node_a
+    inner join deterministic as db on db.record_key = fuzzy_edges.node_b
+    where fuzzy_edges.is_accepted
         and da.deterministic_label <> db.deterministic_label
 
 ),

@@ -1,7 +1,10 @@
--- The edges identity resolution weighed, and whether each was accepted.
+-- The fuzzy tier's edges: every candidate pair that was accepted or scored at least var
+-- identity_near_miss_score, with why. The deterministic edges stay in
+-- int_identity_edges_deterministic; int_identity_clusters_resolved and
+-- customer_identity_edges read both (copying the millions of deterministic edges here as
+-- well cost a full rewrite of them every day).
 --
--- Deterministic edges (email, CRM contact id, web userId, anonymousId -> userId) are
--- accepted unless their own guard rejected them (names_conflict). Fuzzy candidates (int_identity_pairs_compared) are scored with the
+-- Fuzzy candidates (int_identity_pairs_compared) are scored with the
 -- Fellegi-Sunter model: the match weight is the prior log2 odds that two records are one
 -- person plus, per comparison, log2(m / u) of the pair's level (0 when a side is missing).
 -- m comes from int_identity_m_probabilities (EM), u from int_identity_u_probabilities
@@ -27,12 +30,6 @@ records as (
 deterministic as (
 
     select * from {{ ref('int_identity_clusters_deterministic') }}
-
-),
-
-deterministic_edges as (
-
-    select * from {{ ref('int_identity_edges_deterministic') }}
 
 ),
 
@@ -318,19 +315,8 @@ fuzzy_edges as (
 
 final as (
 
-    select
-        node_a,
-        node_b,
-        rule,
-        cast(null as numeric(6, 2)) as score,
-        is_accepted,
-        rejection_reason,
-        cast(null as varchar) as match_details
-    from deterministic_edges
-
-    union all
-
-    select node_a, node_b, rule, score, is_accepted, rejection_reason, match_details from fuzzy_edges
+    select node_a, node_b, rule, score, is_accepted, rejection_reason, match_details
+    from fuzzy_edges
 
 )
 

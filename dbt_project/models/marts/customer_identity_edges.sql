@@ -5,7 +5,7 @@ with
 
 edges as (
 
-    select * from {{ ref('int_identity_edges_scored') }}
+    select * from {{ ref('int_identity_edges_unioned') }}
 
 ),
 
