@@ -24,30 +24,3 @@
 {% macro is_valid_email(column) -%}
   ({{ column }} is not null and {{ column }} like '%_@_%._%' and {{ column }} not like '% %' and {{ column }} not like '%@%@%')
 {%- endmacro %}
-
-{#- The deterministic rules in the order that decides which one placed a record (its
-    match_rule): an id link before an address. The test on
-    int_identity_edges_deterministic.rule lists the same rules, so a new rule fails the
-    build until it is placed here. -#}
-{% macro identity_deterministic_rules() -%}
-  {{ return(['billing_metadata_crm_contact_id', 'web_user_id', 'anonymous_id_to_user_id',
-             'email', 'billing_previous_email', 'crm_previous_email']) }}
-{%- endmacro %}
-
-{#- A deterministic rule's place in that order (1 first), as an integer. -#}
-{% macro identity_rule_rank(column) -%}
-case {{ column }}
-    {%- for rule in identity_deterministic_rules() %}
-        when '{{ rule }}' then {{ loop.index }}
-    {%- endfor %}
-    end
-{%- endmacro %}
-
-{#- The rule at a place in that order. -#}
-{% macro identity_rule_at(rank) -%}
-case {{ rank }}
-    {%- for rule in identity_deterministic_rules() %}
-        when {{ loop.index }} then '{{ rule }}'
-    {%- endfor %}
-    end
-{%- endmacro %}
