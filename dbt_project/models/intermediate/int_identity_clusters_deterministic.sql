@@ -9,13 +9,10 @@
 -- Deterministic tier: connected components over int_identity_edges_deterministic. A
 -- component's label is its smallest record key.
 --
--- Each record also keeps the deterministic rule that placed it (deterministic_rule; null
--- without an accepted edge), for int_identity_clusters_resolved.
---
--- Incremental, and exact. Each record keeps a digest of its neighbours and the rules that
--- join it to them (its accepted edges; macros/cross_db.sql set_digest: no sort, no string
--- of them). An edge added or removed, or a rule changed, changes the digest of both its
--- ends, so the components and rules computed again are:
+-- Incremental, and exact. Each record keeps a digest of its neighbours (the records its
+-- accepted edges join it to; macros/cross_db.sql set_digest: no sort, no string of them).
+-- An edge added or removed changes the digest of both its ends, so the components computed
+-- again are:
 --   - yesterday's components that hold a record whose digest changed or that is gone;
 --   - the new records.
 -- An edge that did not change joins two records of one of yesterday's components, so those
@@ -32,32 +29,20 @@ records as (
 
 edges as (
 
-    select node_a, node_b, rule from {{ ref('int_identity_edges_deterministic') }}
+    select node_a, node_b from {{ ref('int_identity_edges_deterministic') }}
     where is_accepted
 
 ),
 
--- Per record, the digest of its (neighbour, rule) set and the rule that placed it: the
--- first in this order, then by name (the rank is one digit, so the smallest rank || rule
--- string is it; int_identity_clusters_resolved ranks a fuzzy edge after all of these).
 neighbours as materialized (
 
     select
         node,
-        {{ set_digest("neighbour || '|' || rule") }} as edge_digest,
-        substr(min(
-            case rule
-                when 'billing_metadata_crm_contact_id' then '1'
-                when 'web_user_id' then '2'
-                when 'anonymous_id_to_user_id' then '3'
-                when 'email' then '4'
-                else '5'
-            end || rule
-        ), 2) as deterministic_rule
+        {{ set_digest('neighbour') }} as edge_digest
     from (
-        select node_a as node, node_b as neighbour, rule from edges
+        select node_a as node, node_b as neighbour from edges
         union
-        select node_b as node, node_a as neighbour, rule from edges
+        select node_b as node, node_a as neighbour from edges
     ) as directed
     group by node
 
@@ -69,8 +54,7 @@ current_records as materialized (
         records.record_key,
         records.source,
         records.source_record_id,
-        coalesce(neighbours.edge_digest, '') as edge_digest,
-        neighbours.deterministic_rule
+        coalesce(neighbours.edge_digest, '') as edge_digest
     from records
     left join neighbours on neighbours.node = records.record_key
 
@@ -157,7 +141,6 @@ final as (
         affected.source,
         affected.source_record_id,
         labels.label as deterministic_label,
-        affected.deterministic_rule,
         affected.edge_digest as _edge_digest,
         false as is_removed
     from affected
@@ -171,7 +154,6 @@ final as (
         cast(null as varchar) as source,
         cast(null as varchar) as source_record_id,
         cast(null as varchar) as deterministic_label,
-        cast(null as varchar) as deterministic_rule,
         cast(null as varchar) as _edge_digest,
         true as is_removed
     from matched

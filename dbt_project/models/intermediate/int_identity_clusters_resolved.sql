@@ -18,6 +18,12 @@ deterministic as (
 
 ),
 
+edges as (
+
+    select * from {{ ref('int_identity_edges_unioned') }}
+
+),
+
 fuzzy_edges as (
 
     select * from {{ ref('int_identity_edges_scored') }}
@@ -56,7 +62,6 @@ clustered as (
         deterministic.source,
         deterministic.source_record_id,
         deterministic.deterministic_label,
-        deterministic.deterministic_rule,
         coalesce(labels.label, deterministic.deterministic_label) as full_label
     from deterministic
     left join labels_10 as labels on labels.node = deterministic.deterministic_label
@@ -111,21 +116,54 @@ guarded as (
 
 ),
 
--- The rule that placed each record: its deterministic rule (int_identity_clusters_deterministic
--- ranks those), else 'fuzzy' with the highest score of its accepted fuzzy edges.
-fuzzy_incident as (
+incident as (
 
-    select node_a as record_key, score from fuzzy_edges where is_accepted
+    select node_a as record_key, rule, score from edges where is_accepted
     union all
-    select node_b, score from fuzzy_edges where is_accepted
+    select node_b, rule, score from edges where is_accepted
 
 ),
 
-best_fuzzy as (
+-- The rule that placed each record: a deterministic edge before a fuzzy one (in the order
+-- below; of two rules alike, the first by name), then the highest score. Two aggregates:
+-- a window ranking every edge end sorted them all.
+ranked_incident as (
 
-    select record_key, max(score) as score
-    from fuzzy_incident
+    select
+        record_key,
+        rule,
+        score,
+        case rule
+            when 'billing_metadata_crm_contact_id' then 1
+            when 'web_user_id' then 2
+            when 'anonymous_id_to_user_id' then 3
+            when 'email' then 4
+            when 'fuzzy' then 6
+            else 5
+        end as rule_rank
+    from incident
+
+),
+
+best_rank as (
+
+    select record_key, min(rule_rank) as rule_rank
+    from ranked_incident
     group by record_key
+
+),
+
+best_rule as (
+
+    select
+        ranked_incident.record_key,
+        min(ranked_incident.rule) as rule,
+        max(ranked_incident.score) as score
+    from ranked_incident
+    inner join best_rank
+        on best_rank.record_key = ranked_incident.record_key
+        and best_rank.rule_rank = ranked_incident.rule_rank
+    group by ranked_incident.record_key
 
 ),
 
@@ -138,20 +176,15 @@ final as (
         guarded.cluster_label,
         guarded.full_label,
         guarded.is_oversized,
-        coalesce(
-            guarded.deterministic_rule,
-            case when best_fuzzy.record_key is not null then 'fuzzy' end,
-            'singleton'
-        ) as match_rule,
+        coalesce(best_rule.rule, 'singleton') as match_rule,
         cast(
             case
-                when guarded.deterministic_rule is null and best_fuzzy.record_key is not null
-                    then 1.0 - 1.0 / (1.0 + power(2.0, best_fuzzy.score))
+                when best_rule.rule = 'fuzzy' then 1.0 - 1.0 / (1.0 + power(2.0, best_rule.score))
                 else 1.0
             end as numeric(5, 4)
         ) as match_score
     from guarded
-    left join best_fuzzy on best_fuzzy.record_key = guarded.record_key
+    left join best_rule on best_rule.record_key = guarded.record_key
 
 )
 
