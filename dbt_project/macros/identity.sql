@@ -2,9 +2,21 @@
     plus-address tag and, for Gmail, dots in the local part. Role and test addresses
     (var identity_blocked_local_parts) normalise to null so that they never merge people. -#}
 {% macro normalize_email(column) -%}
-  {#- coalesce: on a column that is entirely null, DuckDB 2.0 otherwise fails to bind the
-      CASE below ("BindBuiltinScalarFunction did not return a BoundFunctionExpression"). -#}
-  {%- set e = "lower(trim(coalesce(" ~ column ~ ", '')))" -%}
+  {{ normalize_cleaned_email(email_cleaned(column)) }}
+{%- endmacro %}
+
+{#- An address trimmed, lower-cased and '' when null: what normalize_cleaned_email reads. -#}
+{% macro email_cleaned(column) -%}
+  lower(trim(coalesce({{ column }}, '')))
+{%- endmacro %}
+
+{#- normalize_email over an address already cleaned (email_cleaned). normalize_email
+    repeats that cleaning eight times in its expression; a model that selects the cleaned
+    address first evaluates it once a row (int_identity_records_unioned). -#}
+{% macro normalize_cleaned_email(e) -%}
+  {#- coalesce (in email_cleaned): on a column that is entirely null, DuckDB 2.0 otherwise
+      fails to bind the CASE below ("BindBuiltinScalarFunction did not return a
+      BoundFunctionExpression"). -#}
   {%- set local = "split_part(" ~ e ~ ", '@', 1)" -%}
   {%- set domain = "split_part(" ~ e ~ ", '@', 2)" -%}
   {%- if var('identity_strip_plus_address') -%}

@@ -33,7 +33,7 @@ crm_records as (
     select
         'crm' as source,
         contacts.contact_id as source_record_id,
-        {{ normalize_email('contacts.email') }} as email_normalized,
+        {{ email_cleaned('contacts.email') }} as email_cleaned,
         contacts.contact_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
         contacts.first_name,
@@ -54,7 +54,7 @@ billing_records as (
     select
         'billing' as source,
         billing_customer_id as source_record_id,
-        {{ normalize_email('email') }} as email_normalized,
+        {{ email_cleaned('email') }} as email_cleaned,
         crm_contact_id,
         cast(null as varchar) as linked_user_id,
         split_part(full_name, ' ', 1) as first_name,
@@ -77,7 +77,7 @@ web_user_records as (
     select
         'web_user' as source,
         source_record_id,
-        {{ normalize_email('email') }} as email_normalized,
+        {{ email_cleaned('email') }} as email_cleaned,
         source_record_id as crm_contact_id,
         cast(null as varchar) as linked_user_id,
         first_name,
@@ -99,7 +99,7 @@ web_anonymous_records as (
     select
         'web_anonymous' as source,
         source_record_id,
-        cast(null as varchar) as email_normalized,
+        cast('' as varchar) as email_cleaned,
         cast(null as varchar) as crm_contact_id,
         linked_user_id,
         cast(null as varchar) as first_name,
@@ -120,7 +120,7 @@ esp_records as (
     select
         'esp' as source,
         source_record_id,
-        {{ normalize_email('email') }} as email_normalized,
+        {{ email_cleaned('email') }} as email_cleaned,
         cast(null as varchar) as crm_contact_id,
         cast(null as varchar) as linked_user_id,
         cast(null as varchar) as first_name,
@@ -162,7 +162,7 @@ keyed as (
         unioned.source || ':' || unioned.source_record_id as record_key,
         unioned.source,
         unioned.source_record_id,
-        unioned.email_normalized,
+        {{ normalize_cleaned_email('unioned.email_cleaned') }} as email_normalized,
         unioned.crm_contact_id,
         unioned.linked_user_id,
         coalesce(nicknames.canonical_name, {{ clean_name('unioned.first_name') }}) as first_name_key,
