@@ -11,7 +11,7 @@
 {%- endmacro %}
 
 {#- normalize_email over an address already cleaned (email_cleaned). normalize_email
-    repeats that cleaning eight times in its expression; a model that selects the cleaned
+    repeats that cleaning six times in its expression; a model that selects the cleaned
     address first evaluates it once a row (int_identity_records_unioned). -#}
 {% macro normalize_cleaned_email(e) -%}
   {#- coalesce (in email_cleaned): on a column that is entirely null, DuckDB 2.0 otherwise
