@@ -21,7 +21,7 @@ FIRST = date(2026, 11, 1)
 DAYS = 3
 #: Bookkeeping columns of the incremental layers: when and from what a row was computed.
 BOOKKEEPING = ("_identity_fingerprint", "_ingested_at", "_first_ingested_at", "_as_of",
-               "_compared_at", "_staged_at")  # fmt: skip
+               "_compared_at", "_staged_at", "_labelled_at")  # fmt: skip
 COMPARED = (
     "stg_web__events",
     "stg_esp__events",

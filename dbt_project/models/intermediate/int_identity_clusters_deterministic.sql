@@ -18,7 +18,8 @@
 -- An edge that did not change joins two records of one of yesterday's components, so those
 -- records and the edges between them close the computation: every other record keeps its
 -- label. This holds because every edge end is a record (tested on the edges model). A gone
--- record becomes a removal row, which the post-hook deletes.
+-- record becomes a removal row, which the post-hook deletes. _labelled_at: when the record
+-- was labelled (assert_identity_components_converged checks the newest build's records).
 with
 
 records as (
@@ -142,6 +143,7 @@ final as (
         affected.source_record_id,
         labels.label as deterministic_label,
         affected.edge_digest as _edge_digest,
+        cast(current_timestamp as timestamp) as _labelled_at,
         false as is_removed
     from affected
     inner join labels_8 as labels on labels.node = affected.record_key
@@ -155,6 +157,7 @@ final as (
         cast(null as varchar) as source_record_id,
         cast(null as varchar) as deterministic_label,
         cast(null as varchar) as _edge_digest,
+        cast(null as timestamp) as _labelled_at,
         true as is_removed
     from matched
     where is_gone
